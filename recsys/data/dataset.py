@@ -1,0 +1,86 @@
+"""A validated dataset: the contract's tables with canonical dtypes."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from recsys import constants as C
+from recsys.data.sources import describe_source, read_tables, write_tables
+from recsys.data.validate import validate_tables
+from recsys.errors import Issue
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Dataset:
+    """Validated tables. Optional tables are None when the source has none."""
+
+    transactions: pd.DataFrame
+    products: pd.DataFrame | None = None
+    customers: pd.DataFrame | None = None
+    offers: pd.DataFrame | None = None
+    offer_events: pd.DataFrame | None = None
+    source: str = ""
+    warnings: list[Issue] = field(default_factory=list)
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return {name: df for name in C.TABLES if (df := getattr(self, name)) is not None}
+
+    def customer_ids(self) -> pd.Index:
+        """Every customer the dataset knows: from customers and from transactions."""
+        ids = pd.Index(self.transactions[C.CUSTOMER_ID].unique())
+        if self.customers is not None:
+            ids = pd.Index(self.customers[C.CUSTOMER_ID].unique()).union(ids)
+        return ids
+
+    def summary(self) -> dict:
+        tx = self.transactions
+        out = {
+            "source": self.source,
+            "rows": {name: int(len(df)) for name, df in self.tables().items()},
+            "customers": int(len(self.customer_ids())),
+            "customers_with_transactions": int(tx[C.CUSTOMER_ID].nunique()),
+            "products": int(len(self.products) if self.products is not None else tx[C.PRODUCT_ID].nunique()),
+            "offers": int(len(self.offers)) if self.offers is not None else 0,
+            "events": ({str(k): int(v) for k, v in self.offer_events[C.EVENT].value_counts().sort_index().items()}
+                       if self.offer_events is not None else {}),
+            "first_transaction": tx[C.TIMESTAMP].min().isoformat(),
+            "last_transaction": tx[C.TIMESTAMP].max().isoformat(),
+            "warnings": [str(w) for w in self.warnings],
+        }
+        if C.BASKET_ID in tx:
+            out["baskets"] = int(tx[C.BASKET_ID].nunique())
+        return out
+
+    def fingerprint(self) -> str:
+        """A digest of the tables' contents: the same data gives the same digest."""
+        digest = hashlib.sha256()
+        for name, df in self.tables().items():
+            digest.update(name.encode())
+            digest.update(",".join(map(str, df.columns)).encode())
+            hashable = df.map(lambda v: repr(v) if isinstance(v, list) else v) if (df.dtypes == object).any() else df
+            digest.update(pd.util.hash_pandas_object(hashable, index=False).to_numpy().tobytes())
+        return digest.hexdigest()[:16]
+
+    def save(self, dest: str | os.PathLike, *, fmt: str = "parquet", overwrite: bool = False) -> None:
+        write_tables(self.tables(), dest, fmt=fmt, overwrite=overwrite)
+
+
+def load_dataset(source: str | os.PathLike, *, strict: bool = False, now: pd.Timestamp | None = None) -> Dataset:
+    """Read and validate a dataset from a directory of Parquet/CSV files or a SQLAlchemy URL.
+
+    Raises DataValidationError naming every problem (table, column, rows, first values) and
+    DataSourceError when the source cannot be read at all. With ``strict`` warnings
+    (unknown products, customers) are errors too.
+    """
+    raw = read_tables(source)
+    frames, warnings = validate_tables(raw.frames, text_tables=raw.text_tables, strict=strict, now=now)
+    logger.info("loaded %s: %s", describe_source(source),
+                ", ".join(f"{n}={len(df)}" for n, df in frames.items()))
+    return Dataset(**frames, source=describe_source(source), warnings=warnings)

@@ -1,0 +1,218 @@
+"""Read and write the contract's tables: a directory of Parquet/CSV files or a SQL database.
+
+A source is a path to a directory holding ``<table>.parquet`` or ``<table>.csv`` files, or
+a SQLAlchemy URL (``sqlite:///file.db``, ``postgresql://user@host/db``) whose database has
+tables of those names. Files and tables outside the contract are ignored.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+
+from recsys.constants import TABLES
+from recsys.data import contract as K
+from recsys.errors import DataSourceError, DataValidationError, Issue
+
+logger = logging.getLogger(__name__)
+
+FILE_FORMATS = ("parquet", "csv")
+
+
+@dataclass
+class RawTables:
+    """Tables as read, before validation, with where each came from."""
+
+    frames: dict[str, pd.DataFrame]
+    origins: dict[str, str]
+    text_tables: frozenset[str] = field(default_factory=frozenset)
+
+
+def is_sql_url(source: str | os.PathLike) -> bool:
+    return "://" in str(source)
+
+
+def describe_source(source: str | os.PathLike) -> str:
+    """The source as it may be shown or logged: a URL loses its password."""
+    if is_sql_url(source):
+        from sqlalchemy.engine import make_url
+
+        return make_url(str(source)).render_as_string(hide_password=True)
+    return str(Path(source).resolve())
+
+
+def read_tables(source: str | os.PathLike, tables: tuple[str, ...] = TABLES) -> RawTables:
+    if is_sql_url(source):
+        return _read_sql(str(source), tables)
+    return _read_directory(Path(source), tables)
+
+
+def _read_directory(path: Path, tables: tuple[str, ...]) -> RawTables:
+    if not path.exists():
+        raise DataSourceError(f"data source {path} does not exist")
+    if not path.is_dir():
+        raise DataSourceError(f"data source {path} is not a directory of table files or a database URL")
+    frames, origins, text = {}, {}, set()
+    issues: list[Issue] = []
+    for name in tables:
+        found = [path / f"{name}.{fmt}" for fmt in FILE_FORMATS if (path / f"{name}.{fmt}").exists()]
+        if len(found) > 1:
+            issues.append(Issue(name, None, f"found both {found[0].name} and {found[1].name}; keep one"))
+            continue
+        if not found:
+            continue
+        file = found[0]
+        try:
+            if file.suffix == ".csv":
+                frames[name] = _read_csv(file, name)
+                text.add(name)
+            else:
+                frames[name] = pd.read_parquet(file)
+        except DataValidationError as exc:
+            issues.extend(exc.issues)
+            continue
+        except (OSError, ValueError) as exc:
+            issues.append(Issue(name, None, f"cannot read {file.name}: {exc}"))
+            continue
+        origins[name] = str(file)
+    if issues:
+        raise DataValidationError(issues)
+    return RawTables(frames, origins, frozenset(text))
+
+
+def _read_csv(file: Path, table: str) -> pd.DataFrame:
+    data = file.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise DataValidationError([Issue(
+            table, None,
+            f"{file.name} is not UTF-8: byte 0x{data[exc.start]:02x} at offset {exc.start} (line {line}); "
+            "save the file as UTF-8",
+        )]) from None
+    del data
+    if not text.strip():
+        raise DataValidationError([Issue(table, None, f"{file.name} is empty (no header row)")])
+    try:
+        return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_values=[""])
+    except pd.errors.ParserError as exc:
+        raise DataValidationError([Issue(table, None, f"{file.name} is not valid CSV: {exc}")]) from None
+
+
+def _read_sql(url: str, tables: tuple[str, ...]) -> RawTables:
+    import sqlalchemy as sa
+
+    try:
+        engine = sa.create_engine(url)
+    except (sa.exc.ArgumentError, ImportError) as exc:
+        raise DataSourceError(f"cannot use database URL {describe_source(url)}: {exc}") from None
+    frames, origins = {}, {}
+    try:
+        with engine.connect() as conn:
+            present = set(sa.inspect(conn).get_table_names())
+            for name in tables:
+                if name in present:
+                    frames[name] = pd.read_sql_table(name, conn)
+                    origins[name] = f"{describe_source(url)}#{name}"
+    except sa.exc.OperationalError as exc:
+        raise DataSourceError(f"cannot read database {describe_source(url)}: {exc.orig}") from None
+    finally:
+        engine.dispose()
+    return RawTables(frames, origins, frozenset())
+
+
+def _list_to_text(value) -> str | None:
+    if value is None or (not isinstance(value, (list, tuple, np.ndarray)) and pd.isna(value)):
+        return None
+    return json.dumps([v.item() if isinstance(v, np.generic) else v for v in value])
+
+
+def _for_text_store(df: pd.DataFrame) -> pd.DataFrame:
+    """List columns become JSON arrays so that CSV and SQL can hold them."""
+    out = df.copy()
+    for col in out.columns:
+        spec_kind = next((c.kind for s in K.SPECS.values() for c in s.columns if c.name == col), None)
+        if spec_kind in (K.ID_LIST, K.TEXT_LIST) or (out[col].dtype == object and out[col].map(
+                lambda v: isinstance(v, (list, np.ndarray))).any()):
+            out[col] = out[col].map(_list_to_text)
+    return out
+
+
+def write_tables(frames: Mapping[str, pd.DataFrame], dest: str | os.PathLike, *, fmt: str = "parquet",
+                 overwrite: bool = False, extras: Mapping[str, Mapping[str, pd.DataFrame]] | None = None) -> None:
+    """Write tables all or nothing: a directory is filled aside and renamed into place;
+    a database gets its tables in one transaction.
+
+    ``extras`` maps a sub-directory name to further Parquet tables written inside a
+    directory destination (the synthetic generator's ground truth).
+    """
+    if is_sql_url(dest):
+        if extras:
+            raise DataSourceError("extra tables can only be written to a directory")
+        _write_sql(frames, str(dest), overwrite=overwrite)
+    else:
+        _write_directory(frames, Path(dest), fmt=fmt, overwrite=overwrite, extras=extras or {})
+
+
+def _write_directory(frames: Mapping[str, pd.DataFrame], dest: Path, *, fmt: str, overwrite: bool,
+                     extras: Mapping[str, Mapping[str, pd.DataFrame]]) -> None:
+    if fmt not in FILE_FORMATS:
+        raise DataSourceError(f"unknown file format {fmt!r}; use one of {', '.join(FILE_FORMATS)}")
+    if dest.exists() and not overwrite and any(dest.iterdir()):
+        raise DataSourceError(f"{dest} exists and is not empty; pass overwrite to replace it")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    try:
+        for name, df in frames.items():
+            target = staging / f"{name}.{fmt}"
+            if fmt == "parquet":
+                df.to_parquet(target, index=False)
+            else:
+                _for_text_store(df).to_csv(target, index=False, date_format="%Y-%m-%dT%H:%M:%S")
+        for sub, tables in extras.items():
+            (staging / sub).mkdir()
+            for name, df in tables.items():
+                df.to_parquet(staging / sub / f"{name}.parquet", index=False)
+        replace_directory(staging, dest)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def replace_directory(staging: Path, dest: Path) -> None:
+    """Move a finished staging directory to ``dest``, replacing what was there."""
+    old = None
+    if dest.exists():
+        old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+        dest.rename(old)
+    staging.rename(dest)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_sql(frames: Mapping[str, pd.DataFrame], url: str, *, overwrite: bool) -> None:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            present = set(sa.inspect(conn).get_table_names())
+            clash = sorted(present & set(frames))
+            if clash and not overwrite:
+                raise DataSourceError(f"tables {', '.join(clash)} exist in {describe_source(url)}; "
+                                      "pass overwrite to replace them")
+            for name, df in frames.items():
+                _for_text_store(df).to_sql(name, conn, if_exists="replace", index=False, chunksize=50_000)
+    finally:
+        engine.dispose()

@@ -1,0 +1,279 @@
+"""Validate raw tables against the data contract and return canonical frames.
+
+Three passes, each collecting every problem before anything is raised:
+1. shape: required tables and columns, empty tables, types that cannot be coerced;
+2. values: nulls, duplicate keys, allowed values, ranges, future instants, date order
+   (pandera schemas built from recsys.data.contract);
+3. references between tables (unknown products, offers, customers).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+from pandera.errors import SchemaErrors
+
+from recsys import constants as C
+from recsys.data import contract as K
+from recsys.data.coerce import coerce_column, id_kind
+from recsys.errors import DataValidationError, Issue
+
+logger = logging.getLogger(__name__)
+
+MAX_EXAMPLES = 5
+# Instants this far past "now" count as future (clock skew between systems).
+FUTURE_TOLERANCE = pd.Timedelta(days=1)
+
+
+def _examples(values: Any) -> tuple:
+    out = []
+    for v in pd.unique(pd.Series(list(values), dtype=object)):
+        if isinstance(v, (np.generic,)):
+            v = v.item()
+        if isinstance(v, pd.Timestamp):
+            v = v.isoformat()
+        out.append(v)
+        if len(out) == MAX_EXAMPLES:
+            break
+    return tuple(out)
+
+
+def _issue(table: str, column: str | None, problem: str, values: Any = (), severity: str = "error") -> Issue:
+    values = list(values)
+    return Issue(table, column, problem, len(values), _examples(values), severity)
+
+
+class _Collector:
+    def __init__(self) -> None:
+        self.issues: list[Issue] = []
+
+    def add(self, issue: Issue) -> None:
+        self.issues.append(issue)
+
+    def errors(self) -> list[Issue]:
+        return [i for i in self.issues if i.severity == "error"]
+
+    def warnings(self) -> list[Issue]:
+        return [i for i in self.issues if i.severity == "warning"]
+
+
+def _value_schema(spec: K.TableSpec, now: pd.Timestamp) -> pa.DataFrameSchema:
+    """Pandera schema for the value rules of a table whose columns are already coerced."""
+    columns = {}
+    for col in spec.columns:
+        checks = []
+        if col.allowed is not None and col.kind == K.TEXT:
+            checks.append(pa.Check.isin(list(col.allowed), error=f"is not one of {', '.join(col.allowed)}"))
+        if col.allowed is not None and col.kind == K.TEXT_LIST:
+            allowed = set(col.allowed)
+            checks.append(pa.Check(
+                lambda s, allowed=allowed: s.map(lambda v: v is None or set(v) <= allowed),
+                element_wise=False,
+                error=f"names values outside {', '.join(col.allowed)}",
+            ))
+        if col.min_value is not None:
+            checks.append(pa.Check.ge(col.min_value, error=f"is below the minimum {col.min_value:g}"))
+        if col.max_value is not None:
+            checks.append(pa.Check.le(col.max_value, error=f"is above the maximum {col.max_value:g}"))
+        if col.not_future:
+            checks.append(pa.Check.le(now + FUTURE_TOLERANCE, error=f"is in the future (after {now:%Y-%m-%d %H:%M} UTC)"))
+        columns[col.name] = pa.Column(
+            checks=checks,
+            nullable=col.nullable,
+            unique=col.unique,
+            required=False,
+            coerce=False,
+        )
+    return pa.DataFrameSchema(columns, strict=False, unique_column_names=True)
+
+
+_PANDERA_PROBLEMS = {
+    "not_nullable": "is empty (null) where a value is required",
+    "field_uniqueness": "has duplicate values where each must be unique",
+}
+
+
+def _check_values(name: str, df: pd.DataFrame, spec: K.TableSpec, now: pd.Timestamp, out: _Collector) -> None:
+    schema = _value_schema(spec, now)
+    try:
+        schema.validate(df, lazy=True)
+    except SchemaErrors as exc:
+        cases = exc.failure_cases
+        cases = cases[cases["index"].notna()]
+        for (column, check), group in cases.groupby(["column", "check"], sort=False):
+            problem = _PANDERA_PROBLEMS.get(check, check)
+            index = pd.Index(group["index"].astype(int).unique())
+            values = df.loc[df.index.isin(index), column]
+            if check == "not_nullable":
+                values = pd.Series([None] * len(values))
+            out.add(_issue(name, column, problem, values))
+
+
+def _check_table_rules(name: str, df: pd.DataFrame, out: _Collector) -> None:
+    """Rules across columns of one row."""
+    if name == C.OFFERS:
+        bad = df[df[C.END_DATE] < df[C.START_DATE]]
+        if len(bad):
+            out.add(_issue(name, C.END_DATE, "is before start_date", bad[C.OFFER_ID]))
+        if C.PRODUCT_IDS in df and C.CATEGORY in df:
+            both = df[df[C.PRODUCT_IDS].notna() & df[C.CATEGORY].notna()]
+            if len(both):
+                out.add(_issue(name, C.PRODUCT_IDS, "and category are both set; an offer targets one or the other",
+                               both[C.OFFER_ID]))
+        if C.MIN_CHURN_RISK in df and C.MAX_CHURN_RISK in df:
+            bad = df[df[C.MIN_CHURN_RISK] > df[C.MAX_CHURN_RISK]]
+            if len(bad):
+                out.add(_issue(name, C.MIN_CHURN_RISK, "is above max_churn_risk", bad[C.OFFER_ID]))
+        pct = df[(df[C.OFFER_TYPE] == "percent_off") & ((df[C.VALUE] <= 0) | (df[C.VALUE] > 100))]
+        if len(pct):
+            out.add(_issue(name, C.VALUE, "of a percent_off offer must be in (0, 100]", pct[C.OFFER_ID]))
+    if name == C.TRANSACTIONS:
+        bad = df[(df[C.AMOUNT] < 0) & (df[C.QUANTITY] > 0)]
+        if len(bad):
+            out.add(_issue(name, C.AMOUNT, "is negative on a purchase (quantity > 0)", bad[C.AMOUNT]))
+
+
+def _coerce_table(name: str, raw: pd.DataFrame, spec: K.TableSpec, *, from_text: bool,
+                  list_id_kind: str, out: _Collector) -> pd.DataFrame | None:
+    if len(raw.columns) != len(set(raw.columns)):
+        dup = raw.columns[raw.columns.duplicated()].tolist()
+        out.add(Issue(name, None, "has duplicate column names", len(dup), _examples(dup)))
+        return None
+    missing = [c for c in spec.required_columns if c not in raw.columns]
+    if missing:
+        for column in missing:
+            out.add(Issue(name, column, "required column is missing"))
+        return None
+    if len(raw) == 0:
+        if spec.empty_is_error:
+            out.add(Issue(name, None, "table is empty"))
+        else:
+            out.add(Issue(name, None, "table is empty; treated as absent", severity="warning"))
+        return None
+    df = raw.reset_index(drop=True).copy()
+    ok = True
+    for col in spec.columns:
+        if col.name not in df.columns:
+            continue
+        values, bad, problem = coerce_column(df[col.name], col, from_text=from_text, list_id_kind=list_id_kind)
+        if problem:
+            out.add(_issue(name, col.name, problem, df.loc[bad, col.name]))
+            ok = False
+        else:
+            df[col.name] = values
+    return df if ok else None
+
+
+def _id_kinds(frames: Mapping[str, pd.DataFrame], column: str) -> dict[str, str]:
+    return {t: id_kind(df[column]) for t, df in frames.items() if column in df.columns}
+
+
+def _check_id_kinds(frames: Mapping[str, pd.DataFrame], out: _Collector) -> bool:
+    ok = True
+    for column in (C.CUSTOMER_ID, C.PRODUCT_ID, C.OFFER_ID):
+        kinds = _id_kinds(frames, column)
+        if len(set(kinds.values())) > 1:
+            detail = ", ".join(f"{'integer' if k == 'int' else 'string'} in {t}" for t, k in kinds.items())
+            out.add(Issue(next(iter(kinds)), column, f"ids have different types across tables ({detail})"))
+            ok = False
+    return ok
+
+
+def _known_ids(target: str, column: str, frames: Mapping[str, pd.DataFrame], for_table: str) -> pd.Index | None:
+    if target not in frames:
+        return None
+    key = K.SPECS[target].key
+    known = pd.Index(frames[target][key].unique())
+    if target == C.CUSTOMERS and for_table == C.OFFER_EVENTS:
+        known = known.union(pd.Index(frames[C.TRANSACTIONS][C.CUSTOMER_ID].unique()))
+    return known
+
+
+def _check_references(frames: Mapping[str, pd.DataFrame], out: _Collector) -> None:
+    for ref in K.REFERENCES:
+        if ref.table not in frames or ref.column not in frames[ref.table].columns:
+            continue
+        known = _known_ids(ref.target, ref.column, frames, ref.table)
+        if known is None:
+            if ref.severity == "error":
+                out.add(Issue(ref.table, ref.column, f"names {ref.target} but the {ref.target} table is absent"))
+            continue
+        values = frames[ref.table][ref.column]
+        if ref.column == C.PRODUCT_IDS:
+            values = values.dropna().explode()
+        unknown = values[~values.isin(known)]
+        if len(unknown):
+            noun = f"{len(unknown.unique())} unknown {ref.target[:-1] if ref.target.endswith('s') else ref.target}"
+            noun += "s" if len(unknown.unique()) != 1 else ""
+            out.add(_issue(ref.table, ref.column, f"names {noun} ({ref.why})", unknown, ref.severity))
+    offers = frames.get(C.OFFERS)
+    products = frames.get(C.PRODUCTS)
+    if offers is not None and products is not None and C.CATEGORY in offers and C.CATEGORY in products:
+        cats = offers[C.CATEGORY].dropna()
+        unknown = cats[~cats.isin(products[C.CATEGORY].dropna().unique())]
+        if len(unknown):
+            out.add(_issue(C.OFFERS, C.CATEGORY, "names categories no product has", unknown, "warning"))
+
+
+def _finalise_ids(df: pd.DataFrame, spec: K.TableSpec) -> pd.DataFrame:
+    """After validation, id columns without nulls become plain int64."""
+    for col in spec.columns:
+        if col.kind == K.ID and col.name in df and str(df[col.name].dtype) == "Int64" and not df[col.name].isna().any():
+            df[col.name] = df[col.name].astype("int64")
+    return df
+
+
+def validate_tables(
+    raw: Mapping[str, pd.DataFrame],
+    *,
+    text_tables: frozenset[str] = frozenset(),
+    strict: bool = False,
+    now: pd.Timestamp | None = None,
+) -> tuple[dict[str, pd.DataFrame], list[Issue]]:
+    """Validate raw tables; return canonical frames and the warnings.
+
+    ``text_tables`` names the tables read from untyped text (CSV), whose integer-looking ids
+    become integers. With ``strict`` warnings count as errors. Raises DataValidationError
+    listing every problem.
+    """
+    now = pd.Timestamp.now(tz="UTC").tz_localize(None) if now is None else pd.Timestamp(now)
+    out = _Collector()
+    unknown = sorted(set(raw) - set(K.SPECS))
+    if unknown:
+        logger.info("ignoring tables outside the data contract: %s", ", ".join(unknown))
+    for spec in K.SPECS.values():
+        if spec.required and spec.name not in raw:
+            out.add(Issue(spec.name, None, "required table is missing"))
+
+    frames: dict[str, pd.DataFrame] = {}
+    order = [t for t in K.SPECS if t in raw and t != C.OFFERS] + ([C.OFFERS] if C.OFFERS in raw else [])
+    for name in order:
+        list_kind = "int"
+        if name == C.OFFERS:
+            ref = frames.get(C.PRODUCTS, frames.get(C.TRANSACTIONS))
+            list_kind = id_kind(ref[C.PRODUCT_ID]) if ref is not None else ("str" if name in text_tables else "int")
+        df = _coerce_table(name, raw[name], K.SPECS[name], from_text=name in text_tables,
+                           list_id_kind=list_kind, out=out)
+        if df is not None:
+            frames[name] = df
+
+    if not _check_id_kinds(frames, out):
+        raise DataValidationError(out.issues)
+    for name, df in frames.items():
+        before = len(out.errors())
+        _check_values(name, df, K.SPECS[name], now, out)
+        if len(out.errors()) == before:
+            _check_table_rules(name, df, out)
+    if not out.errors():
+        _check_references(frames, out)
+
+    errors = out.issues if strict else out.errors()
+    if errors:
+        raise DataValidationError(errors if not strict else out.issues)
+    for issue in out.warnings():
+        logger.warning("%s", issue)
+    return {name: _finalise_ids(df, K.SPECS[name]) for name, df in frames.items()}, out.warnings()
