@@ -20,6 +20,7 @@ class Issue:
     n_rows: int = 0
     examples: Sequence[Any] = field(default_factory=tuple)
     severity: str = "error"  # "error" or "warning"
+    example_label: str = ""  # what the examples are when not the column's own values
 
     def __str__(self) -> str:
         where = self.table if self.column is None else f"{self.table}.{self.column}"
@@ -28,7 +29,7 @@ class Issue:
             text += f" ({self.n_rows} row{'s' if self.n_rows != 1 else ''}"
             if len(self.examples):
                 shown = ", ".join(_show(v) for v in self.examples)
-                text += f"; first: {shown}"
+                text += f"; first{' ' + self.example_label if self.example_label else ''}: {shown}"
             text += ")"
         elif len(self.examples):
             text += f" (first: {', '.join(_show(v) for v in self.examples)})"

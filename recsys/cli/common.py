@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import sys
 from typing import Callable
 
 import click
@@ -32,5 +33,5 @@ def fail_on_bad_data(func: Callable) -> Callable:
 
 def steps(labels: list[str], label: str = "working"):
     """A progress bar over named steps, shown on stderr."""
-    return click.progressbar(labels, label=label, file=click.get_text_stream("stderr"),
+    return click.progressbar(labels, label=label, file=sys.stderr,
                              item_show_func=lambda s: s or "", show_eta=False)

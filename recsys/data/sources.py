@@ -104,8 +104,10 @@ def _read_csv(file: Path, table: str) -> pd.DataFrame:
     del data
     if not text.strip():
         raise DataValidationError([Issue(table, None, f"{file.name} is empty (no header row)")])
+    # Contract columns are read as text and typed by validation; other columns are inferred.
+    contract = {c.name: str for c in K.SPECS[table].columns} if table in K.SPECS else str
     try:
-        return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_values=[""])
+        return pd.read_csv(io.StringIO(text), dtype=contract, keep_default_na=False, na_values=[""])
     except pd.errors.ParserError as exc:
         raise DataValidationError([Issue(table, None, f"{file.name} is not valid CSV: {exc}")]) from None
 
@@ -201,10 +203,30 @@ def replace_directory(staging: Path, dest: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _write_sql(frames: Mapping[str, pd.DataFrame], url: str, *, overwrite: bool) -> None:
+def transactional_engine(url: str):
+    """An engine whose transactions also cover DDL, SQLite included.
+
+    pysqlite commits before CREATE/DROP on its own; SQLAlchemy's documented recipe hands
+    transaction control back to SQLAlchemy so that a failed write leaves no table behind.
+    """
     import sqlalchemy as sa
 
     engine = sa.create_engine(url)
+    if engine.dialect.name == "sqlite":
+        @sa.event.listens_for(engine, "connect")
+        def _no_implicit_transactions(dbapi_connection, _record):
+            dbapi_connection.isolation_level = None
+
+        @sa.event.listens_for(engine, "begin")
+        def _begin(conn):
+            conn.exec_driver_sql("BEGIN")
+    return engine
+
+
+def _write_sql(frames: Mapping[str, pd.DataFrame], url: str, *, overwrite: bool) -> None:
+    import sqlalchemy as sa
+
+    engine = transactional_engine(url)
     try:
         with engine.begin() as conn:
             present = set(sa.inspect(conn).get_table_names())

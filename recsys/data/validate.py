@@ -30,21 +30,28 @@ FUTURE_TOLERANCE = pd.Timedelta(days=1)
 
 
 def _examples(values: Any) -> tuple:
-    out = []
-    for v in pd.unique(pd.Series(list(values), dtype=object)):
-        if isinstance(v, (np.generic,)):
+    out, seen = [], set()
+    for v in values:
+        if isinstance(v, np.generic):
             v = v.item()
-        if isinstance(v, pd.Timestamp):
+        elif isinstance(v, pd.Timestamp):
             v = v.isoformat()
+        elif isinstance(v, np.ndarray):
+            v = v.tolist()
+        key = repr(v)
+        if key in seen:
+            continue
+        seen.add(key)
         out.append(v)
         if len(out) == MAX_EXAMPLES:
             break
     return tuple(out)
 
 
-def _issue(table: str, column: str | None, problem: str, values: Any = (), severity: str = "error") -> Issue:
+def _issue(table: str, column: str | None, problem: str, values: Any = (), severity: str = "error",
+           label: str = "") -> Issue:
     values = list(values)
-    return Issue(table, column, problem, len(values), _examples(values), severity)
+    return Issue(table, column, problem, len(values), _examples(values), severity, label)
 
 
 class _Collector:
@@ -118,19 +125,19 @@ def _check_table_rules(name: str, df: pd.DataFrame, out: _Collector) -> None:
     if name == C.OFFERS:
         bad = df[df[C.END_DATE] < df[C.START_DATE]]
         if len(bad):
-            out.add(_issue(name, C.END_DATE, "is before start_date", bad[C.OFFER_ID]))
+            out.add(_issue(name, C.END_DATE, "is before start_date", bad[C.OFFER_ID], label="offer_id"))
         if C.PRODUCT_IDS in df and C.CATEGORY in df:
             both = df[df[C.PRODUCT_IDS].notna() & df[C.CATEGORY].notna()]
             if len(both):
                 out.add(_issue(name, C.PRODUCT_IDS, "and category are both set; an offer targets one or the other",
-                               both[C.OFFER_ID]))
+                               both[C.OFFER_ID], label="offer_id"))
         if C.MIN_CHURN_RISK in df and C.MAX_CHURN_RISK in df:
             bad = df[df[C.MIN_CHURN_RISK] > df[C.MAX_CHURN_RISK]]
             if len(bad):
-                out.add(_issue(name, C.MIN_CHURN_RISK, "is above max_churn_risk", bad[C.OFFER_ID]))
+                out.add(_issue(name, C.MIN_CHURN_RISK, "is above max_churn_risk", bad[C.OFFER_ID], label="offer_id"))
         pct = df[(df[C.OFFER_TYPE] == "percent_off") & ((df[C.VALUE] <= 0) | (df[C.VALUE] > 100))]
         if len(pct):
-            out.add(_issue(name, C.VALUE, "of a percent_off offer must be in (0, 100]", pct[C.OFFER_ID]))
+            out.add(_issue(name, C.VALUE, "of a percent_off offer must be in (0, 100]", pct[C.OFFER_ID], label="offer_id"))
     if name == C.TRANSACTIONS:
         bad = df[(df[C.AMOUNT] < 0) & (df[C.QUANTITY] > 0)]
         if len(bad):

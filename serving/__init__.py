@@ -1,0 +1,1 @@
+"""The Flask service that answers marketing tools with offers and churn risk."""

@@ -1,0 +1,69 @@
+"""Shared fixtures: small generated datasets and throwaway PostgreSQL databases."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pandas as pd
+import pytest
+
+from recsys.data.synthetic import TRUTH_DIR, generate
+from recsys.data.sources import write_tables
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+PG_ADMIN_URL = os.environ.get("RECSYS_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture(scope="session")
+def synth():
+    """A small synthetic dataset and its planted ground truth (tables, truth)."""
+    return generate(customers=300, products=120, seed=7)
+
+
+@pytest.fixture(scope="session")
+def synth_dir(tmp_path_factory, synth):
+    """The small synthetic dataset written as Parquet, ground truth beside it."""
+    tables, truth = synth
+    path = tmp_path_factory.mktemp("synth") / "data"
+    write_tables(tables, path, extras={TRUTH_DIR: truth})
+    return path
+
+
+@pytest.fixture
+def postgres_url():
+    """A new, empty PostgreSQL database, dropped after the test."""
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text("select 1"))
+    except sa.exc.OperationalError as exc:
+        admin.dispose()
+        pytest.skip(f"no PostgreSQL server answers at {PG_ADMIN_URL}: {exc.orig}")
+    name = f"recsys_test_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'create database "{name}"'))
+    url = sa.engine.make_url(PG_ADMIN_URL).set(database=name)
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'drop database if exists "{name}" with (force)'))
+        admin.dispose()
+
+
+def frames_equal(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    """Assert two canonical tables hold the same values (list cells compared as lists)."""
+    assert list(a.columns) == list(b.columns)
+    a = a.reset_index(drop=True)
+    b = b.reset_index(drop=True)
+    for col in a.columns:
+        if a[col].dtype == object:
+            left = a[col].map(lambda v: None if v is None else list(v)).tolist()
+            right = b[col].map(lambda v: None if v is None else list(v)).tolist()
+            assert left == right, col
+        else:
+            pd.testing.assert_series_equal(a[col], b[col], check_dtype=False, check_names=False)
