@@ -282,5 +282,5 @@ def validate_tables(
     if errors:
         raise DataValidationError(errors if not strict else out.issues)
     for issue in out.warnings():
-        logger.warning("%s", issue)
+        logger.info("%s", issue)
     return {name: _finalise_ids(df, K.SPECS[name]) for name, df in frames.items()}, out.warnings()
