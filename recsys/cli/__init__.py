@@ -7,6 +7,7 @@ import logging
 import click
 
 from recsys.cli.data import data
+from recsys.cli.report import report
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -19,3 +20,4 @@ def main(verbose: int) -> None:
 
 
 main.add_command(data)
+main.add_command(report)
