@@ -45,6 +45,7 @@ test-fast: $(VENV)/.installed-dev
 benchmark: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/data_loading.py
 	$(BIN)/python benchmarks/synthetic.py
+	$(BIN)/python benchmarks/features.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

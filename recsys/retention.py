@@ -102,6 +102,7 @@ def cohort_matrix(transactions: pd.DataFrame) -> pd.DataFrame:
     age = (month - cohort).map(lambda d: d.n).astype("int64")
     active = pd.DataFrame({"cohort": cohort, "age": age, C.CUSTOMER_ID: b[C.CUSTOMER_ID]}).drop_duplicates()
     counts = active.groupby(["cohort", "age"]).size().unstack(fill_value=0)
+    counts = counts.reindex(columns=range((last - cohort.min()).n + 1), fill_value=0)
     sizes = counts[0]
     matrix = counts.div(sizes, axis=0)
     # Months a cohort has not lived through yet are unknown, not zero.

@@ -72,7 +72,7 @@ def retention(source: str, out: str, as_of: str | None, activity_days: int) -> N
     written = rep.save(out)
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         click.echo("Retention over trailing 90-day periods:")
-        click.echo(rep.tables["retention_over_time"].round(1).to_string(index=False))
+        click.echo(rep.tables["retention_over_time"].round({"retention_rate": 1, "churn_rate": 1, "repeat_purchase_rate": 1}).to_string(index=False))
         click.echo("\nCohort retention (share of cohort buying, by months since first purchase):")
         click.echo(rep.tables["cohorts"].round(2).to_string())
     click.echo("\nMetrics:")
