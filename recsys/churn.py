@@ -1,0 +1,347 @@
+"""Churn risk: labels, rolling-origin training sets, a calibrated gradient-boosting model,
+baselines, metrics and reason codes.
+
+A customer who bought before ``as_of`` churns when they buy nothing in
+``(as_of, as_of + horizon]``. Features come only from data before each snapshot, labels only
+from after it; docs/churn.md describes the protocol.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+from sklearn.calibration import CalibratedClassifierCV, calibration_curve
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.frozen import FrozenEstimator
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
+from sklearn.utils.validation import check_is_fitted
+
+from recsys import constants as C
+from recsys.bgnbd import BGNBD, rfm_summary
+from recsys.features import FEATURE_COLUMNS, build_features
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_HORIZON_DAYS = 90
+MODEL_FEATURES = (*FEATURE_COLUMNS, "p_alive", "expected_purchases")
+DEFAULT_PARAM_GRID = {
+    "learning_rate": (0.05,),
+    "max_leaf_nodes": (5, 7, 15),
+    "min_samples_leaf": (50, 100),
+}
+# Risk can only grow with silence and only fall with recent activity: this keeps trees sensible
+# for customers quieter than any seen in training (later snapshots have longer histories).
+MONOTONE = {"recency_days": 1, "overdue_ratio": 1, "p_alive": -1, "expected_purchases": -1, "baskets_90d": -1,
+            "baskets_30d": -1}
+# Risk bands: low below the first threshold, high from the second (docs/churn.md).
+DEFAULT_BANDS = (0.3, 0.6)
+
+
+def churn_labels(transactions: pd.DataFrame, as_of: str | pd.Timestamp,
+                 horizon_days: int = DEFAULT_HORIZON_DAYS) -> pd.Series:
+    """1 for customers who bought before ``as_of`` and nothing in ``(as_of, as_of + horizon]``."""
+    as_of = pd.Timestamp(as_of)
+    t = transactions[C.TIMESTAMP]
+    before = pd.Index(transactions.loc[t < as_of, C.CUSTOMER_ID].unique())
+    window = (t > as_of) & (t <= as_of + pd.Timedelta(days=horizon_days))
+    buyers = pd.Index(transactions.loc[window, C.CUSTOMER_ID].unique())
+    labels = pd.Series((~before.isin(buyers)).astype("int64"), index=before, name="churned")
+    labels.index.name = C.CUSTOMER_ID
+    return labels.sort_index()
+
+
+def churn_features(transactions: pd.DataFrame, as_of: str | pd.Timestamp, *, products=None, customers=None,
+                   offer_events=None, horizon_days: int = DEFAULT_HORIZON_DAYS) -> pd.DataFrame:
+    """Customer features plus BG/NBD P(alive) and expected purchases, all from data before ``as_of``."""
+    as_of = pd.Timestamp(as_of)
+    features = build_features(transactions, as_of, products=products, customers=customers,
+                              offer_events=offer_events)
+    summary = rfm_summary(transactions, as_of)
+    bg = BGNBD(penalizer=0.001).fit(summary)
+    features["p_alive"] = bg.p_alive(summary).reindex(features.index)
+    features["expected_purchases"] = bg.expected_purchases(summary, horizon_days).reindex(features.index)
+    return features
+
+
+def snapshot_dates(first: str | pd.Timestamp, last: str | pd.Timestamp, every_days: int = 14) -> list[pd.Timestamp]:
+    return list(pd.date_range(pd.Timestamp(first), pd.Timestamp(last), freq=f"{every_days}D"))
+
+
+def training_set(ds, snapshots: list[pd.Timestamp], horizon_days: int = DEFAULT_HORIZON_DAYS) -> pd.DataFrame:
+    """Features and labels at each snapshot, stacked, with a ``snapshot`` column.
+
+    Every snapshot's label window must lie inside the data.
+    """
+    last = ds.transactions[C.TIMESTAMP].max()
+    frames = []
+    for s in snapshots:
+        if s + pd.Timedelta(days=horizon_days) > last:
+            raise ValueError(f"snapshot {s:%Y-%m-%d}: its {horizon_days}-day label window ends after the data "
+                             f"({last:%Y-%m-%d})")
+        f = churn_features(ds.transactions, s, products=ds.products, customers=ds.customers,
+                           offer_events=ds.offer_events, horizon_days=horizon_days)
+        f["churned"] = churn_labels(ds.transactions, s, horizon_days).reindex(f.index)
+        f["snapshot"] = s
+        frames.append(f.reset_index())
+    return pd.concat(frames, ignore_index=True)
+
+
+def _log_counts(a: np.ndarray) -> np.ndarray:
+    return np.sign(a) * np.log1p(np.abs(a))
+
+
+def logistic_baseline(random_state: int = C.SEED) -> Pipeline:
+    return Pipeline([
+        ("impute", SimpleImputer(strategy="median", add_indicator=True)),
+        ("log", FunctionTransformer(_log_counts)),
+        ("scale", StandardScaler()),
+        ("model", LogisticRegression(max_iter=2000, C=1.0, random_state=random_state)),
+    ])
+
+
+class ChurnModel(BaseEstimator):
+    """Gradient boosting with hyperparameters chosen on a temporal validation, refitted on
+    every training snapshot and calibrated (Platt scaling) out of fold.
+
+    ``fit`` takes a training set from :func:`training_set`. Selection: each grid point is fitted
+    on the snapshots whose label windows end before the latest snapshot starts and scored (average
+    precision) on the latest, so validation is strictly later than training. The chosen
+    parameters are then refitted on all snapshots; calibration folds split by snapshot.
+    """
+
+    def __init__(self, horizon_days: int = DEFAULT_HORIZON_DAYS, param_grid: dict | None = None,
+                 features: tuple[str, ...] = MODEL_FEATURES, random_state: int = C.SEED):
+        self.horizon_days = horizon_days
+        self.param_grid = param_grid
+        self.features = features
+        self.random_state = random_state
+
+    def _split(self, data: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        snaps = sorted(data["snapshot"].unique())
+        valid_at = snaps[-1]
+        train = data[data["snapshot"] + pd.Timedelta(days=self.horizon_days) <= valid_at]
+        if train.empty:
+            raise ValueError(f"no training snapshot ends its {self.horizon_days}-day label window before the "
+                             f"validation snapshot {pd.Timestamp(valid_at):%Y-%m-%d}; add earlier snapshots")
+        return train, data[data["snapshot"] == valid_at]
+
+    def _booster(self, **params) -> HistGradientBoostingClassifier:
+        return HistGradientBoostingClassifier(
+            max_iter=400, early_stopping=True, validation_fraction=0.15, n_iter_no_change=30,
+            l2_regularization=1.0, random_state=self.random_state,
+            monotonic_cst={k: v for k, v in MONOTONE.items() if k in self.features}, **params)
+
+    def fit(self, data: pd.DataFrame, y=None) -> "ChurnModel":
+        missing = [c for c in (*self.features, "snapshot", "churned") if c not in data]
+        if missing:
+            raise ValueError(f"training set lacks columns: {', '.join(missing)}")
+        train, valid = self._split(data)
+        X_tr, y_tr = train[list(self.features)], train["churned"]
+        X_va, y_va = valid[list(self.features)], valid["churned"]
+        grid = self.param_grid or DEFAULT_PARAM_GRID
+        names = sorted(grid)
+        self.validation_scores_ = []
+        best, best_score = None, -np.inf
+        for values in itertools.product(*(grid[n] for n in names)):
+            params = dict(zip(names, values))
+            model = self._booster(**params).fit(X_tr, y_tr)
+            score = average_precision_score(y_va, model.predict_proba(X_va)[:, 1])
+            self.validation_scores_.append({**params, "average_precision": score})
+            if score > best_score:
+                best, best_score, best_model = params, score, model
+        self.best_params_ = best
+        self.validation_average_precision_ = float(best_score)
+        self.train_snapshots_ = sorted(pd.Timestamp(s) for s in train["snapshot"].unique())
+        self.validation_snapshot_ = pd.Timestamp(valid["snapshot"].iloc[0])
+        X_all, y_all = data[list(self.features)], data["churned"]
+        snaps = data["snapshot"].rank(method="dense").astype(int).to_numpy()
+        folds = min(3, len(np.unique(snaps)))
+        if folds >= 2:
+            from sklearn.model_selection import GroupKFold
+
+            splits = list(GroupKFold(n_splits=folds).split(X_all, y_all, groups=snaps))
+            self.model_ = CalibratedClassifierCV(self._booster(**best), method="sigmoid", cv=splits).fit(X_all, y_all)
+        else:
+            self.model_ = CalibratedClassifierCV(FrozenEstimator(best_model), method="sigmoid").fit(X_va, y_va)
+        self.feature_names_ = list(self.features)
+        return self
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        check_is_fitted(self, "model_")
+        return self.model_.predict_proba(X[self.feature_names_])
+
+    def predict_risk(self, X: pd.DataFrame) -> pd.Series:
+        """Churn probability per customer."""
+        return pd.Series(self.predict_proba(X)[:, 1], index=X.index, name="churn_probability")
+
+
+# ---------------------------------------------------------------- evaluation
+
+
+def lift_and_capture(y: np.ndarray, score: np.ndarray, top: float) -> tuple[float, float]:
+    """Churn rate in the top ``top`` share by score over the base rate, and the share of all
+    churners found there."""
+    n = max(1, int(round(len(y) * top)))
+    order = np.argsort(-score, kind="stable")[:n]
+    base = y.mean()
+    hit = y[order].mean()
+    return (hit / base if base > 0 else float("nan")), (y[order].sum() / y.sum() if y.sum() > 0 else float("nan"))
+
+
+def classification_metrics(y: np.ndarray, score: np.ndarray) -> dict[str, float]:
+    y = np.asarray(y)
+    score = np.asarray(score, dtype=float)
+    out = {
+        "roc_auc": float(roc_auc_score(y, score)),
+        "average_precision": float(average_precision_score(y, score)),
+    }
+    if score.min() >= 0 and score.max() <= 1:
+        out["brier"] = float(brier_score_loss(y, score))
+    for top in (0.1, 0.2):
+        lift, capture = lift_and_capture(y, score, top)
+        out[f"lift_top{int(top * 100)}"] = float(lift)
+        out[f"capture_top{int(top * 100)}"] = float(capture)
+    return out
+
+
+def per_segment_auc(y: pd.Series, score: pd.Series, segments: pd.Series, min_each: int = 5) -> pd.DataFrame:
+    """ROC-AUC within each segment that has at least ``min_each`` churners and stayers."""
+    rows = []
+    for name, idx in segments.groupby(segments).groups.items():
+        ys, ss = y.loc[idx], score.loc[idx]
+        pos = int(ys.sum())
+        auc = float(roc_auc_score(ys, ss)) if pos >= min_each and len(ys) - pos >= min_each else float("nan")
+        rows.append({"segment": name, "customers": len(ys), "churners": pos, "roc_auc": auc})
+    return pd.DataFrame(rows).set_index("segment")
+
+
+@dataclass
+class ChurnEvaluation:
+    """Metrics of the model and its baselines on one evaluation snapshot."""
+
+    as_of: pd.Timestamp
+    metrics: dict[str, dict[str, float]]  # model name -> metrics
+    calibration: pd.DataFrame
+    segment_auc: pd.DataFrame
+    scores: pd.DataFrame  # per customer: label and every model's score
+    extra: dict = field(default_factory=dict)
+
+    def flat_metrics(self) -> dict[str, float]:
+        return {f"{model}_{k}": v for model, m in self.metrics.items() for k, v in m.items()}
+
+    def beats_baselines(self, on: tuple[str, ...] = ("roc_auc", "average_precision")) -> bool:
+        model = self.metrics["model"]
+        return all(model[k] > m[k] for name, m in self.metrics.items() if name != "model" for k in on)
+
+
+def evaluate(model: ChurnModel, eval_set: pd.DataFrame, baseline_train: pd.DataFrame,
+             segments: pd.Series | None = None) -> ChurnEvaluation:
+    """Score the model and the baselines on ``eval_set`` (one snapshot)."""
+    y = eval_set["churned"].to_numpy()
+    X = eval_set[list(model.feature_names_)]
+    logistic = logistic_baseline(model.random_state).fit(baseline_train[list(model.feature_names_)],
+                                                         baseline_train["churned"])
+    scores = pd.DataFrame({
+        C.CUSTOMER_ID: eval_set[C.CUSTOMER_ID].to_numpy(),
+        "churned": y,
+        "model": model.predict_proba(X)[:, 1],
+        "recency_rule": eval_set["recency_days"].to_numpy(),
+        "bgnbd": 1.0 - eval_set["p_alive"].to_numpy(),
+        "logistic": logistic.predict_proba(X)[:, 1],
+    })
+    metrics = {name: classification_metrics(y, scores[name].to_numpy())
+               for name in ("model", "recency_rule", "bgnbd", "logistic")}
+    frac, mean_pred = calibration_curve(y, scores["model"], n_bins=10, strategy="quantile")
+    calibration = pd.DataFrame({"mean_predicted": mean_pred, "observed_rate": frac})
+    seg_auc = pd.DataFrame()
+    if segments is not None:
+        idx = scores.set_index(C.CUSTOMER_ID)
+        seg_auc = per_segment_auc(idx["churned"], idx["model"], segments.reindex(idx.index))
+    return ChurnEvaluation(pd.Timestamp(eval_set["snapshot"].iloc[0]), metrics, calibration, seg_auc, scores)
+
+
+# ---------------------------------------------------------------- per customer
+
+
+def risk_band(p: pd.Series | np.ndarray, bands: tuple[float, float] = DEFAULT_BANDS) -> np.ndarray:
+    low, high = bands
+    if not 0 < low < high < 1:
+        raise ValueError(f"risk bands must satisfy 0 < low < high < 1, got {bands}")
+    p = np.asarray(p, dtype=float)
+    return np.where(p >= high, "high", np.where(p >= low, "medium", "low"))
+
+
+def _days(v: float) -> str:
+    v = int(round(v))
+    return f"{v} day" if v == 1 else f"{v} days"
+
+
+def reasons(features: pd.DataFrame, n: int = 3) -> pd.Series:
+    """Up to ``n`` reasons per customer, in words, most telling first.
+
+    Each rule fires on a feature pattern and carries a strength; the strongest win. Vectorised:
+    one pass per rule over all customers.
+    """
+    f = features
+    recency = f["recency_days"].to_numpy(dtype=float)
+    gap = f["gap_mean_days"].to_numpy(dtype=float)
+    overdue = f["overdue_ratio"].to_numpy(dtype=float)
+    trend = f["trend_90d"].to_numpy(dtype=float)
+    freq = f["frequency"].to_numpy(dtype=float)
+    spend30 = f["spend_30d"].to_numpy(dtype=float)
+    tenure = np.maximum(f["tenure_days"].to_numpy(dtype=float), 1.0)
+    usual30 = f["monetary_total"].to_numpy(dtype=float) / tenure * 30
+    p_alive = f["p_alive"].to_numpy(dtype=float) if "p_alive" in f else np.full(len(f), np.nan)
+    candidates: list[tuple[np.ndarray, np.ndarray, list[str]]] = []
+
+    def rule(mask: np.ndarray, strength: np.ndarray, text) -> None:
+        mask = np.nan_to_num(mask.astype(float), nan=0.0).astype(bool)
+        idx = np.flatnonzero(mask)
+        texts = [""] * len(f)
+        for i in idx:
+            texts[i] = text(i)
+        candidates.append((mask, np.where(mask, strength, -np.inf), texts))
+
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rule(overdue > 1.5, overdue,
+             lambda i: f"no purchase for {_days(recency[i])}; usually buys every {_days(max(gap[i], 1))}")
+        rule(np.isnan(gap) & (recency > 30), recency / 30,
+             lambda i: f"one visit only, {_days(recency[i])} ago")
+        rule(trend < -0.25, -trend * 3,
+             lambda i: f"visits down {abs(trend[i]) * 100:.0f}% in the last 90 days vs the 90 before")
+        rule((usual30 > 0) & (spend30 < 0.5 * usual30) & (freq > 2), (1 - spend30 / usual30) * 2,
+             lambda i: f"spent ${spend30[i]:,.0f} in the last 30 days; usually ${usual30[i]:,.0f}")
+        rule(p_alive < 0.5, (1 - p_alive) * 3,
+             lambda i: f"purchase pattern suggests they may have stopped (P(alive) {p_alive[i]:.2f})")
+        rule((freq <= 3) & (tenure < 120), np.full(len(f), 0.8),
+             lambda i: f"new customer with {int(freq[i])} visit{'s' if freq[i] != 1 else ''} so far")
+        rule((overdue <= 1.0) & (freq > 3), np.full(len(f), 0.1),
+             lambda i: f"buys regularly: last purchase {_days(recency[i])} ago, usually every {_days(max(gap[i], 1))}")
+        rule(trend > 0.25, trend * 0.2, lambda i: "visiting more often lately")
+
+    strengths = np.column_stack([c[1] for c in candidates])
+    order = np.argsort(-strengths, axis=1, kind="stable")[:, :n]
+    out = []
+    for i in range(len(f)):
+        out.append([candidates[j][2][i] for j in order[i] if np.isfinite(strengths[i, j])])
+    return pd.Series(out, index=f.index, name="reasons")
+
+
+def score_customers(model: ChurnModel, features: pd.DataFrame, bands: tuple[float, float] = DEFAULT_BANDS) -> pd.DataFrame:
+    """Probability, band and reasons for every customer of ``features`` (indexed by customer_id)."""
+    p = model.predict_risk(features)
+    return pd.DataFrame({
+        "churn_probability": p,
+        "risk_band": risk_band(p, bands),
+        "reasons": reasons(features),
+        "p_alive": features.get("p_alive"),
+    })

@@ -1,0 +1,121 @@
+"""Churn labels, temporal protocol, reasons and metrics; the model finds planted churners."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from recsys.churn import (ChurnModel, churn_features, churn_labels, classification_metrics, evaluate,
+                          lift_and_capture, reasons, risk_band, snapshot_dates, training_set)
+from recsys.data.dataset import Dataset
+
+
+def tx(rows):
+    return pd.DataFrame(rows, columns=["customer_id", "timestamp"]).assign(
+        timestamp=lambda d: pd.to_datetime(d["timestamp"], format="ISO8601"), amount=1.0, product_id=1,
+        quantity=1)
+
+
+def test_labels():
+    t = tx([("A", "2024-01-10"), ("A", "2024-02-10"),   # buys inside the horizon: stays
+            ("B", "2024-01-05"),                        # silent: churns
+            ("C", "2024-01-20"), ("C", "2024-04-01"),   # buys only after the horizon: churns
+            ("D", "2024-02-05")])                       # first purchase after as_of: not scored
+    labels = churn_labels(t, "2024-02-01", horizon_days=30)
+    assert labels.to_dict() == {"A": 0, "B": 1, "C": 1}
+
+
+def test_horizon_end_is_inclusive():
+    t = tx([("A", "2024-01-10"), ("A", "2024-03-02")])
+    assert churn_labels(t, "2024-02-01", 30)["A"] == 0  # Mar 2 00:00 is Feb 1 + 30 days
+    assert churn_labels(t, "2024-02-01", 29)["A"] == 1
+
+
+def test_features_never_see_the_future(synth):
+    tables, _ = synth
+    t = tables["transactions"]
+    as_of = pd.Timestamp("2024-07-01")
+    past = t[t["timestamp"] < as_of]
+    a = churn_features(t, as_of, products=tables["products"])
+    b = churn_features(past, as_of, products=tables["products"])
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_snapshot_label_windows_must_fit_in_the_data(synth):
+    tables, _ = synth
+    ds = Dataset(**tables)
+    with pytest.raises(ValueError, match="label window ends after the data"):
+        training_set(ds, [pd.Timestamp("2024-11-01")], horizon_days=90)
+
+
+def test_validation_is_later_than_training(synth):
+    tables, _ = synth
+    ds = Dataset(**tables)
+    data = training_set(ds, snapshot_dates("2024-03-01", "2024-07-01", 14), horizon_days=60)
+    model = ChurnModel(horizon_days=60, param_grid={"learning_rate": (0.1,), "max_leaf_nodes": (7,),
+                                                    "min_samples_leaf": (20,)}).fit(data)
+    assert model.validation_snapshot_ == max(data["snapshot"])
+    assert all(s + pd.Timedelta(days=60) <= model.validation_snapshot_ for s in model.train_snapshots_)
+
+
+def test_model_finds_planted_churners(synth):
+    """Against the ground truth: customers planted to stop buying before the horizon ends."""
+    tables, truth = synth
+    ds = Dataset(**tables)
+    horizon = 60
+    train = training_set(ds, snapshot_dates("2024-03-01", "2024-07-15", 7), horizon_days=horizon)
+    model = ChurnModel(horizon_days=horizon).fit(train)
+    as_of = pd.Timestamp("2024-09-15")
+    ev = training_set(ds, [as_of], horizon_days=horizon)
+    result = evaluate(model, ev, train)
+    # Planted churners who had stopped by as_of against customers planted never to churn.
+    planted = truth["customers"].set_index("customer_id").reindex(ev["customer_id"])
+    gone = (planted["churned"] & (planted["churn_date"] <= as_of)).to_numpy()
+    keep = gone | ~planted["churned"].to_numpy()
+    auc_truth = roc_auc_score(gone[keep], result.scores["model"].to_numpy()[keep])
+    assert auc_truth > 0.9, f"AUC against planted churners {auc_truth:.3f}"
+    assert result.metrics["model"]["roc_auc"] > 0.85
+    assert {"roc_auc", "average_precision", "brier", "lift_top10", "capture_top20"} <= set(result.metrics["model"])
+    assert len(result.calibration) > 0
+
+
+def test_lift_and_capture():
+    y = np.array([1, 1, 0, 0, 0, 0, 0, 0, 0, 1])
+    score = np.arange(10, 0, -1, dtype=float)  # first is the riskiest
+    lift, capture = lift_and_capture(y, score, 0.2)
+    assert lift == pytest.approx(1.0 / 0.3)  # top 2 all churners; base rate 0.3
+    assert capture == pytest.approx(2 / 3)
+    m = classification_metrics(y, score / 10)
+    assert m["lift_top20"] == pytest.approx(lift) and "brier" in m
+
+
+def test_risk_bands():
+    assert risk_band([0.1, 0.3, 0.59, 0.6, 0.95]).tolist() == ["low", "medium", "medium", "high", "high"]
+    assert risk_band([0.5], bands=(0.2, 0.4)).tolist() == ["high"]
+    with pytest.raises(ValueError, match="0 < low < high < 1"):
+        risk_band([0.5], bands=(0.6, 0.3))
+
+
+def customer(**over):
+    base = dict(recency_days=3.0, gap_mean_days=7.0, overdue_ratio=3 / 7, trend_90d=0.0, frequency=30,
+                spend_30d=120.0, tenure_days=300.0, monetary_total=1200.0, p_alive=0.98)
+    base.update(over)
+    return base
+
+
+def test_reasons_on_constructed_customers():
+    f = pd.DataFrame([
+        customer(recency_days=45.0, overdue_ratio=45 / 7, spend_30d=0.0, p_alive=0.2),   # lapsed regular
+        customer(trend_90d=-0.6),                                                          # fading
+        customer(recency_days=80.0, gap_mean_days=np.nan, overdue_ratio=np.nan, frequency=1, tenure_days=80.0,
+                 monetary_total=20.0, spend_30d=0.0),                                       # one-off
+        customer(),                                                                        # healthy
+    ], index=["lapsed", "fading", "oneoff", "healthy"])
+    r = reasons(f)
+    assert r["lapsed"][0] == "no purchase for 45 days; usually buys every 7 days"
+    assert any("P(alive) 0.20" in s for s in r["lapsed"]) and len(r["lapsed"]) == 3
+    assert r["fading"][0] == "visits down 60% in the last 90 days vs the 90 before"
+    assert r["oneoff"][0] == "one visit only, 80 days ago"
+    assert r["healthy"] == ["buys regularly: last purchase 3 days ago, usually every 7 days"]
