@@ -87,9 +87,6 @@ def test_write_refuses_to_clobber_and_leaves_nothing_half_written(tmp_path, refe
     with pytest.raises(DataSourceError, match="exists and is not empty"):
         write_tables(reference, dest)
 
-    class Boom(Exception):
-        pass
-
     broken = dict(reference)
     broken["products"] = reference["products"].assign(bad=[object()] * len(reference["products"]))
     with pytest.raises(Exception):

@@ -25,10 +25,6 @@ def _is_textual(s: pd.Series) -> bool:
     return pd.api.types.is_string_dtype(s.dtype) or s.dtype == object
 
 
-def _none_mask(s: pd.Series) -> pd.Series:
-    return s.isna()
-
-
 def _no_bad(s: pd.Series) -> pd.Series:
     return pd.Series(False, index=s.index)
 
