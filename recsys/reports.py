@@ -81,8 +81,9 @@ def segment_report(ds: Dataset, as_of: str | pd.Timestamp | None = None, *, seed
         X = features.join(shares, how="left").fillna({c: 0.0 for c in shares.columns})
     segmenter = BehaviourSegmenter(k_range=k_range, random_state=seed).fit(X)
 
-    bg = BGNBD(penalizer=0.001).fit(rfm_summary(ds.transactions, as_of))
-    scores = bg.customer_scores(rfm_summary(ds.transactions, as_of), days=horizon_days)
+    summary_bg = rfm_summary(ds.transactions, as_of)
+    bg = BGNBD(penalizer=0.001).fit(summary_bg)
+    scores = bg.customer_scores(summary_bg, days=horizon_days)
 
     customers = features.join(rfm).join(segmenter.labels_).join(scores)
     metrics = {
