@@ -42,10 +42,13 @@ test: $(VENV)/.installed-dev
 test-fast: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -m "not slow"
 
-benchmark: $(VENV)/.installed-dev
+benchmark: $(VENV)/.installed-dev $(DATA_DIR)/transactions.parquet
 	$(BIN)/python benchmarks/data_loading.py
 	$(BIN)/python benchmarks/synthetic.py
 	$(BIN)/python benchmarks/features.py
+	$(BIN)/python benchmarks/churn.py --data $(DATA_DIR)
+	$(BIN)/python benchmarks/cf.py --data $(DATA_DIR)
+	$(BIN)/python benchmarks/offers.py --data $(DATA_DIR)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
