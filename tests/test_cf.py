@@ -1,0 +1,131 @@
+"""Collaborative filtering: planted preferences recovered, persistence, cold start, weighting."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from recsys import constants as C
+from recsys.cf import (ALSRecommender, ItemKNNRecommender, ModelFileError, PopularityRecommender,
+                       RepeatPurchaseRecommender, _weight, evaluate_next_period, next_period_split, select_als)
+from recsys.data.dataset import Dataset
+from recsys.data.synthetic import DEPARTMENTS, SEGMENT_DEPARTMENT
+from recsys.data.validate import validate_tables
+
+ALS_SMALL = {"factors": 16, "iterations": 10}
+
+
+@pytest.fixture(scope="module")
+def ds(synth):
+    return Dataset(**validate_tables(synth[0])[0])
+
+
+@pytest.fixture(scope="module")
+def split(ds):
+    return next_period_split(ds.transactions, 28)
+
+
+@pytest.fixture(scope="module")
+def als(split):
+    return ALSRecommender(**ALS_SMALL).fit(split[0])
+
+
+def test_split_is_temporal(split):
+    train, test, cut = split
+    assert train[C.TIMESTAMP].max() < cut <= test[C.TIMESTAMP].min()
+
+
+def test_als_recommends_the_planted_department(ds, synth, als):
+    truth = synth[1]["customers"].set_index(C.CUSTOMER_ID)
+    dept_of = ds.products.set_index(C.PRODUCT_ID)[C.DEPARTMENT]
+    names = list(DEPARTMENTS)
+    customers = als.customer_map_.ids[:150].tolist()
+    preferred = [names[SEGMENT_DEPARTMENT[truth.loc[c, "segment"]]] for c in customers]
+
+    def share(recs):
+        return np.mean([np.mean([dept_of[p] == d for p in r]) for r, d in zip(recs, preferred)])
+
+    als_share = share(als.recommend_many(customers, 10, exclude_purchased=True))
+    pop_share = share(PopularityRecommender().fit(ds.transactions).recommend_many(customers, 10, exclude_purchased=True))
+    assert als_share > 0.6
+    assert als_share > pop_share + 0.25
+
+
+def test_next_period_metrics_beside_baselines(split, als):
+    train, test, _ = split
+    models = {"popularity": PopularityRecommender().fit(train), "repeat": RepeatPurchaseRecommender().fit(train),
+              "als": als, "item_knn": ItemKNNRecommender().fit(train)}
+    r = evaluate_next_period(models, train, test, k=10).set_index(["model", "task"])
+    assert set(r.index.get_level_values("task")) == {"all", "discovery"}
+    for col in ("precision_at_10", "recall_at_10", "ndcg_at_10", "map_at_10", "hit_at_10", "coverage_at_10"):
+        assert r[col].between(0, 1).all(), col
+    # discovery: planted preferences make ALS and item-kNN far better than popularity at new products
+    assert r.loc[("als", "discovery"), "recall_at_10"] > 2 * r.loc[("popularity", "discovery"), "recall_at_10"]
+    assert r.loc[("item_knn", "discovery"), "recall_at_10"] > 2 * r.loc[("popularity", "discovery"), "recall_at_10"]
+    assert r.loc[("repeat", "all"), "recall_at_10"] > r.loc[("popularity", "all"), "recall_at_10"]
+
+
+def test_save_and_load_give_identical_model(tmp_path, als):
+    als.save(tmp_path / "als")
+    back = ALSRecommender.load(tmp_path / "als")
+    np.testing.assert_array_equal(back.user_factors_, als.user_factors_)
+    np.testing.assert_array_equal(back.item_factors_, als.item_factors_)
+    assert back.get_params() == als.get_params()
+    ids = als.customer_map_.ids[:20].tolist()
+    assert back.recommend_many(ids, 10) == als.recommend_many(ids, 10)
+    assert not list(tmp_path.glob("als/*.pkl"))
+
+
+def test_load_names_what_is_missing(tmp_path, als):
+    als.save(tmp_path / "m")
+    (tmp_path / "m" / "products.parquet").unlink()
+    with pytest.raises(ModelFileError, match="missing products.parquet"):
+        ALSRecommender.load(tmp_path / "m")
+
+
+def test_cold_start_and_recomputed_factors(split, als):
+    train, _, _ = split
+    popular = PopularityRecommender(window_days=None).fit(train).recommend_many(["nobody"], 5)[0]
+    assert als.recommend_many(["nobody"], 5)[0] == popular
+    assert als.user_vector("nobody") is None
+    # A customer's factors recomputed from their own history come close to the trained ones.
+    cid = als.customer_map_.ids[3]
+    own = train[train[C.CUSTOMER_ID] == cid]
+    again = als.user_vector(history=own)
+    stored = als.user_vector(cid)
+    cos = again @ stored / np.linalg.norm(again) / np.linalg.norm(stored)
+    assert cos > 0.9
+    # ... and a brand-new customer with a few purchases gets a usable vector
+    new = own.head(20).assign(**{C.CUSTOMER_ID: "C-new"})
+    assert np.linalg.norm(als.user_vector("C-new", history=new)) > 0
+
+
+def test_weighting_matches_implicit_on_training_rows():
+    from implicit.nearest_neighbours import bm25_weight, tfidf_weight
+
+    rng = np.random.default_rng(0)
+    counts = sp.random(40, 30, density=0.2, random_state=1, format="csr", dtype=np.float32)
+    counts.data = rng.integers(1, 5, counts.nnz).astype(np.float32)
+    df = np.bincount(counts.indices, minlength=30)
+    idf = (np.log(40) - np.log1p(df)).astype(np.float32)
+    avg = float(np.ravel(counts.sum(axis=1)).mean())
+    ours = _weight(counts, "bm25", idf, avg, 100.0, 0.8).toarray()
+    np.testing.assert_allclose(ours, bm25_weight(counts, K1=100, B=0.8).toarray(), rtol=1e-5)
+    np.testing.assert_allclose(_weight(counts, "tfidf", idf, avg, 0, 0).toarray(), tfidf_weight(counts).toarray(),
+                               rtol=1e-5)
+    # one customer alone is weighted exactly as inside the matrix
+    np.testing.assert_allclose(_weight(counts[5], "bm25", idf, avg, 100.0, 0.8).toarray(), ours[5:6], rtol=1e-6)
+
+
+def test_bad_weighting_is_named(split):
+    with pytest.raises(ValueError, match="weighting must be one of bm25, tfidf, none, not 'log'"):
+        ALSRecommender(weighting="log").fit(split[0])
+
+
+def test_selection_uses_a_split_inside_training(split):
+    train, _, cut = split
+    best, table = select_als(train, {"factors": (4, 16), "regularization": (0.05,)}, iterations=5)
+    assert len(table) == 2 and set(table["factors"]) == {4, 16}
+    assert isinstance(best["factors"], int) and best["iterations"] == 5
+    assert table["ndcg_at_10"].max() == table.loc[table["factors"] == best["factors"], "ndcg_at_10"].iloc[0]
+    ALSRecommender(**best).fit(train)  # the chosen parameters fit as they are
