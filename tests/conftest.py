@@ -67,3 +67,13 @@ def frames_equal(a: pd.DataFrame, b: pd.DataFrame) -> None:
             assert left == right, col
         else:
             pd.testing.assert_series_equal(a[col], b[col], check_dtype=False, check_names=False)
+
+
+@pytest.fixture(scope="session")
+def cj_dataset():
+    """The Complete Journey as a validated Dataset (built from the installed package)."""
+    from recsys.data.completejourney import build_tables
+    from recsys.data.dataset import Dataset
+    from recsys.data.validate import validate_tables
+
+    return Dataset(**validate_tables(build_tables())[0])
