@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.calibration import CalibratedClassifierCV, calibration_curve
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.frozen import FrozenEstimator
@@ -108,6 +108,22 @@ def logistic_baseline(random_state: int = C.SEED) -> Pipeline:
     ])
 
 
+class EmptyColumnsToZero(TransformerMixin, BaseEstimator):
+    """Columns with no value at all in training (e.g. redemption rate before any offer was sent)
+    become 0: they carry no information, and gradient boosting cannot bin an all-missing column."""
+
+    def fit(self, X: pd.DataFrame, y=None) -> "EmptyColumnsToZero":
+        self.empty_ = [c for c in X.columns if X[c].isna().all()]
+        self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+        return self
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        return X.assign(**{c: 0.0 for c in self.empty_}) if self.empty_ else X
+
+    def get_feature_names_out(self, input_features=None):
+        return self.feature_names_in_
+
+
 class ChurnModel(BaseEstimator):
     """Gradient boosting with hyperparameters chosen on a temporal validation, refitted on
     every training snapshot and calibrated (Platt scaling) out of fold.
@@ -134,11 +150,12 @@ class ChurnModel(BaseEstimator):
                              f"validation snapshot {pd.Timestamp(valid_at):%Y-%m-%d}; add earlier snapshots")
         return train, data[data["snapshot"] == valid_at]
 
-    def _booster(self, **params) -> HistGradientBoostingClassifier:
-        return HistGradientBoostingClassifier(
+    def _booster(self, **params) -> Pipeline:
+        gbm = HistGradientBoostingClassifier(
             max_iter=400, early_stopping=True, validation_fraction=0.15, n_iter_no_change=30,
             l2_regularization=1.0, random_state=self.random_state,
             monotonic_cst={k: v for k, v in MONOTONE.items() if k in self.features}, **params)
+        return Pipeline([("empty", EmptyColumnsToZero().set_output(transform="pandas")), ("gbm", gbm)])
 
     def fit(self, data: pd.DataFrame, y=None) -> "ChurnModel":
         missing = [c for c in (*self.features, "snapshot", "churned") if c not in data]
