@@ -88,3 +88,49 @@ def retention_over_time(rolling: pd.DataFrame):
     fig.autofmt_xdate()
     fig.tight_layout()
     return fig
+
+
+def calibration(curve: pd.DataFrame, title: str = "Churn calibration"):
+    """Observed churn rate against mean predicted probability per bin."""
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", label="perfect")
+    ax.plot(curve["mean_predicted"], curve["observed_rate"], marker="o", label="model")
+    ax.set_xlabel("mean predicted probability")
+    ax.set_ylabel("observed churn rate")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def lift_curve(scores: pd.DataFrame, label: str, models: list[str]):
+    """Share of all churners captured against the share of customers contacted, per model."""
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    y = scores[label].to_numpy()
+    x = np.arange(1, len(y) + 1) / len(y)
+    for m in models:
+        order = np.argsort(-scores[m].to_numpy(), kind="stable")
+        ax.plot(x, np.cumsum(y[order]) / max(y.sum(), 1), label=m)
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", label="random")
+    ax.set_xlabel("share of customers contacted (highest risk first)")
+    ax.set_ylabel("share of churners captured")
+    ax.set_title("Churn capture curve")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def metric_bars(table: pd.DataFrame, title: str, ylabel: str):
+    """Grouped bars: one group per row of ``table``, one bar per column."""
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    n = len(table.columns)
+    x = np.arange(len(table))
+    width = 0.8 / max(n, 1)
+    for i, col in enumerate(table.columns):
+        ax.bar(x + (i - (n - 1) / 2) * width, table[col].to_numpy(dtype=float), width, label=str(col))
+    ax.set_xticks(x, [str(i) for i in table.index])
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    return fig

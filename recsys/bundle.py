@@ -1,0 +1,163 @@
+"""Everything serving needs from one training run, in one directory.
+
+A bundle holds the offer ranker (with its ALS model saved as factors and id maps), the churn
+model, the customer snapshot (churn probability, risk band, reasons, segment, P(alive),
+expected purchases, total spend), the offer catalog seen at training time and the run's
+configuration and key metrics. The training pipeline packages it into the MLflow model; the
+Flask service and the exports load it through :meth:`ModelBundle.load`.
+
+Layout: ``bundle.json`` (format, config, metrics), ``customers.parquet``, ``catalog.parquet``,
+``als/`` (recsys.cf), ``ranker.joblib`` and ``churn.joblib`` (scikit-learn estimators, the
+way MLflow's sklearn flavour stores them).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+
+from recsys import constants as C
+from recsys.cf import ALSRecommender
+from recsys.errors import RecsysError
+from recsys.offers import OfferRanker, PreparedOffers
+
+BUNDLE_FORMAT = 1
+CUSTOMER_COLUMNS = ["churn_probability", "risk_band", "reasons", "segment", "cluster", "p_alive",
+                    "expected_purchases", "total_spend"]
+RISK_BANDS = ("low", "medium", "high")
+
+
+class BundleError(RecsysError):
+    """A bundle directory is incomplete or of another format."""
+
+
+@dataclass
+class ModelBundle:
+    ranker: OfferRanker
+    churn_model: object
+    customers: pd.DataFrame  # indexed by customer_id, CUSTOMER_COLUMNS
+    catalog: pd.DataFrame
+    config: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self._prepared: PreparedOffers | None = None
+        self._order = None
+
+    # ------------------------------------------------------------- persistence
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the bundle to ``path`` atomically (a staging directory, then a rename)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
+        try:
+            self.ranker.cf_model_.save(stage / "als")
+            cf = self.ranker.cf_model_
+            try:
+                self.ranker.cf_model_ = None
+                joblib.dump(self.ranker, stage / "ranker.joblib")
+            finally:
+                self.ranker.cf_model_ = cf
+            joblib.dump(self.churn_model, stage / "churn.joblib")
+            customers = self.customers.reset_index()
+            customers["reasons"] = customers["reasons"].map(list)
+            customers.to_parquet(stage / "customers.parquet", index=False)
+            self.catalog.to_parquet(stage / "catalog.parquet", index=False)
+            (stage / "bundle.json").write_text(json.dumps(
+                {"format": BUNDLE_FORMAT, "config": self.config, "metrics": self.metrics}, indent=2, default=str))
+            if path.exists():
+                shutil.rmtree(path)
+            stage.rename(path)
+        except BaseException:
+            shutil.rmtree(stage, ignore_errors=True)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "ModelBundle":
+        path = Path(path)
+        needed = ["bundle.json", "customers.parquet", "catalog.parquet", "ranker.joblib", "churn.joblib", "als"]
+        missing = [n for n in needed if not (path / n).exists()]
+        if missing:
+            raise BundleError(f"{path}: not a model bundle (missing {', '.join(missing)})")
+        meta = json.loads((path / "bundle.json").read_text())
+        if meta.get("format") != BUNDLE_FORMAT:
+            raise BundleError(f"{path}: bundle format {meta.get('format')} is not {BUNDLE_FORMAT}")
+        ranker = joblib.load(path / "ranker.joblib")
+        ranker.cf_model_ = ALSRecommender.load(path / "als")
+        customers = pd.read_parquet(path / "customers.parquet").set_index(C.CUSTOMER_ID)
+        customers["reasons"] = customers["reasons"].map(lambda v: [] if v is None else list(v))
+        return cls(ranker, joblib.load(path / "churn.joblib"), customers, pd.read_parquet(path / "catalog.parquet"),
+                   meta.get("config", {}), meta.get("metrics", {}))
+
+    # ------------------------------------------------------------- offers
+
+    def prepared(self, catalog: pd.DataFrame | None = None) -> PreparedOffers:
+        """The catalog prepared for ranking (the training-time one unless another is given)."""
+        if catalog is not None:
+            return self.ranker.prepare(catalog)
+        if self._prepared is None:
+            self._prepared = self.ranker.prepare(self.catalog)
+        return self._prepared
+
+    def offers(self, customer_ids, *, k: int = C.DEFAULT_K, channel: str | None = None, as_of=None,
+               catalog: PreparedOffers | pd.DataFrame | None = None, events=None) -> pd.DataFrame:
+        """Ranked offers per customer (recsys.offers.RANKING_COLUMNS)."""
+        prepared = catalog if isinstance(catalog, PreparedOffers) else self.prepared(catalog)
+        return self.ranker.rank_many(customer_ids, prepared, k=k, channel=channel, as_of=as_of, events=events)
+
+    # ------------------------------------------------------------- churn
+
+    def churn_risk(self, customer_id) -> dict | None:
+        """Probability, band, reasons, segment, P(alive)... of one customer; None if unknown."""
+        try:
+            row = self.customers.loc[customer_id]
+        except KeyError:
+            return None
+        if isinstance(row, pd.DataFrame):
+            row = row.iloc[0]
+        out = {c: _plain(row[c]) for c in CUSTOMER_COLUMNS}
+        out["reasons"] = list(row["reasons"])
+        return out
+
+    def at_risk(self, *, min_risk: float = 0.0, band: str | None = None, segment: str | None = None) -> pd.DataFrame:
+        """Customers at or above ``min_risk`` (and in ``band`` / ``segment``), sorted by risk x value
+        (churn probability x total spend), highest first; ties by customer id."""
+        if not 0.0 <= min_risk <= 1.0:
+            raise ValueError(f"min_risk must be within [0, 1], not {min_risk}")
+        if band is not None and band not in RISK_BANDS:
+            raise ValueError(f"band must be one of {', '.join(RISK_BANDS)}, not {band!r}")
+        if self._order is None:
+            c = self.customers
+            value = c["churn_probability"] * c["total_spend"].clip(lower=0)
+            self._order = c.assign(_value=value).sort_values(["_value", "churn_probability"], ascending=False,
+                                                              kind="stable").drop(columns="_value")
+        out = self._order[self._order["churn_probability"] >= min_risk]
+        if band is not None:
+            out = out[out["risk_band"] == band]
+        if segment is not None:
+            out = out[out["segment"] == segment]
+        return out
+
+    def segments(self) -> pd.DataFrame:
+        """Customers, mean churn probability and mean spend per segment."""
+        g = self.customers.groupby("segment", observed=True)
+        return pd.DataFrame({"customers": g.size(), "mean_churn_probability": g["churn_probability"].mean(),
+                             "mean_total_spend": g["total_spend"].mean()}).sort_values("customers", ascending=False)
+
+
+def _plain(v):
+    if isinstance(v, (np.floating, float)):
+        return None if np.isnan(v) else float(v)
+    if isinstance(v, np.integer):
+        return int(v)
+    return v
