@@ -12,7 +12,7 @@ export OMP_NUM_THREADS ?= 1
 .PHONY: help install install-dev run test test-fast benchmark clean
 
 help:
-	@echo "make run        set up .venv, import The Complete Journey and run the main job"
+	@echo "make run        set up .venv, import The Complete Journey, train, register and promote the model"
 	@echo "make test       set up .venv with the dev extras and run the test suite"
 	@echo "make test-fast  the suite without slow tests"
 	@echo "make benchmark  print speed and memory figures"
@@ -35,6 +35,7 @@ $(DATA_DIR)/transactions.parquet: | $(VENV)/.installed
 
 run: $(VENV)/.installed $(DATA_DIR)/transactions.parquet
 	$(BIN)/recsys data validate $(DATA_DIR)
+	$(BIN)/recsys train --data $(DATA_DIR)
 
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest

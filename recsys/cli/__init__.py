@@ -8,6 +8,7 @@ import click
 
 from recsys.cli.data import data
 from recsys.cli.report import report
+from training.cli import models, train
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -21,3 +22,5 @@ def main(verbose: int) -> None:
 
 main.add_command(data)
 main.add_command(report)
+main.add_command(train)
+main.add_command(models)

@@ -1,0 +1,98 @@
+"""A real `mlflow server` with PostgreSQL as its backend store, and `mlflow run` on the MLproject."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_http(url: str, proc: subprocess.Popen, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"mlflow server exited with {proc.returncode}: {proc.stderr.read().decode()[-2000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(f"{url} did not answer within {timeout} s")
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_train_against_a_tracking_server_backed_by_postgresql(postgres_url, synth_dir, tmp_path, monkeypatch):
+    port = _free_port()
+    server = subprocess.Popen(
+        [str(BIN / "mlflow"), "server", "--backend-store-uri", postgres_url,
+         "--artifacts-destination", str(tmp_path / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "1"],
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        _wait_http(f"{uri}/health", server)
+        env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+        done = subprocess.run([str(BIN / "recsys"), "train", "--data", str(synth_dir), "--horizon-days", "30",
+                               "--churn-snapshots", "14"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                              timeout=600)
+        assert done.returncode in (0, 3), done.stderr[-3000:]
+        assert "quality gate for version 1" in done.stdout
+        if done.returncode == 3:  # the gate kept the champion alias unset: promote by hand
+            promoted = subprocess.run([str(BIN / "recsys"), "models", "promote", "1"], env=env,
+                                      capture_output=True, text=True, timeout=120)
+            assert promoted.returncode == 0, promoted.stderr
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+        mlflow.set_tracking_uri(uri)
+        model = mlflow.pyfunc.load_model("models:/loyalty-offers@champion")
+        bundle = model.unwrap_python_model().bundle
+        customers = bundle.customers.index[:2].tolist()
+        during = str((bundle.catalog["start_date"].max() + pd.Timedelta(days=1)).date())
+        out = model.predict(pd.DataFrame({"customer_id": customers}), params={"k": 3, "as_of": during})
+        assert set(out["customer_id"]) == set(customers)
+        # the runs live in PostgreSQL: the server lists them
+        runs = mlflow.search_runs(experiment_names=["loyalty-offers"])
+        assert len(runs) >= 10  # the parent run and one per stage
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        mlflow.set_tracking_uri(None)
+
+
+@pytest.mark.slow
+def test_mlflow_run_entry_point(synth_dir, tmp_path):
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+           "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}  # as in an activated environment
+    done = subprocess.run([str(BIN / "mlflow"), "run", str(ROOT), "-e", "evaluate", "--env-manager", "local",
+                           "--experiment-name", "mlproject", "-P", f"data={synth_dir}"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    client = mlflow.tracking.MlflowClient(env["MLFLOW_TRACKING_URI"])
+    exp = client.get_experiment_by_name("mlproject")
+    runs = client.search_runs([exp.experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert len(parents) == 1  # the project's run is the pipeline's parent run
+    stages = {r.info.run_name for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id}
+    assert {"load", "churn", "cf", "offers", "evaluate", "package"} <= stages and "register" not in stages, stages
+    assert {"churn_model_roc_auc", "cf_als_all_ndcg_at_10"} <= set(parents[0].data.metrics)

@@ -1,0 +1,163 @@
+"""The training pipeline against a real MLflow tracking store (SQLite in a temporary folder)."""
+
+from __future__ import annotations
+
+import mlflow
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from mlflow.tracking import MlflowClient
+
+from recsys.cli import main as cli
+from training import registry
+from training.pipeline import GATE_METRICS, STAGES, TrainConfig, evaluation_campaigns, train
+
+SMALL = dict(horizon_days=30, churn_snapshots=14, als={"factors": 16, "iterations": 8, "regularization": 0.5},
+             min_campaign_offers=5)
+
+
+@pytest.fixture
+def tracking(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
+    return uri
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, synth_dir):
+    """One full training run on the small synthetic dataset (module-scoped: it takes a while)."""
+    tmp = tmp_path_factory.mktemp("mlflow")
+    mp = pytest.MonkeyPatch()
+    mp.chdir(tmp)
+    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    mp.setenv("MLFLOW_TRACKING_URI", uri)
+    result = train(TrainConfig(data=str(synth_dir), experiment="test", **SMALL))
+    yield result, uri, tmp
+    mp.undo()
+
+
+def test_every_stage_is_a_nested_run_with_timings_and_artifacts(trained):
+    result, uri, _ = trained
+    client = MlflowClient(uri)
+    parent = client.get_run(result.run_id)
+    children = client.search_runs([parent.info.experiment_id],
+                                  f"tags.mlflow.parentRunId = '{result.run_id}'")
+    assert sorted(r.info.run_name for r in children) == sorted(STAGES)
+    assert all("seconds" in r.data.metrics for r in children)
+    m = parent.data.metrics
+    for key in GATE_METRICS:
+        assert key in m, key
+    for key in ("churn_recency_rule_roc_auc", "churn_bgnbd_roc_auc", "churn_logistic_roc_auc", "churn_model_brier",
+                "churn_model_lift_top10", "cf_popularity_all_ndcg_at_10", "cf_repeat_purchase_discovery_recall_at_10",
+                "offers_personal_history_recall_at_10", "offers_als_recall_at_10", "stage_churn_seconds"):
+        assert key in m, key
+    p = parent.data.params
+    assert len(p["data_fingerprint"]) == 16 and p["as_of"]
+    assert parent.data.tags.get("git_commit")
+    names = {c.info.run_name: c.info.run_id for c in children}
+    load = client.get_run(names["load"])
+    assert load.inputs.dataset_inputs[0].dataset.digest == p["data_fingerprint"]
+    arts = {a.path for a in client.list_artifacts(names["churn"], "churn")}
+    assert {"churn/calibration.png", "churn/capture.png", "churn/segment_auc.csv"} <= arts
+    assert "segments/cluster_profiles.png" in {a.path for a in client.list_artifacts(names["segmentation"], "segments")}
+    assert "cf/ndcg_vs_baselines.png" in {a.path for a in client.list_artifacts(names["cf"], "cf")}
+    assert "offers/campaign_recall.png" in {a.path for a in client.list_artifacts(names["evaluate"], "offers")}
+
+
+def test_models_beat_naive_baselines_on_planted_data(trained):
+    m = trained[0].metrics
+    assert m["cf_als_discovery_recall_at_10"] > 2 * m["cf_popularity_discovery_recall_at_10"]
+    assert m["offers_engine_recall_at_10"] > m["offers_random_recall_at_10"]
+    assert m["churn_model_roc_auc"] > 0.85
+
+
+def test_registered_with_candidate_alias_and_gate_decides_champion(trained):
+    result, uri, _ = trained
+    client = MlflowClient(uri)
+    mv = client.get_model_version_by_alias("loyalty-offers", "candidate")
+    assert str(mv.version) == result.version
+    gate = result.gate
+    assert gate.passed == all(c["ok"] for c in gate.checks) and gate.checks
+    champion = registry.alias_version("loyalty-offers", "champion")
+    assert (champion == result.version) == gate.passed
+    assert client.get_run(result.run_id).data.tags["quality_gate"] == ("passed" if gate.passed else "failed")
+
+
+def test_pyfunc_model_predicts_offers_and_churn(trained):
+    result, _, _ = trained
+    model = mlflow.pyfunc.load_model(f"models:/loyalty-offers/{result.version}")
+    customers = result.bundle.customers.index[:3].tolist()
+    catalog = result.bundle.catalog
+    during = str((catalog["start_date"].max() + pd.Timedelta(days=1)).date())  # the last campaign runs
+    out = model.predict(pd.DataFrame({"customer_id": customers + ["nobody"]}), params={"k": 2, "as_of": during})
+    assert out.loc[out["customer_id"] == "nobody", "cold_start"].all()
+    assert set(out["customer_id"]) <= set(customers) | {"nobody"}
+    assert {"offer_id", "p_redeem", "expected_value", "reason", "churn_probability", "risk_band"} <= set(out.columns)
+    known = out[out["customer_id"].isin(customers)]
+    assert not known.empty and known["churn_probability"].between(0, 1).all()
+    assert out.groupby("customer_id").size().max() <= 2
+    sig = model.metadata.signature
+    assert sig is not None and "customer_id" in sig.inputs.input_names()
+
+
+def test_same_data_and_seed_give_the_same_metrics(tracking, synth_dir):
+    cfg = dict(data=str(synth_dir), experiment="repro", until="evaluate", **SMALL)
+    a = train(TrainConfig(**cfg)).metrics
+    b = train(TrainConfig(**cfg)).metrics
+    drop = [k for k in a if k.endswith("seconds")]
+    assert {k: v for k, v in a.items() if k not in drop} == {k: v for k, v in b.items() if k not in drop}
+
+
+def test_gate_compares_with_the_champion_and_rollback_restores_it(trained):
+    result, uri, _ = trained
+    name = "loyalty-offers"
+    client = MlflowClient(uri)
+    # a worse model on the same data: its run carries lower gate metrics
+    exp = client.get_run(result.run_id).info.experiment_id
+    params = client.get_run(result.run_id).data.params
+    run = client.create_run(exp, run_name="worse")
+    for key in ("data_fingerprint", "as_of"):
+        client.log_param(run.info.run_id, key, params[key])
+    for key, value in client.get_run(result.run_id).data.metrics.items():
+        client.log_metric(run.info.run_id, key, value - 0.05 if key == "offers_engine_recall_at_10" else value)
+    client.set_terminated(run.info.run_id)
+    src = client.get_model_version(name, result.version).source
+    registry.promote(name, result.version)
+    worse = client.create_model_version(name, src, run_id=run.info.run_id).version
+    gate = registry.quality_gate(name, str(worse), tolerance=0.01)
+    assert not gate.passed and not gate.promoted
+    failing = [c for c in gate.checks if not c["ok"]]
+    assert [c["metric"] for c in failing] == ["offers_engine_recall_at_10"]
+    assert "champion v" in failing[0]["what"] and "FAILED" in gate.report()
+    assert registry.alias_version(name, "champion") == result.version
+    # by hand: promote the worse one, then roll back
+    runner = CliRunner()
+    out = runner.invoke(cli, ["models", "promote", str(worse)], env={"MLFLOW_TRACKING_URI": uri})
+    assert out.exit_code == 0, out.output
+    assert registry.alias_version(name, "champion") == str(worse)
+    out = runner.invoke(cli, ["models", "rollback"], env={"MLFLOW_TRACKING_URI": uri})
+    assert out.exit_code == 0 and f"back to version {result.version}" in out.output
+    assert registry.alias_version(name, "champion") == result.version
+    out = runner.invoke(cli, ["models", "list"], env={"MLFLOW_TRACKING_URI": uri})
+    assert "champion" in out.output and str(worse) in out.output
+    out = runner.invoke(cli, ["models", "promote", "999"], env={"MLFLOW_TRACKING_URI": uri})
+    assert out.exit_code != 0 and "has no version 999" in out.output
+
+
+def test_held_out_campaigns_never_evaluated(synth_dir):
+    from recsys.data import load_dataset
+
+    ds = load_dataset(synth_dir)
+    as_of = ds.transactions["timestamp"].max()
+    cfg = TrainConfig(data="x", min_campaign_offers=5, held_out_campaigns=(5,))
+    chosen = evaluation_campaigns(ds, as_of, cfg)
+    assert chosen and 5 not in chosen
+    with pytest.raises(ValueError, match="campaign 5 is held out"):
+        evaluation_campaigns(ds, as_of, TrainConfig(data="x", eval_campaigns=(4, 5), held_out_campaigns=(5,)))
+
+
+def test_unknown_stage_is_named():
+    with pytest.raises(ValueError, match="unknown stage 'fit'"):
+        train(TrainConfig(data="x", until="fit"))
