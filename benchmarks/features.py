@@ -8,9 +8,7 @@ Targets: features under 5 s; BG/NBD on 10,000 customers under 2 s.
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
-from pathlib import Path
 
 from recsys.bgnbd import BGNBD, rfm_summary
 from recsys.data import load_dataset

@@ -15,7 +15,6 @@ import argparse
 import time
 
 import numpy as np
-import pandas as pd
 
 from recsys import constants as C
 from recsys.campaign_eval import campaign_frame, evaluate_campaign

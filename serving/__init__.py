@@ -1,1 +1,117 @@
-"""The Flask service that answers marketing tools with offers and churn risk."""
+"""The Flask service that answers marketing tools with offers and churn risk.
+
+``create_app(config=None)`` builds an app from the environment (serving.config.Settings)
+with ``config`` overriding any setting. The model is loaded once here and on
+``POST /v1/admin/reload``; docs/api.md describes the endpoints.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, jsonify
+from flask_smorest import Api
+from werkzeug.exceptions import HTTPException
+
+from serving.auth import KeyStore
+from serving.config import Settings
+from serving.events import EventStore
+from serving.metrics import Metrics
+from serving.model import ModelHolder, ModelNotReady
+from serving.web import ApiError, State, error_response, state
+
+logger = logging.getLogger(__name__)
+
+API_VERSION = "1.0"
+
+
+def create_app(config: dict | None = None, *, load_model: bool = True) -> Flask:
+    settings = Settings.from_env().updated(config)
+    app = Flask(__name__)
+    app.config.update(
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+        API_TITLE="Loyalty offers", API_VERSION=API_VERSION, OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/", OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="docs", OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        API_SPEC_OPTIONS={"components": {"securitySchemes": {
+            "ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}}},
+            "security": [{"ApiKey": []}],
+            "info": {"description": "Personalized offers and churn risk for loyalty and retention marketing."}},
+    )
+    metrics = Metrics()
+    holder = ModelHolder(settings.model_uri, settings.tracking_uri, settings.catalog)
+    app.extensions["recsys"] = State(settings, holder, EventStore(settings.events_url),
+                                     KeyStore(settings.api_keys_file), metrics)
+    metrics.init_app(app)
+
+    api = Api(app)
+    from serving.blueprints import admin, churn, events, offers, segments
+
+    for blp in (offers.blp, churn.blp, segments.blp, events.blp, admin.blp):
+        api.register_blueprint(blp)
+    _health(app)
+    _errors(app)
+    if load_model:
+        try:
+            holder.reload()
+            if holder.current.version and holder.current.version.isdigit():
+                metrics.model_version.set(int(holder.current.version))
+        except Exception as exc:  # start anyway: /readyz says why, /v1 answers 503
+            logger.error("model not loaded: %s", exc)
+    return app
+
+
+def _health(app: Flask) -> None:
+    @app.get("/healthz")
+    def healthz():
+        return jsonify({"status": "ok"})
+
+    @app.get("/readyz")
+    def readyz():
+        holder = state().model
+        if holder.ready:
+            return jsonify({"status": "ready", "model_version": holder.current.version})
+        return error_response(503, "not_ready", holder.last_error or "the model is not loaded yet")
+
+    @app.get("/metrics")
+    def metrics_view():
+        body, content_type = state().metrics.exposition()
+        return Response(body, content_type=content_type)
+
+
+def _errors(app: Flask) -> None:
+    @app.errorhandler(ApiError)
+    def api_error(exc: ApiError):
+        return error_response(exc.status, exc.code, exc.message)
+
+    @app.errorhandler(ModelNotReady)
+    def not_ready(exc):
+        return error_response(503, "not_ready", str(exc))
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        if exc.code == 422:  # webargs validation: name every bad parameter, as a 400
+            messages = getattr(exc, "data", {}).get("messages", {})
+            parts = []
+            for location, fields in messages.items():
+                for name, problems in (fields.items() if isinstance(fields, dict) else [(location, fields)]):
+                    parts.append(f"{name}: {_flatten(problems)}")
+            return error_response(400, "bad_parameter", "; ".join(parts) or "invalid request")
+        if exc.code == 413:
+            return error_response(413, "too_large", f"request body over {app.config['MAX_CONTENT_LENGTH']} bytes")
+        codes = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+                 405: "method_not_allowed"}
+        return error_response(exc.code or 500, codes.get(exc.code, "error"), exc.description or exc.name)
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        logger.exception("unhandled error")  # the trace goes to the log, never to the client
+        return error_response(500, "internal_error", "internal error; the request was logged")
+
+
+def _flatten(problems) -> str:
+    if isinstance(problems, dict):
+        return "; ".join(f"{k}: {_flatten(v)}" for k, v in problems.items())
+    if isinstance(problems, list):
+        return " ".join(_flatten(p) for p in problems)
+    return str(problems)

@@ -77,3 +77,24 @@ def cj_dataset():
     from recsys.data.validate import validate_tables
 
     return Dataset(**validate_tables(build_tables())[0])
+
+
+@pytest.fixture(scope="session")
+def synth_bundle_dir(tmp_path_factory, synth_dir):
+    """A model bundle trained on the small synthetic dataset (no registration)."""
+    import mlflow
+
+    from training.pipeline import TrainConfig, train
+
+    tmp = tmp_path_factory.mktemp("bundle")
+    mp = pytest.MonkeyPatch()
+    mp.chdir(tmp)
+    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp / 'mlflow.db'}")
+    try:
+        result = train(TrainConfig(data=str(synth_dir), experiment="bundle", horizon_days=30, churn_snapshots=14,
+                                   als={"factors": 16, "iterations": 8, "regularization": 0.5},
+                                   min_campaign_offers=5, until="package"))
+    finally:
+        mp.undo()
+        mlflow.set_tracking_uri(None)
+    return result.bundle.save(tmp / "model")

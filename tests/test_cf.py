@@ -1,7 +1,6 @@
 """Collaborative filtering: planted preferences recovered, persistence, cold start, weighting."""
 
 import numpy as np
-import pandas as pd
 import pytest
 import scipy.sparse as sp
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,14 +13,11 @@ import mlflow
 import pandas as pd
 import pytest
 
+from tests.procs import free_port, stop
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait_http(url: str, proc: subprocess.Popen, timeout: float = 120.0) -> None:
@@ -41,7 +37,7 @@ def _wait_http(url: str, proc: subprocess.Popen, timeout: float = 120.0) -> None
 @pytest.mark.slow
 @pytest.mark.postgres
 def test_train_against_a_tracking_server_backed_by_postgresql(postgres_url, synth_dir, tmp_path, monkeypatch):
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [str(BIN / "mlflow"), "server", "--backend-store-uri", postgres_url,
          "--artifacts-destination", str(tmp_path / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
@@ -72,11 +68,7 @@ def test_train_against_a_tracking_server_backed_by_postgresql(postgres_url, synt
         runs = mlflow.search_runs(experiment_names=["loyalty-offers"])
         assert len(runs) >= 10  # the parent run and one per stage
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop(server)
         mlflow.set_tracking_uri(None)
 
 

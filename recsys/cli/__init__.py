@@ -8,6 +8,7 @@ import click
 
 from recsys.cli.data import data
 from recsys.cli.report import report
+from serving.cli import keys, serve
 from training.cli import models, train
 
 
@@ -24,3 +25,5 @@ main.add_command(data)
 main.add_command(report)
 main.add_command(train)
 main.add_command(models)
+main.add_command(serve)
+main.add_command(keys)

@@ -240,8 +240,11 @@ def validate_tables(
     text_tables: frozenset[str] = frozenset(),
     strict: bool = False,
     now: pd.Timestamp | None = None,
+    partial: bool = False,
 ) -> tuple[dict[str, pd.DataFrame], list[Issue]]:
     """Validate raw tables; return canonical frames and the warnings.
+
+    With ``partial`` no table is required (e.g. checking an offer catalog on its own).
 
     ``text_tables`` names the tables read from untyped text (CSV), whose integer-looking ids
     become integers. With ``strict`` warnings count as errors. Raises DataValidationError
@@ -253,7 +256,7 @@ def validate_tables(
     if unknown:
         logger.info("ignoring tables outside the data contract: %s", ", ".join(unknown))
     for spec in K.SPECS.values():
-        if spec.required and spec.name not in raw:
+        if spec.required and spec.name not in raw and not partial:
             out.add(Issue(spec.name, None, "required table is missing"))
 
     frames: dict[str, pd.DataFrame] = {}

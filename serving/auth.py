@@ -1,0 +1,90 @@
+"""API keys: stored only as SHA-256 hashes in a JSON file, compared in constant time.
+
+Roles: ``read`` (offers, churn, segments, model), ``events`` (read, and posting offer events),
+``admin`` (everything, including reloading the model).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+ROLES = ("read", "events", "admin")
+GRANTS = {"read": {"read"}, "events": {"read", "events"}, "admin": {"read", "events", "admin"}}
+KEY_PREFIX = "rk_"
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    key_id: str
+    role: str
+    name: str
+
+
+class KeyStore:
+    """The keys file: ``{"keys": [{"id", "name", "role", "sha256"}]}``."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self._entries = self._read()
+
+    def _read(self) -> list[dict]:
+        if not self.path.exists():
+            return []
+        try:
+            data = json.loads(self.path.read_text())
+            entries = data["keys"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{self.path}: not an API keys file ({exc})") from None
+        for e in entries:
+            if e.get("role") not in ROLES or not isinstance(e.get("sha256"), str):
+                raise ValueError(f"{self.path}: key {e.get('id')!r} has no valid role or hash")
+        return entries
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def lookup(self, key: str | None) -> ApiKey | None:
+        """The key's entry, or None. Every stored hash is compared, in constant time each."""
+        if not key:
+            return None
+        digest = _digest(key)
+        found = None
+        for e in self._entries:
+            if hmac.compare_digest(digest, e["sha256"]):
+                found = e
+        return ApiKey(found["id"], found["role"], found.get("name", "")) if found else None
+
+    def create(self, role: str, name: str = "") -> str:
+        """Add a new key and return it; only its hash is written (atomically)."""
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+        key = KEY_PREFIX + secrets.token_urlsafe(32)
+        entry = {"id": f"key_{secrets.token_hex(4)}", "name": name, "role": role, "sha256": _digest(key)}
+        entries = self._read() + [entry]
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}-", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump({"keys": entries}, f, indent=2)
+            os.chmod(tmp, 0o600)
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        self._entries = entries
+        return key
+
+
+def allowed(role: str, needed: str) -> bool:
+    return needed in GRANTS.get(role, set())

@@ -1,0 +1,1 @@
+"""The service's blueprints, one per area."""

@@ -1,0 +1,46 @@
+"""The loaded model, and reloading it."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from serving.schemas import ModelInfo
+from serving.web import ApiError, require, state
+
+blp = Blueprint("model", __name__, url_prefix="/v1", description="Model information and reload")
+
+
+def model_info() -> dict:
+    loaded = state().model.current
+    b = loaded.bundle
+    return {"name": loaded.name, "version": loaded.version, "alias": loaded.alias, "model_uri": loaded.model_uri,
+            "trained_at": b.config.get("trained_at"), "as_of": b.config.get("as_of"),
+            "loaded_at": datetime.fromtimestamp(loaded.loaded_at, timezone.utc).isoformat(),
+            "metrics": {k: float(v) for k, v in b.metrics.items()}, "catalog_offers": len(loaded.catalog),
+            "customers": len(b.customers)}
+
+
+@blp.route("/model")
+class ModelView(MethodView):
+    @require("read")
+    @blp.response(200, ModelInfo)
+    def get(self):
+        """Name, version, alias, training date and key metrics of the loaded model."""
+        return model_info()
+
+
+@blp.route("/admin/reload")
+class ReloadView(MethodView):
+    @require("admin")
+    @blp.response(200, ModelInfo)
+    def post(self):
+        """Load the current champion and catalog, warm up, then swap; requests in flight finish
+        on the old model."""
+        try:
+            state().model.reload()
+        except Exception as exc:  # the old model keeps serving
+            raise ApiError(503, "reload_failed", f"{exc}; still serving the previous model") from None
+        return model_info()

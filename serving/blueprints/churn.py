@@ -1,0 +1,83 @@
+"""Churn risk of one customer and the at-risk list (retention teams)."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from flask import Response, request, stream_with_context
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from recsys.bundle import CUSTOMER_COLUMNS
+from serving.model import jsonable
+from serving.schemas import AtRiskPage, AtRiskQuery, ChurnRisk
+from serving.web import ApiError, decode_cursor, encode_cursor, require, state
+
+blp = Blueprint("churn", __name__, url_prefix="/v1", description="Churn risk and at-risk lists")
+
+CSV_COLUMNS = ["customer_id", *CUSTOMER_COLUMNS]
+
+
+@blp.route("/customers/<customer_id>/churn-risk")
+class ChurnRiskView(MethodView):
+    @require("read")
+    @blp.response(200, ChurnRisk)
+    @blp.alt_response(404, schema=None, description="unknown customer")
+    def get(self, customer_id):
+        """Probability, band, reasons, segment, P(alive) of one customer."""
+        loaded = state().model.current
+        cid = loaded.parse_customer_id(customer_id)
+        risk = loaded.bundle.churn_risk(cid)
+        if risk is None:
+            raise ApiError(404, "not_found", f"customer {customer_id} is not known to model version {loaded.version}")
+        return {"customer_id": jsonable(cid), **{k: jsonable(v) for k, v in risk.items()},
+                "model_version": loaded.version}
+
+
+def _row(cid, r) -> dict:
+    return {"customer_id": jsonable(cid), **{c: jsonable(r[i]) for i, c in enumerate(CUSTOMER_COLUMNS)}}
+
+
+@blp.route("/churn/at-risk")
+class AtRiskView(MethodView):
+    @require("read")
+    @blp.arguments(AtRiskQuery, location="query")
+    @blp.response(200, AtRiskPage)
+    def get(self, q):
+        """Customers at risk, highest risk x value first, paginated by cursor; CSV (streamed) with
+        ``Accept: text/csv`` or ``format=csv``, where the whole list from the cursor on is sent."""
+        loaded = state().model.current
+        try:
+            rows = loaded.bundle.at_risk(min_risk=q["min_risk"], band=q["band"], segment=q["segment"])
+        except ValueError as exc:
+            raise ApiError(400, "bad_parameter", str(exc)) from None
+        start = decode_cursor(q["cursor"], loaded.version)
+        wants_csv = q["format"] == "csv" or (q["format"] is None and request.accept_mimetypes.best == "text/csv")
+        if wants_csv:
+            return _csv(rows.iloc[start:])
+        page = rows.iloc[start:start + q["limit"]]
+        values = page[CUSTOMER_COLUMNS].to_numpy(dtype=object)
+        end = start + len(page)
+        return {"customers": [_row(cid, v) for cid, v in zip(page.index, values)],
+                "next_cursor": encode_cursor(end, loaded.version) if end < len(rows) else None, "total": len(rows)}
+
+
+def _csv(rows):
+    def generate():
+        buf = io.StringIO()
+        writer = csv.writer(buf)
+        writer.writerow(CSV_COLUMNS)
+        values = rows[CUSTOMER_COLUMNS].to_numpy(dtype=object)
+        for i, (cid, v) in enumerate(zip(rows.index, values)):
+            row = _row(cid, v)
+            row["reasons"] = "; ".join(row["reasons"] or [])
+            writer.writerow([row[c] for c in CSV_COLUMNS])
+            if i % 500 == 499:
+                yield buf.getvalue()
+                buf.seek(0)
+                buf.truncate()
+        yield buf.getvalue()
+
+    return Response(stream_with_context(generate()), mimetype="text/csv",
+                    headers={"Content-Disposition": "attachment; filename=at-risk.csv"})

@@ -1,0 +1,47 @@
+"""Service settings: environment variables with defaults (docs/api.md lists them)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name)
+    return default if value is None or value == "" else value
+
+
+@dataclass
+class Settings:
+    model_uri: str = "models:/loyalty-offers@champion"  # RECSYS_MODEL_URI; a bundle directory works too
+    tracking_uri: str = "sqlite:///mlflow.db"  # MLFLOW_TRACKING_URI
+    catalog: str | None = None  # RECSYS_CATALOG: directory or database URL with an offers table
+    events_url: str = "sqlite:///events.db"  # RECSYS_EVENTS_URL
+    api_keys_file: str = "api_keys.json"  # RECSYS_API_KEYS_FILE
+    max_batch: int = 1000  # RECSYS_MAX_BATCH: customers per batch request
+    max_body_bytes: int = 1_000_000  # RECSYS_MAX_BODY_BYTES
+    page_size: int = 100  # RECSYS_PAGE_SIZE: default page of lists
+    max_page_size: int = 10_000
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        return cls(
+            model_uri=_env("RECSYS_MODEL_URI", cls.model_uri),
+            tracking_uri=_env("MLFLOW_TRACKING_URI", cls.tracking_uri),
+            catalog=os.environ.get("RECSYS_CATALOG") or None,
+            events_url=_env("RECSYS_EVENTS_URL", cls.events_url),
+            api_keys_file=_env("RECSYS_API_KEYS_FILE", cls.api_keys_file),
+            max_batch=int(_env("RECSYS_MAX_BATCH", str(cls.max_batch))),
+            max_body_bytes=int(_env("RECSYS_MAX_BODY_BYTES", str(cls.max_body_bytes))),
+            page_size=int(_env("RECSYS_PAGE_SIZE", str(cls.page_size))),
+        )
+
+    def updated(self, overrides: dict | None) -> "Settings":
+        if not overrides:
+            return self
+        names = {f.name for f in fields(self)}
+        unknown = sorted(set(overrides) - names)
+        if unknown:
+            raise ValueError(f"unknown settings: {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+        return Settings(**{**{f.name: getattr(self, f.name) for f in fields(self)}, **overrides})

@@ -1,0 +1,154 @@
+"""The loaded model and catalog: loaded at start and on reload, never per request.
+
+``ModelHolder.current`` is one immutable ``Loaded`` object. A reload builds and warms a new one
+beside it, then swaps the reference in one assignment: requests in flight keep the object they
+started with.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from recsys import constants as C
+from recsys.bundle import ModelBundle
+from recsys.offers import PreparedOffers
+
+logger = logging.getLogger(__name__)
+
+
+class ModelNotReady(RuntimeError):
+    """No model is loaded (yet)."""
+
+
+@dataclass(frozen=True)
+class Loaded:
+    bundle: ModelBundle
+    prepared: PreparedOffers
+    catalog: pd.DataFrame
+    name: str
+    version: str | None
+    alias: str | None
+    model_uri: str
+    loaded_at: float
+    id_is_int: bool
+
+    def parse_customer_id(self, text: str):
+        """A customer id from a URL or JSON, in the model's id type."""
+        if self.id_is_int:
+            try:
+                return int(text)
+            except (TypeError, ValueError):
+                return text  # unknown to the model: treated as a new customer
+        return str(text)
+
+    def offer_fields(self) -> pd.DataFrame:
+        cols = [c for c in (C.OFFER_ID, C.NAME, C.OFFER_TYPE, C.VALUE, C.CATEGORY, C.START_DATE, C.END_DATE,
+                            C.CHANNELS) if c in self.catalog]
+        return self.catalog[cols].set_index(C.OFFER_ID)
+
+
+def _resolve(model_uri: str, tracking_uri: str) -> tuple[ModelBundle, str, str | None, str | None]:
+    """(bundle, registered name, version, alias) from a models:/ URI, a runs:/ URI or a bundle directory."""
+    path = Path(model_uri)
+    if path.is_dir():
+        return ModelBundle.load(path), path.name, None, None
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri)
+    name = version = alias = None
+    if model_uri.startswith("models:/"):
+        ref = model_uri[len("models:/"):]
+        client = mlflow.tracking.MlflowClient()
+        if "@" in ref:
+            name, alias = ref.split("@", 1)
+            version = str(client.get_model_version_by_alias(name, alias).version)
+        elif "/" in ref:
+            name, version = ref.split("/", 1)
+    model = mlflow.pyfunc.load_model(model_uri)
+    return model.unwrap_python_model().bundle, name or model_uri, version, alias
+
+
+def load(model_uri: str, tracking_uri: str, catalog_source: str | None) -> Loaded:
+    t = time.perf_counter()
+    bundle, name, version, alias = _resolve(model_uri, tracking_uri)
+    catalog = read_catalog(catalog_source) if catalog_source else bundle.catalog
+    prepared = bundle.prepared(catalog)
+    ids = bundle.customers.index
+    loaded = Loaded(bundle, prepared, catalog.reset_index(drop=True), name, version, alias, model_uri, time.time(),
+                    bool(len(ids)) and pd.api.types.is_integer_dtype(ids.dtype))
+    # warm-up: the first request should not pay for lazy work
+    if len(ids):
+        bundle.ranker.rank(ids[0], prepared, k=3)
+        bundle.at_risk(min_risk=0.5)
+    logger.info("loaded %s (version %s) in %.1f s", model_uri, version, time.perf_counter() - t)
+    return loaded
+
+
+def read_catalog(source: str) -> pd.DataFrame:
+    """The offers table of a directory or database, validated on its own."""
+    from recsys.data.sources import read_tables
+    from recsys.data.validate import validate_tables
+
+    raw = read_tables(source, tables=(C.OFFERS,))
+    frames, _ = validate_tables(raw.frames, text_tables=raw.text_tables, partial=True)
+    if C.OFFERS not in frames:
+        raise ValueError(f"catalog source {source} has no offers table")
+    return frames[C.OFFERS]
+
+
+class ModelHolder:
+    def __init__(self, model_uri: str, tracking_uri: str, catalog_source: str | None):
+        self.model_uri = model_uri
+        self.tracking_uri = tracking_uri
+        self.catalog_source = catalog_source
+        self._current: Loaded | None = None
+        self._lock = threading.Lock()
+        self.last_error: str | None = None
+
+    @property
+    def current(self) -> Loaded:
+        loaded = self._current
+        if loaded is None:
+            raise ModelNotReady(self.last_error or "the model is not loaded yet")
+        return loaded
+
+    @property
+    def ready(self) -> bool:
+        return self._current is not None
+
+    def reload(self) -> Loaded:
+        """Load the current model and catalog, warm up, then swap (one reload at a time)."""
+        with self._lock:
+            try:
+                fresh = load(self.model_uri, self.tracking_uri, self.catalog_source)
+            except Exception as exc:
+                self.last_error = f"loading {self.model_uri} failed: {exc}"
+                raise
+            self._current = fresh
+            self.last_error = None
+            return fresh
+
+
+def jsonable(v):
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (np.floating,)):
+        return None if np.isnan(v) else float(v)
+    if isinstance(v, (pd.Timestamp,)):
+        return v.date().isoformat() if v == v.normalize() else v.isoformat()
+    if isinstance(v, np.ndarray):
+        return [jsonable(x) for x in v.tolist()]
+    if isinstance(v, (list, tuple)):
+        return [jsonable(x) for x in v]
+    if v is pd.NA or v is pd.NaT:
+        return None
+    if isinstance(v, float) and np.isnan(v):
+        return None
+    return v

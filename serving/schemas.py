@@ -1,0 +1,140 @@
+"""Request and response schemas: they validate input and generate the OpenAPI document."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from recsys import constants as C
+
+
+class ErrorBody(Schema):
+    code = fields.String(required=True)
+    message = fields.String(required=True)
+
+
+class Error(Schema):
+    error = fields.Nested(ErrorBody, required=True)
+
+
+class OffersQuery(Schema):
+    k = fields.Integer(load_default=C.DEFAULT_K, validate=validate.Range(min=1, max=100))
+    channel = fields.String(load_default=None, validate=validate.OneOf(C.CHANNEL_NAMES))
+    as_of = fields.Date(load_default=None, metadata={"description": "date offers must be valid on (default: today)"})
+
+
+class Offer(Schema):
+    rank = fields.Integer()
+    offer_id = fields.Raw()
+    name = fields.String()
+    offer_type = fields.String()
+    value = fields.Float()
+    category = fields.String(allow_none=True)
+    start_date = fields.String()
+    end_date = fields.String()
+    channels = fields.List(fields.String(), allow_none=True)
+    score = fields.Float()
+    p_redeem = fields.Float()
+    expected_value = fields.Float()
+    reason = fields.String()
+
+
+class CustomerOffers(Schema):
+    customer_id = fields.Raw()
+    cold_start = fields.Boolean()
+    model_version = fields.String(allow_none=True)
+    offers = fields.List(fields.Nested(Offer))
+
+
+class BatchRequest(Schema):
+    customer_ids = fields.List(fields.Raw(), required=True, validate=validate.Length(min=1))
+    k = fields.Integer(load_default=C.DEFAULT_K, validate=validate.Range(min=1, max=100))
+    channel = fields.String(load_default=None, validate=validate.OneOf(C.CHANNEL_NAMES))
+    as_of = fields.Date(load_default=None)
+
+
+class BatchResponse(Schema):
+    model_version = fields.String(allow_none=True)
+    results = fields.List(fields.Nested(CustomerOffers))
+
+
+class ChurnRisk(Schema):
+    customer_id = fields.Raw()
+    churn_probability = fields.Float()
+    risk_band = fields.String()
+    reasons = fields.List(fields.String())
+    segment = fields.String(allow_none=True)
+    cluster = fields.Raw(allow_none=True)
+    p_alive = fields.Float(allow_none=True)
+    expected_purchases = fields.Float(allow_none=True)
+    total_spend = fields.Float(allow_none=True)
+    model_version = fields.String(allow_none=True)
+
+
+class AtRiskQuery(Schema):
+    min_risk = fields.Float(load_default=0.5, validate=validate.Range(min=0, max=1))
+    band = fields.String(load_default=None, validate=validate.OneOf(("low", "medium", "high")))
+    segment = fields.String(load_default=None)
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=10_000))
+    cursor = fields.String(load_default=None)
+    format = fields.String(load_default=None, validate=validate.OneOf(("json", "csv")))
+
+
+class AtRiskPage(Schema):
+    customers = fields.List(fields.Nested(ChurnRisk))
+    next_cursor = fields.String(allow_none=True)
+    total = fields.Integer()
+
+
+class Segment(Schema):
+    name = fields.String()
+    customers = fields.Integer()
+    mean_churn_probability = fields.Float()
+    mean_total_spend = fields.Float()
+
+
+class Segments(Schema):
+    segments = fields.List(fields.Nested(Segment))
+
+
+class PageQuery(Schema):
+    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=10_000))
+    cursor = fields.String(load_default=None)
+
+
+class SegmentCustomers(Schema):
+    segment = fields.String()
+    customer_ids = fields.List(fields.Raw())
+    next_cursor = fields.String(allow_none=True)
+    total = fields.Integer()
+
+
+class Event(Schema):
+    event_id = fields.String(required=True, validate=validate.Length(min=1, max=128))
+    customer_id = fields.Raw(required=True)
+    offer_id = fields.Raw(required=True)
+    event = fields.String(required=True, validate=validate.OneOf(C.EVENT_TYPES))
+    timestamp = fields.DateTime(required=True)
+    campaign_id = fields.Raw(load_default=None)
+
+
+class EventsRequest(Schema):
+    events = fields.List(fields.Nested(Event), required=True, validate=validate.Length(min=1, max=10_000))
+
+
+class EventsResponse(Schema):
+    received = fields.Integer()
+    stored = fields.Integer()
+    duplicates = fields.Integer()
+
+
+class ModelInfo(Schema):
+    name = fields.String()
+    version = fields.String(allow_none=True)
+    alias = fields.String(allow_none=True)
+    model_uri = fields.String()
+    trained_at = fields.String(allow_none=True)
+    as_of = fields.String(allow_none=True)
+    loaded_at = fields.String()
+    metrics = fields.Dict(keys=fields.String(), values=fields.Float())
+    catalog_offers = fields.Integer()
+    customers = fields.Integer()

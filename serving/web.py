@@ -1,0 +1,76 @@
+"""What every blueprint shares: the app's state, API-key checks, errors and cursors."""
+
+from __future__ import annotations
+
+import base64
+import functools
+from dataclasses import dataclass
+
+from flask import current_app, g, jsonify, request
+
+from serving.auth import KeyStore, allowed
+from serving.config import Settings
+from serving.events import EventStore
+from serving.model import ModelHolder
+
+
+@dataclass
+class State:
+    settings: Settings
+    model: ModelHolder
+    events: EventStore
+    keys: KeyStore
+    metrics: object
+
+
+def state() -> State:
+    return current_app.extensions["recsys"]
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def error_response(status: int, code: str, message: str):
+    response = jsonify({"error": {"code": code, "message": message}})
+    response.status_code = status
+    return response
+
+
+def require(role: str):
+    """Allow the request only with an X-API-Key whose role grants ``role``."""
+
+    def wrap(view):
+        @functools.wraps(view)
+        def inner(*args, **kwargs):
+            key = state().keys.lookup(request.headers.get("X-API-Key"))
+            if key is None:
+                raise ApiError(401, "unauthorized", "missing or unknown API key (header X-API-Key)")
+            if not allowed(key.role, role):
+                raise ApiError(403, "forbidden", f"this API key's role '{key.role}' does not allow '{role}'")
+            g.api_key = key
+            return view(*args, **kwargs)
+
+        return inner
+
+    return wrap
+
+
+def encode_cursor(offset: int, version: str | None) -> str:
+    return base64.urlsafe_b64encode(f"{version or '-'}:{offset}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None, version: str | None) -> int:
+    if not cursor:
+        return 0
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        ver, offset = raw.rsplit(":", 1)
+        offset = int(offset)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "bad_parameter", "cursor: not a cursor this service issued") from None
+    if ver != (version or "-"):
+        raise ApiError(400, "stale_cursor", "cursor: the model changed since this cursor was issued; start again")
+    return offset

@@ -1,0 +1,219 @@
+"""The Flask service through its test client: endpoints, auth, errors, events, OpenAPI, metrics."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pandas as pd
+import pytest
+
+from serving import create_app
+from serving.auth import KeyStore
+
+
+@pytest.fixture(scope="module")
+def service(synth_bundle_dir, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("service")
+    store = KeyStore(tmp / "keys.json")
+    keys = {role: store.create(role, f"test {role}") for role in ("read", "events", "admin")}
+    app = create_app({"model_uri": str(synth_bundle_dir), "api_keys_file": str(tmp / "keys.json"),
+                      "events_url": f"sqlite:///{tmp / 'events.db'}", "max_batch": 50, "max_body_bytes": 20_000})
+    return app, keys
+
+
+@pytest.fixture
+def client(service):
+    return service[0].test_client()
+
+
+def H(service, role="read"):
+    return {"X-API-Key": service[1][role]}
+
+
+def during(app) -> str:
+    catalog = app.extensions["recsys"].model.current.catalog
+    return str((catalog["start_date"].max() + pd.Timedelta(days=1)).date())
+
+
+def test_health_and_readiness_need_no_key(client):
+    assert client.get("/healthz").json == {"status": "ok"}
+    assert client.get("/readyz").json["status"] == "ready"
+
+
+def test_keys_and_roles(client, service):
+    r = client.get("/v1/segments")
+    assert r.status_code == 401 and r.json["error"]["code"] == "unauthorized"
+    r = client.get("/v1/segments", headers={"X-API-Key": "rk_wrong"})
+    assert r.status_code == 401
+    event = {"events": [{"event_id": "auth-1", "customer_id": "C000001", "offer_id": "OF0001", "event": "viewed",
+                         "timestamp": "2024-06-01T10:00:00Z"}]}
+    r = client.post("/v1/events", json=event, headers=H(service, "read"))
+    assert r.status_code == 403 and "'read' does not allow 'events'" in r.json["error"]["message"]
+    assert client.post("/v1/events", json=event, headers=H(service, "events")).status_code == 201
+    assert client.get("/v1/segments", headers=H(service, "events")).status_code == 200
+    assert client.post("/v1/admin/reload", headers=H(service, "events")).status_code == 403
+
+
+def test_keys_are_stored_only_as_hashes(service, tmp_path):
+    store = KeyStore(tmp_path / "k.json")
+    key = store.create("read")
+    text = (tmp_path / "k.json").read_text()
+    assert key not in text and store.lookup(key).role == "read"
+    assert store.lookup(key[:-1]) is None
+    with pytest.raises(ValueError, match="role must be one of read, events, admin"):
+        store.create("root")
+
+
+def test_offers_for_a_customer(client, service):
+    app = service[0]
+    r = client.get(f"/v1/customers/C000002/offers?k=3&as_of={during(app)}", headers=H(service))
+    assert r.status_code == 200
+    body = r.json
+    assert body["customer_id"] == "C000002" and body["cold_start"] is False
+    assert 1 <= len(body["offers"]) <= 3
+    first = body["offers"][0]
+    assert {"offer_id", "name", "offer_type", "value", "score", "p_redeem", "expected_value", "reason",
+            "start_date", "end_date"} <= set(first)
+    assert [o["rank"] for o in body["offers"]] == list(range(1, len(body["offers"]) + 1))
+    assert all(o["start_date"] <= during(app) <= o["end_date"] for o in body["offers"])
+
+
+def test_unknown_customer_gets_cold_start_offers(client, service):
+    r = client.get(f"/v1/customers/someone-new/offers?as_of={during(service[0])}", headers=H(service))
+    assert r.status_code == 200 and r.json["cold_start"] is True and r.json["offers"]
+
+
+@pytest.mark.parametrize("query, name", [("k=0", "k"), ("k=abc", "k"), ("channel=fax", "channel"),
+                                         ("as_of=tomorrowish", "as_of")])
+def test_bad_parameters_are_named(client, service, query, name):
+    r = client.get(f"/v1/customers/C000001/offers?{query}", headers=H(service))
+    assert r.status_code == 400
+    assert r.json["error"]["code"] == "bad_parameter" and r.json["error"]["message"].startswith(f"{name}:")
+
+
+def test_batch_offers(client, service):
+    ids = ["C000001", "C000003", "nobody"]
+    r = client.post("/v1/offers/batch", json={"customer_ids": ids, "k": 2, "as_of": during(service[0])},
+                    headers=H(service))
+    assert r.status_code == 200
+    assert [x["customer_id"] for x in r.json["results"]] == ids
+    assert r.json["results"][2]["cold_start"] is True
+    too_many = client.post("/v1/offers/batch", json={"customer_ids": [f"C{i:06d}" for i in range(51)]},
+                           headers=H(service))
+    assert too_many.status_code == 400 and "at most 50" in too_many.json["error"]["message"]
+    missing = client.post("/v1/offers/batch", json={"k": 2}, headers=H(service))
+    assert missing.status_code == 400 and missing.json["error"]["message"].startswith("customer_ids:")
+    huge = client.post("/v1/offers/batch", data="x" * 30_000, content_type="application/json", headers=H(service))
+    assert huge.status_code == 413 and huge.json["error"]["code"] == "too_large"
+
+
+def test_churn_risk(client, service):
+    r = client.get("/v1/customers/C000001/churn-risk", headers=H(service))
+    body = r.json
+    assert r.status_code == 200 and 0 <= body["churn_probability"] <= 1
+    assert body["risk_band"] in ("low", "medium", "high") and isinstance(body["reasons"], list)
+    assert {"segment", "p_alive", "model_version"} <= set(body)
+    r = client.get("/v1/customers/nobody/churn-risk", headers=H(service))
+    assert r.status_code == 404 and r.json["error"]["code"] == "not_found"
+
+
+def test_at_risk_pages_cover_the_list_in_order(client, service):
+    seen, cursor = [], None
+    while True:
+        url = "/v1/churn/at-risk?min_risk=0.3&limit=7" + (f"&cursor={cursor}" if cursor else "")
+        page = client.get(url, headers=H(service)).json
+        seen += page["customers"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert len(seen) == page["total"] and len({c["customer_id"] for c in seen}) == len(seen)
+    assert all(c["churn_probability"] >= 0.3 for c in seen)
+    value = [c["churn_probability"] * max(c["total_spend"], 0) for c in seen]
+    assert value == sorted(value, reverse=True)
+    high = client.get("/v1/churn/at-risk?min_risk=0&band=high&limit=1000", headers=H(service)).json["customers"]
+    assert high and all(c["risk_band"] == "high" for c in high)
+    bad = client.get("/v1/churn/at-risk?cursor=notacursor", headers=H(service))
+    assert bad.status_code == 400 and bad.json["error"]["message"].startswith("cursor:")
+
+
+def test_at_risk_as_csv(client, service):
+    for kwargs in ({"headers": {**H(service), "Accept": "text/csv"}}, {"headers": H(service), "query": "&format=csv"}):
+        url = "/v1/churn/at-risk?min_risk=0.3" + kwargs.get("query", "")
+        r = client.get(url, headers=kwargs["headers"])
+        assert r.status_code == 200 and r.mimetype == "text/csv"
+        rows = list(csv.DictReader(io.StringIO(r.get_data(as_text=True))))
+        total = client.get("/v1/churn/at-risk?min_risk=0.3", headers=H(service)).json["total"]
+        assert len(rows) == total and "churn_probability" in rows[0]
+
+
+def test_segments(client, service):
+    segs = client.get("/v1/segments", headers=H(service)).json["segments"]
+    assert sum(s["customers"] for s in segs) == len(service[0].extensions["recsys"].model.current.bundle.customers)
+    name = segs[0]["name"]
+    page = client.get(f"/v1/segments/{name}/customers?limit=5", headers=H(service)).json
+    assert len(page["customer_ids"]) == min(5, segs[0]["customers"]) and page["total"] == segs[0]["customers"]
+    r = client.get("/v1/segments/Nope/customers", headers=H(service))
+    assert r.status_code == 404 and "segments:" in r.json["error"]["message"]
+
+
+def test_events_are_idempotent_and_feed_the_frequency_cap(client, service):
+    app = service[0]
+    day = during(app)
+    offers = client.get(f"/v1/customers/C000004/offers?k=3&as_of={day}", headers=H(service)).json["offers"]
+    top = offers[0]["offer_id"]
+    sent_day = str((pd.Timestamp(day) - pd.Timedelta(days=1)).date())
+    events = [{"event_id": f"cap-{i}", "customer_id": "C000004", "offer_id": top, "event": "sent",
+               "timestamp": f"{sent_day}T0{i}:00:00Z"} for i in range(3)]
+    r = client.post("/v1/events", json={"events": events}, headers=H(service, "events"))
+    assert r.status_code == 201 and r.json == {"received": 3, "stored": 3, "duplicates": 0}
+    again = client.post("/v1/events", json={"events": events}, headers=H(service, "events")).json
+    assert again == {"received": 3, "stored": 0, "duplicates": 3}
+    later = client.get(f"/v1/customers/C000004/offers?k=3&as_of={day}", headers=H(service)).json["offers"]
+    assert top not in [o["offer_id"] for o in later]  # sent 3 times in 30 days: capped
+    bad = client.post("/v1/events", json={"events": [{**events[0], "event": "clicked"}]}, headers=H(service, "events"))
+    assert bad.status_code == 400 and "events" in bad.json["error"]["message"]
+
+
+def test_internal_errors_do_not_leak(client, service, monkeypatch):
+    bundle = service[0].extensions["recsys"].model.current.bundle
+
+    def boom(*a, **k):
+        raise RuntimeError("secret detail C000001")
+
+    monkeypatch.setattr(bundle, "churn_risk", boom)
+    r = client.get("/v1/customers/C000001/churn-risk", headers=H(service))
+    assert r.status_code == 500 and r.json == {"error": {"code": "internal_error",
+                                                        "message": "internal error; the request was logged"}}
+
+
+def test_model_info_reload_and_metrics(client, service):
+    app = service[0]
+    info = client.get("/v1/model", headers=H(service)).json
+    assert info["customers"] > 0 and "churn_model_roc_auc" in info["metrics"] and info["as_of"]
+    before = app.extensions["recsys"].model.current
+    r = client.post("/v1/admin/reload", headers=H(service, "admin"))
+    assert r.status_code == 200
+    assert app.extensions["recsys"].model.current is not before  # swapped for a fresh load
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'recsys_requests_total{endpoint="/v1/model",method="GET",status="200"}' in text
+    assert "recsys_request_seconds_bucket" in text
+
+
+def test_openapi_document_and_docs_page(client):
+    spec = client.get("/openapi.json").json
+    paths = set(spec["paths"])
+    assert {"/v1/customers/{customer_id}/offers", "/v1/offers/batch", "/v1/customers/{customer_id}/churn-risk",
+            "/v1/churn/at-risk", "/v1/segments", "/v1/segments/{name}/customers", "/v1/events", "/v1/model",
+            "/v1/admin/reload"} <= paths
+    assert spec["components"]["securitySchemes"]["ApiKey"]["name"] == "X-API-Key"
+    assert client.get("/docs").status_code == 200
+
+
+def test_unloadable_model_reports_not_ready(tmp_path):
+    app = create_app({"model_uri": str(tmp_path / "missing"), "api_keys_file": str(tmp_path / "k.json"),
+                      "events_url": f"sqlite:///{tmp_path / 'e.db'}", "tracking_uri": f"sqlite:///{tmp_path / 'm.db'}"})
+    c = app.test_client()
+    assert c.get("/healthz").status_code == 200
+    r = c.get("/readyz")
+    assert r.status_code == 503 and r.json["error"]["code"] == "not_ready"
