@@ -12,7 +12,7 @@ export OMP_NUM_THREADS ?= 1
 .PHONY: help install install-dev run test test-fast benchmark clean
 
 help:
-	@echo "make run        set up .venv, import The Complete Journey, train, register and promote the model"
+	@echo "make run        set up .venv, import The Complete Journey, train, register, promote and serve the model"
 	@echo "make test       set up .venv with the dev extras and run the test suite"
 	@echo "make test-fast  the suite without slow tests"
 	@echo "make benchmark  print speed and memory figures"
@@ -33,9 +33,20 @@ install-dev: $(VENV)/.installed-dev
 $(DATA_DIR)/transactions.parquet: | $(VENV)/.installed
 	$(BIN)/recsys data import-completejourney --out $(DATA_DIR) --overwrite
 
+PORT ?= 8000
+KEYS_FILE ?= api_keys.json
+
 run: $(VENV)/.installed $(DATA_DIR)/transactions.parquet
 	$(BIN)/recsys data validate $(DATA_DIR)
 	$(BIN)/recsys train --data $(DATA_DIR)
+	@KEY=$$($(BIN)/recsys keys create --role admin --name "make run development key" --file $(KEYS_FILE)); \
+	echo ""; \
+	echo "MLflow UI:   $(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db   (then http://127.0.0.1:5000)"; \
+	echo "API:         http://127.0.0.1:$(PORT)   docs: http://127.0.0.1:$(PORT)/docs"; \
+	echo "API key:     $$KEY   (development admin key; its hash is in $(KEYS_FILE))"; \
+	echo "try:         curl -H 'X-API-Key: $$KEY' 'http://127.0.0.1:$(PORT)/v1/customers/1364/offers?k=5&as_of=2018-01-01'"; \
+	echo ""; \
+	RECSYS_API_KEYS_FILE=$(KEYS_FILE) exec $(BIN)/recsys serve --port $(PORT)
 
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest

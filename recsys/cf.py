@@ -115,6 +115,27 @@ class PopularityRecommender(_Recommender):
     def _scores(self, rows: np.ndarray) -> np.ndarray:
         return np.broadcast_to(self.popularity_, (len(rows), len(self.popularity_)))
 
+    def recommend_many(self, customer_ids, n: int = C.DEFAULT_K, exclude_purchased: bool = False,
+                       chunk: int = 512) -> list[list]:
+        """The same ranking for everyone: computed once, then each customer's purchases removed."""
+        check_is_fitted(self, "customer_map_")
+        rows = self.customer_map_.positions(list(customer_ids))
+        products = self.product_map_.ids.to_numpy()
+        longest = int(np.diff(self.user_counts_.indptr).max()) if exclude_purchased and self.user_counts_.nnz else 0
+        top = _top_n(self.popularity_[None, :], n + longest)[0]
+        if not exclude_purchased:
+            first = products[top[:n]].tolist()
+            return [first] * len(rows)
+        out = []
+        for r in rows:
+            if r < 0:
+                out.append(products[top[:n]].tolist())
+                continue
+            bought = self.user_counts_.indices[self.user_counts_.indptr[r]:self.user_counts_.indptr[r + 1]]
+            keep = top[~np.isin(top, bought)][:n]
+            out.append(products[keep].tolist())
+        return out
+
 
 class RepeatPurchaseRecommender(_Recommender):
     """Baseline: each customer's own most-bought products (ties: more recent, then popular)."""

@@ -33,6 +33,10 @@ class EventStore:
         kwargs = {"connect_args": {"check_same_thread": False}} if url.startswith("sqlite") else {"pool_pre_ping": True}
         self.engine = sa.create_engine(url, **kwargs)
         METADATA.create_all(self.engine)
+        # Built once: SQLAlchemy caches its compiled form, so a request pays only for the query.
+        self._by_customers = sa.select(EVENTS.c[C.CUSTOMER_ID], EVENTS.c[C.OFFER_ID], EVENTS.c[C.EVENT],
+                                       EVENTS.c[C.TIMESTAMP]).where(
+            EVENTS.c[C.CUSTOMER_ID].in_(sa.bindparam("ids", expanding=True)))
 
     def add(self, events: list[dict]) -> int:
         """Insert events (dicts with the table's columns); returns how many were new."""
@@ -57,8 +61,7 @@ class EventStore:
         """The customers' events as arrays, ids converted back to the model's id type."""
         keys = [str(c) for c in customer_ids]
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(EVENTS.c[C.CUSTOMER_ID], EVENTS.c[C.OFFER_ID], EVENTS.c[C.EVENT],
-                                          EVENTS.c[C.TIMESTAMP]).where(EVENTS.c[C.CUSTOMER_ID].in_(keys))).all()
+            rows = conn.execute(self._by_customers, {"ids": keys}).all()
         if not rows:
             empty = np.array([], dtype=object)
             return EventArrays(empty, empty, empty, np.array([], dtype="datetime64[ns]"))

@@ -30,7 +30,6 @@ class ModelNotReady(RuntimeError):
 @dataclass(frozen=True)
 class Loaded:
     bundle: ModelBundle
-    prepared: PreparedOffers
     catalog: pd.DataFrame
     name: str
     version: str | None
@@ -38,6 +37,22 @@ class Loaded:
     model_uri: str
     loaded_at: float
     id_is_int: bool
+    offer_records: dict  # offer_id -> the offer's fields, ready for JSON
+    _by_day: dict  # day -> PreparedOffers of the offers valid that day (a few recent days kept)
+
+    def prepared_on(self, day: pd.Timestamp) -> PreparedOffers:
+        """The catalog's offers valid on ``day``, prepared once per day: a request only scores
+        offers it could get."""
+        day = pd.Timestamp(day).normalize()
+        found = self._by_day.get(day)
+        if found is None:
+            c = self.catalog
+            valid = c[(c[C.START_DATE] <= day) & (c[C.END_DATE] >= day)]
+            found = self.bundle.ranker.prepare(valid)
+            if len(self._by_day) >= 16:
+                self._by_day.pop(next(iter(self._by_day)))
+            self._by_day[day] = found
+        return found
 
     def parse_customer_id(self, text: str):
         """A customer id from a URL or JSON, in the model's id type."""
@@ -48,10 +63,15 @@ class Loaded:
                 return text  # unknown to the model: treated as a new customer
         return str(text)
 
-    def offer_fields(self) -> pd.DataFrame:
-        cols = [c for c in (C.OFFER_ID, C.NAME, C.OFFER_TYPE, C.VALUE, C.CATEGORY, C.START_DATE, C.END_DATE,
-                            C.CHANNELS) if c in self.catalog]
-        return self.catalog[cols].set_index(C.OFFER_ID)
+
+
+OFFER_FIELDS = (C.NAME, C.OFFER_TYPE, C.VALUE, C.CATEGORY, C.START_DATE, C.END_DATE, C.CHANNELS)
+
+
+def offer_records(catalog: pd.DataFrame) -> dict:
+    cols = [c for c in OFFER_FIELDS if c in catalog]
+    values = catalog[cols].to_numpy(dtype=object)
+    return {oid: {c: jsonable(v) for c, v in zip(cols, row)} for oid, row in zip(catalog[C.OFFER_ID].tolist(), values)}
 
 
 def _resolve(model_uri: str, tracking_uri: str) -> tuple[ModelBundle, str, str | None, str | None]:
@@ -79,13 +99,14 @@ def load(model_uri: str, tracking_uri: str, catalog_source: str | None) -> Loade
     t = time.perf_counter()
     bundle, name, version, alias = _resolve(model_uri, tracking_uri)
     catalog = read_catalog(catalog_source) if catalog_source else bundle.catalog
-    prepared = bundle.prepared(catalog)
     ids = bundle.customers.index
-    loaded = Loaded(bundle, prepared, catalog.reset_index(drop=True), name, version, alias, model_uri, time.time(),
-                    bool(len(ids)) and pd.api.types.is_integer_dtype(ids.dtype))
+    catalog = catalog.reset_index(drop=True)
+    loaded = Loaded(bundle, catalog, name, version, alias, model_uri, time.time(),
+                    bool(len(ids)) and pd.api.types.is_integer_dtype(ids.dtype), offer_records(catalog), {})
     # warm-up: the first request should not pay for lazy work
     if len(ids):
-        bundle.ranker.rank(ids[0], prepared, k=3)
+        today = pd.Timestamp.now().normalize()
+        bundle.ranker.rank(ids[0], loaded.prepared_on(today), k=3, as_of=today)
         bundle.at_risk(min_risk=0.5)
     logger.info("loaded %s (version %s) in %.1f s", model_uri, version, time.perf_counter() - t)
     return loaded

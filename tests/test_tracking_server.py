@@ -5,33 +5,18 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import mlflow
 import pandas as pd
 import pytest
 
+from serving.probe import wait_http
 from tests.procs import free_port, stop
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
-
-
-def _wait_http(url: str, proc: subprocess.Popen, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"mlflow server exited with {proc.returncode}: {proc.stderr.read().decode()[-2000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise TimeoutError(f"{url} did not answer within {timeout} s")
 
 
 @pytest.mark.slow
@@ -45,7 +30,7 @@ def test_train_against_a_tracking_server_backed_by_postgresql(postgres_url, synt
         cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     uri = f"http://127.0.0.1:{port}"
     try:
-        _wait_http(f"{uri}/health", server)
+        wait_http(f"{uri}/health", server)
         env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
         done = subprocess.run([str(BIN / "recsys"), "train", "--data", str(synth_dir), "--horizon-days", "30",
                                "--churn-snapshots", "14"], cwd=tmp_path, env=env, capture_output=True, text=True,

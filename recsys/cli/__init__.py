@@ -9,7 +9,7 @@ import click
 from recsys.cli.data import data
 from recsys.cli.report import report
 from serving.cli import keys, serve
-from training.cli import models, train
+from training.cli import export, models, train
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -27,3 +27,4 @@ main.add_command(train)
 main.add_command(models)
 main.add_command(serve)
 main.add_command(keys)
+main.add_command(export)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
+from flask import jsonify
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -21,22 +22,21 @@ def _as_of(value):
 def rank_customers(customer_ids: list, k: int, channel: str | None, as_of) -> list[dict]:
     st = state()
     loaded = st.model.current
+    day = _as_of(as_of)
     ids = [loaded.parse_customer_id(c) for c in customer_ids]
     events = st.events.for_customers(ids, id_type=int if loaded.id_is_int else str)
-    frame = loaded.bundle.ranker.rank_many(ids, loaded.prepared, k=k, channel=channel, as_of=_as_of(as_of),
-                                           events=events)
-    fields = loaded.offer_fields()
+    a = loaded.bundle.ranker._rank_arrays(ids, loaded.prepared_on(day), k=k, channel=channel, as_of=day,
+                                          events=events)
     known = loaded.bundle.ranker.snapshot_.customer_map
     out = {c: {"customer_id": jsonable(c), "cold_start": known.position(c) is None,
                "model_version": loaded.version, "offers": []} for c in ids}
-    cols = frame.columns
-    for row in zip(*(frame[c].tolist() for c in cols)):
-        r = dict(zip(cols, row))
-        item = {"rank": r["rank"], "offer_id": jsonable(r[C.OFFER_ID]),
-                **{k2: jsonable(v) for k2, v in fields.loc[r[C.OFFER_ID]].items()},
-                "score": r["score"], "p_redeem": r["p_redeem"], "expected_value": r["expected_value"],
-                "reason": r["reason"]}
-        out[r[C.CUSTOMER_ID]]["offers"].append(item)
+    records = loaded.offer_records
+    for cid, rank, oid, score, p, ev, reason in zip(a[C.CUSTOMER_ID].tolist(), a["rank"].tolist(),
+                                                    a[C.OFFER_ID].tolist(), a["score"].tolist(),
+                                                    a["p_redeem"].tolist(), a["expected_value"].tolist(),
+                                                    a["reason"].tolist()):
+        out[cid]["offers"].append({"rank": rank, "offer_id": oid, **records[oid], "score": score, "p_redeem": p,
+                                   "expected_value": ev, "reason": reason})
     return [out[c] for c in ids]
 
 
@@ -47,7 +47,7 @@ class CustomerOffersView(MethodView):
     @blp.response(200, CustomerOffers)
     def get(self, query, customer_id):
         """Ranked offers for one customer; unknown customers get cold-start offers (cold_start: true)."""
-        return rank_customers([customer_id], query["k"], query["channel"], query["as_of"])[0]
+        return jsonify(rank_customers([customer_id], query["k"], query["channel"], query["as_of"])[0])
 
 
 @blp.route("/offers/batch")
@@ -62,4 +62,4 @@ class BatchOffersView(MethodView):
         if len(ids) > limit:
             raise ApiError(400, "bad_parameter", f"customer_ids: {len(ids)} ids, at most {limit} per request")
         results = rank_customers(ids, body["k"], body["channel"], body["as_of"])
-        return {"model_version": state().model.current.version, "results": results}
+        return jsonify({"model_version": state().model.current.version, "results": results})

@@ -1,0 +1,167 @@
+"""Serving speed on loopback: the offers endpoint against a Flask hello-world under the same
+gunicorn settings (2 workers), against `mlflow models serve` on the same model, and the batch
+endpoint with 1,000 customers.
+
+Targets (issue): GET offers throughput >= 0.8x the hello-world's, >= 5x `mlflow models serve`'s;
+batch of 1,000 customers under 200 ms. The load comes from 2 client processes x 8 threads on
+the same 2-core machine, so absolute numbers are lower than on a separate client; the ratios
+are measured in the same run under the same load.
+
+    python benchmarks/serving.py [--model models:/loyalty-offers@champion] [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+sys.path.insert(0, str(ROOT))
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _client(args) -> list[float]:
+    import http.client
+    import threading
+
+    host, port, requests, seconds, threads = args
+    latencies: list[float] = []
+    lock = threading.Lock()
+    stop_at = time.monotonic() + seconds
+
+    def work(seed):
+        rnd = random.Random(seed)
+        mine = []
+        while time.monotonic() < stop_at:
+            method, path, body, headers = rnd.choice(requests)
+            t = time.perf_counter()
+            conn = http.client.HTTPConnection(host, port, timeout=30)
+            conn.request(method, path, body=body, headers=headers)
+            resp = conn.getresponse()
+            resp.read()
+            conn.close()
+            if resp.status != 200:
+                raise RuntimeError(f"{path}: {resp.status}")
+            mine.append(time.perf_counter() - t)
+        with lock:
+            latencies.extend(mine)
+
+    ts = [threading.Thread(target=work, args=(os.getpid() * 100 + i,)) for i in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return latencies
+
+
+def load(port: int, requests: list, seconds: float, processes: int = 2, threads: int = 8) -> dict:
+    with mp.Pool(processes) as pool:
+        t = time.perf_counter()
+        parts = pool.map(_client, [("127.0.0.1", port, requests, seconds, threads)] * processes)
+        wall = time.perf_counter() - t
+    lat = np.concatenate([np.asarray(p) for p in parts])
+    return {"rps": len(lat) / seconds, "p50_ms": float(np.percentile(lat, 50) * 1e3),
+            "p99_ms": float(np.percentile(lat, 99) * 1e3), "requests": int(len(lat)), "wall": wall}
+
+
+def gunicorn(app_spec: str, port: int, env: dict) -> subprocess.Popen:
+    env = {**env, "RECSYS_BIND": f"127.0.0.1:{port}", "RECSYS_WORKERS": "2", "RECSYS_LOG_LEVEL": "warning"}
+    return subprocess.Popen([str(BIN / "gunicorn"), "-c", str(ROOT / "serving" / "gunicorn.conf.py"), app_spec],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="models:/loyalty-offers@champion")
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--as-of", default="2018-01-01", help="date the offers must be valid on")
+    args = parser.parse_args()
+
+    from serving.auth import KeyStore
+    from serving.probe import wait_http
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-serving-"))
+    key = KeyStore(tmp / "keys.json").create("read", "benchmark")
+    env = {**os.environ, "RECSYS_MODEL_URI": args.model, "RECSYS_API_KEYS_FILE": str(tmp / "keys.json"),
+           "RECSYS_EVENTS_URL": f"sqlite:///{tmp / 'events.db'}", "OPENBLAS_NUM_THREADS": "1",
+           "PYTHONPATH": str(ROOT), "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    procs = []
+    try:
+        hello_port, api_port, mlflow_port = _free_port(), _free_port(), _free_port()
+        procs.append(gunicorn("benchmarks.hello_app:create_app()", hello_port, env))
+        procs.append(gunicorn("serving:create_app()", api_port, env))
+        wait_http(f"http://127.0.0.1:{hello_port}/hello", procs[0])
+        wait_http(f"http://127.0.0.1:{api_port}/readyz", procs[1])
+
+        from serving import create_app
+
+        app = create_app({"model_uri": args.model, "api_keys_file": str(tmp / "keys.json"),
+                          "events_url": f"sqlite:///{tmp / 'events.db'}"})
+        customers = app.extensions["recsys"].model.current.bundle.customers.index.tolist()
+        hdr = {"X-API-Key": key}
+        sample = random.Random(0).sample(customers, min(500, len(customers)))
+        offers = [("GET", f"/v1/customers/{c}/offers?k=10&as_of={args.as_of}", None, hdr) for c in sample]
+
+        hello = load(hello_port, [("GET", "/hello", None, {})], args.seconds)
+        api = load(api_port, offers, args.seconds)
+        print(f"hello-world (gunicorn, 2 workers): {hello['rps']:8.0f} req/s  p50 {hello['p50_ms']:6.2f} ms  "
+              f"p99 {hello['p99_ms']:6.2f} ms")
+        print(f"GET offers   (gunicorn, 2 workers): {api['rps']:8.0f} req/s  p50 {api['p50_ms']:6.2f} ms  "
+              f"p99 {api['p99_ms']:6.2f} ms  ({api['rps'] / hello['rps']:.2f}x hello-world; target >= 0.8x)")
+
+        body = json.dumps({"customer_ids": customers[:1000], "k": 10, "as_of": args.as_of}).encode()
+        times = []
+        for _ in range(7):
+            req = urllib.request.Request(f"http://127.0.0.1:{api_port}/v1/offers/batch", data=body,
+                                         headers={**hdr, "Content-Type": "application/json"})
+            t = time.perf_counter()
+            with urllib.request.urlopen(req, timeout=60) as r:
+                r.read()
+            times.append(time.perf_counter() - t)
+        print(f"POST batch of {min(1000, len(customers))} customers: median {np.median(times) * 1e3:.0f} ms, "
+              f"best {min(times) * 1e3:.0f} ms (target < 200 ms)")
+
+        for p in procs:
+            p.terminate()
+        procs = []
+        ml = subprocess.Popen([str(BIN / "mlflow"), "models", "serve", "-m", args.model, "--env-manager", "local",
+                               "-p", str(mlflow_port), "-h", "127.0.0.1", "-w", "2"], cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        procs.append(ml)
+        wait_http(f"http://127.0.0.1:{mlflow_port}/ping", ml)
+        inv = [("POST", "/invocations", json.dumps({"dataframe_split": {"columns": ["customer_id"], "data": [[c]]},
+                                                     "params": {"k": 10, "as_of": args.as_of}}),
+                {"Content-Type": "application/json"}) for c in sample[:100]]
+        mlf = load(mlflow_port, inv, args.seconds)
+        print(f"mlflow models serve (2 workers):   {mlf['rps']:8.0f} req/s  p50 {mlf['p50_ms']:6.2f} ms  "
+              f"p99 {mlf['p99_ms']:6.2f} ms  (service is {api['rps'] / mlf['rps']:.1f}x; target >= 5x)")
+    finally:
+        for p in procs:
+            p.terminate()
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+if __name__ == "__main__":
+    main()
