@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import matplotlib
 
-matplotlib.use("Agg")  # no screen: render to files
+if "inline" not in matplotlib.get_backend():  # in a notebook keep its inline backend
+    matplotlib.use("Agg")  # no screen: render to files
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
