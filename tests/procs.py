@@ -20,3 +20,13 @@ def stop(proc: subprocess.Popen, timeout: float = 30) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(timeout=timeout)
+
+
+def child_env(**extra: str) -> dict:
+    """This process's environment without MLflow's run and experiment variables (MLflow sets
+    them in-process, e.g. on set_experiment), plus ``extra``."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env.update(extra)
+    return env

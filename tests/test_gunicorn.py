@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.procs import free_port, stop
+from tests.procs import child_env, free_port, stop
 
 BIN = Path(sys.executable).parent
 
@@ -38,8 +37,8 @@ def test_serve_under_gunicorn(synth_bundle_dir, tmp_path):
     key = made.stdout.strip()
     assert key.startswith("rk_") and key not in keys.read_text() and "not shown again" in made.stderr
     port = free_port()
-    env = {**os.environ, "RECSYS_MODEL_URI": str(synth_bundle_dir), "RECSYS_API_KEYS_FILE": str(keys),
-           "RECSYS_EVENTS_URL": f"sqlite:///{tmp_path / 'events.db'}"}
+    env = child_env(RECSYS_MODEL_URI=str(synth_bundle_dir), RECSYS_API_KEYS_FILE=str(keys),
+                    RECSYS_EVENTS_URL=f"sqlite:///{tmp_path / 'events.db'}")
     proc = subprocess.Popen([str(BIN / "recsys"), "serve", "--port", str(port), "--workers", "2"], cwd=tmp_path,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from serving.probe import wait_http
-from tests.procs import free_port, stop
+from tests.procs import child_env, free_port, stop
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -31,7 +31,7 @@ def test_train_against_a_tracking_server_backed_by_postgresql(postgres_url, synt
     uri = f"http://127.0.0.1:{port}"
     try:
         wait_http(f"{uri}/health", server)
-        env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+        env = child_env(MLFLOW_TRACKING_URI=uri)
         done = subprocess.run([str(BIN / "recsys"), "train", "--data", str(synth_dir), "--horizon-days", "30",
                                "--churn-snapshots", "14"], cwd=tmp_path, env=env, capture_output=True, text=True,
                               timeout=600)
@@ -59,8 +59,8 @@ def test_train_against_a_tracking_server_backed_by_postgresql(postgres_url, synt
 
 @pytest.mark.slow
 def test_mlflow_run_entry_point(synth_dir, tmp_path):
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
-           "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}  # as in an activated environment
+    env = child_env(MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}",
+                    PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")  # as in an activated environment
     done = subprocess.run([str(BIN / "mlflow"), "run", str(ROOT), "-e", "evaluate", "--env-manager", "local",
                            "--experiment-name", "mlproject", "-P", f"data={synth_dir}"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
