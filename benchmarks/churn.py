@@ -29,11 +29,12 @@ HORIZON = 90
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", help="an imported Complete Journey directory (built in memory if absent)")
+    parser.add_argument("--every", type=int, default=7, help="days between training snapshots")
     args = parser.parse_args()
     ds = load_dataset(args.data) if args.data else Dataset(**validate_tables(build_tables())[0])
     t0 = time.perf_counter()
     last_train = EVAL_AT - pd.Timedelta(days=HORIZON)
-    train = training_set(ds, snapshot_dates("2017-02-01", last_train, 7), HORIZON)
+    train = training_set(ds, snapshot_dates("2017-02-01", last_train, args.every), HORIZON)
     evaluation = training_set(ds, [EVAL_AT], HORIZON)
     t1 = time.perf_counter()
     model = ChurnModel(horizon_days=HORIZON).fit(train)

@@ -17,8 +17,10 @@ EXIT_GATE_FAILED = 3
 @click.option("--experiment", default="loyalty-offers", show_default=True, help="MLflow experiment name.")
 @click.option("--seed", default=42, show_default=True, type=int, help="Random seed: same data and seed, same metrics.")
 @click.option("--horizon-days", default=90, show_default=True, type=click.IntRange(7, 365), help="Churn horizon.")
-@click.option("--churn-snapshots", default=36, show_default=True, type=click.IntRange(4, 200),
-              help="Rolling-origin snapshots for the churn model (weekly).")
+@click.option("--churn-snapshots", default=18, show_default=True, type=click.IntRange(4, 200),
+              help="Rolling-origin snapshots for the churn model.")
+@click.option("--snapshot-every-days", default=14, show_default=True, type=click.IntRange(1, 90),
+              help="Days between churn snapshots.")
 @click.option("--until", type=click.Choice(["load", "features", "segmentation", "churn", "cf", "offers", "evaluate",
                                             "package", "register"]), default=None,
               help="Stop after this stage.")
@@ -26,7 +28,8 @@ EXIT_GATE_FAILED = 3
 @click.option("--tolerance", default=0.01, show_default=True, type=float,
               help="How far below the champion a gate metric may fall.")
 @fail_on_bad_data
-def train(data, as_of, experiment, seed, horizon_days, churn_snapshots, until, no_register, tolerance):
+def train(data, as_of, experiment, seed, horizon_days, churn_snapshots, snapshot_every_days, until, no_register,
+          tolerance):
     """Train, evaluate, package, register and (if it passes the quality gate) promote a model.
 
     Tracks everything in MLflow (MLFLOW_TRACKING_URI, default sqlite:///mlflow.db). Exit status
@@ -36,7 +39,8 @@ def train(data, as_of, experiment, seed, horizon_days, churn_snapshots, until, n
     from training.pipeline import train as run
 
     cfg = TrainConfig(data=data, as_of=as_of, experiment=experiment, seed=seed, horizon_days=horizon_days,
-                      churn_snapshots=churn_snapshots, until=until, register=not no_register, tolerance=tolerance)
+                      churn_snapshots=churn_snapshots, snapshot_every_days=snapshot_every_days, until=until,
+                      register=not no_register, tolerance=tolerance)
     stages = stages_to_run(cfg)
     click.echo(f"tracking: {tracking_uri()}  experiment: {experiment}", err=True)
     with click.progressbar(length=len(stages), label="training", file=sys.stderr,

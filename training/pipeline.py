@@ -53,8 +53,8 @@ class TrainConfig:
     experiment: str = MODEL_NAME
     seed: int = C.SEED
     horizon_days: int = 90
-    snapshot_every_days: int = 7
-    churn_snapshots: int = 36  # rolling-origin snapshots at most, the latest ending its label window by as_of
+    snapshot_every_days: int = 14
+    churn_snapshots: int = 18  # rolling-origin snapshots at most; the last one's label window ends by the data
     als: dict = field(default_factory=lambda: dict(DEFAULT_ALS))
     cf_test_days: int = 28
     eval_campaigns: tuple | None = None  # None: the two latest finished campaigns (held-out ones never)
@@ -182,7 +182,8 @@ def stage_segmentation(ctx: _Context) -> None:
 
 
 def churn_snapshots(ds, as_of: pd.Timestamp, cfg: TrainConfig) -> list[pd.Timestamp]:
-    """Weekly snapshots ending with the latest whose label window closes by the last transaction."""
+    """Snapshots every ``snapshot_every_days``, ending with the latest whose label window closes by
+    the last transaction."""
     last = min(as_of, ds.transactions[C.TIMESTAMP].max()).normalize() - pd.Timedelta(days=cfg.horizon_days)
     first_possible = ds.transactions[C.TIMESTAMP].min().normalize() + pd.Timedelta(days=28)
     first = max(first_possible, last - pd.Timedelta(days=cfg.snapshot_every_days * (cfg.churn_snapshots - 1)))
