@@ -38,7 +38,7 @@ class IdMap:
         return i if isinstance(i, (int, np.integer)) else -1
 
     def position(self, value) -> int | None:
-        i = self.ids.get_indexer([value])[0]
+        i = self._single(value)
         return None if i < 0 else int(i)
 
 
