@@ -161,3 +161,14 @@ def test_held_out_campaigns_never_evaluated(synth_dir):
 def test_unknown_stage_is_named():
     with pytest.raises(ValueError, match="unknown stage 'fit'"):
         train(TrainConfig(data="x", until="fit"))
+
+
+def test_held_out_campaign_events_are_dropped_before_training(synth_dir):
+    from recsys.data import load_dataset
+    from training.pipeline import hold_out_events
+
+    ds = load_dataset(synth_dir)
+    kept, dropped = hold_out_events(ds, (5,))
+    assert dropped == int((ds.offer_events["campaign_id"] == 5).sum()) > 0
+    assert 5 not in set(kept.offer_events["campaign_id"]) and len(kept.offer_events) == len(ds.offer_events) - dropped
+    assert hold_out_events(ds, ())[1] == 0

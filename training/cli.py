@@ -25,11 +25,14 @@ EXIT_GATE_FAILED = 3
                                             "package", "register"]), default=None,
               help="Stop after this stage.")
 @click.option("--no-register", is_flag=True, help="Package but do not register or promote.")
+@click.option("--hold-out", "hold_out", multiple=True, default=("18",), show_default=True,
+              help="Campaign ids held back for independent evaluation: their events are dropped and never "
+                   "evaluated on (default: The Complete Journey's 18). Repeat for several; '' for none.")
 @click.option("--tolerance", default=0.01, show_default=True, type=float,
               help="How far below the champion a gate metric may fall.")
 @fail_on_bad_data
 def train(data, as_of, experiment, seed, horizon_days, churn_snapshots, snapshot_every_days, until, no_register,
-          tolerance):
+          hold_out, tolerance):
     """Train, evaluate, package, register and (if it passes the quality gate) promote a model.
 
     Tracks everything in MLflow (MLFLOW_TRACKING_URI, default sqlite:///mlflow.db). Exit status
@@ -40,7 +43,8 @@ def train(data, as_of, experiment, seed, horizon_days, churn_snapshots, snapshot
 
     cfg = TrainConfig(data=data, as_of=as_of, experiment=experiment, seed=seed, horizon_days=horizon_days,
                       churn_snapshots=churn_snapshots, snapshot_every_days=snapshot_every_days, until=until,
-                      register=not no_register, tolerance=tolerance)
+                      register=not no_register, tolerance=tolerance,
+                      held_out_campaigns=tuple(_campaign_id(c) for c in hold_out if c != ""))
     stages = stages_to_run(cfg)
     click.echo(f"tracking: {tracking_uri()}  experiment: {experiment}", err=True)
     with click.progressbar(length=len(stages), label="training", file=sys.stderr,
@@ -58,6 +62,10 @@ def train(data, as_of, experiment, seed, horizon_days, churn_snapshots, snapshot
         click.echo(result.gate.report())
         if not result.gate.passed:
             raise SystemExit(EXIT_GATE_FAILED)
+
+
+def _campaign_id(text: str):
+    return int(text) if text.lstrip("-").isdigit() else text
 
 
 @click.group()
