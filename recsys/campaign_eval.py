@@ -21,7 +21,7 @@ import pandas as pd
 
 from recsys import constants as C
 from recsys.cf import ALSRecommender
-from recsys.offer_features import affinity_features, feature_matrix, prepare_catalog, snapshot
+from recsys.offer_features import affinity_features, basket_lines, feature_matrix, prepare_catalog, snapshot
 from recsys.ranking_metrics import ranking_metrics
 from recsys.redemption import RedemptionModel, redemption_examples
 
@@ -63,10 +63,11 @@ def evaluate_campaign(ds, campaign, *, k: int = C.DEFAULT_K, als_params: dict | 
     tx = ds.transactions[ds.transactions[C.TIMESTAMP] < start]
     events = ds.offer_events[ds.offer_events[C.TIMESTAMP] < start]
     cf = ALSRecommender(**(als_params or {})).fit(tx)
-    examples = redemption_examples(tx, ds.offers, events, start, products=ds.products, cf_model=cf)
+    lines = basket_lines(tx)
+    examples = redemption_examples(tx, ds.offers, events, start, products=ds.products, cf_model=cf, lines=lines)
     model = RedemptionModel(random_state=seed).fit(examples)
 
-    snap = snapshot(tx, start, products=ds.products, offer_events=events, product_map=cf.product_map_)
+    snap = snapshot(tx, start, products=ds.products, offer_events=events, product_map=cf.product_map_, lines=lines)
     offers = ds.offers.set_index(C.OFFER_ID).loc[offer_ids].reset_index()
     catalog = prepare_catalog(snap, offers, ds.products, cf)
     households = pd.Index(sorted(redeemed[C.CUSTOMER_ID].unique()))

@@ -35,13 +35,15 @@ DEFAULT_HORIZON_DAYS = 90
 MODEL_FEATURES = (*FEATURE_COLUMNS, "p_alive", "expected_purchases")
 DEFAULT_PARAM_GRID = {
     "learning_rate": (0.05,),
-    "max_leaf_nodes": (5, 7, 15),
+    "max_leaf_nodes": (5, 15),
     "min_samples_leaf": (50, 100),
 }
 # Risk can only grow with silence and only fall with recent activity: this keeps trees sensible
 # for customers quieter than any seen in training (later snapshots have longer histories).
 MONOTONE = {"recency_days": 1, "overdue_ratio": 1, "p_alive": -1, "expected_purchases": -1, "baskets_90d": -1,
             "baskets_30d": -1}
+MIN_CHURNERS = 5  # in the training and in the validation snapshots, or fitting is refused
+MIN_CHURNERS_EARLY_STOPPING = 40  # fewer: a fixed number of boosting iterations instead
 # Risk bands: low below the first threshold, high from the second (docs/churn.md).
 DEFAULT_BANDS = (0.3, 0.6)
 
@@ -150,9 +152,13 @@ class ChurnModel(BaseEstimator):
                              f"validation snapshot {pd.Timestamp(valid_at):%Y-%m-%d}; add earlier snapshots")
         return train, data[data["snapshot"] == valid_at]
 
-    def _booster(self, **params) -> Pipeline:
+    def _booster(self, positives: int, **params) -> Pipeline:
+        # Early stopping holds out 15% stratified; with few churners that split is too thin to
+        # trust (or impossible), so a fixed, shorter schedule is used instead.
+        stop_early = positives >= MIN_CHURNERS_EARLY_STOPPING
         gbm = HistGradientBoostingClassifier(
-            max_iter=400, early_stopping=True, validation_fraction=0.15, n_iter_no_change=30,
+            max_iter=400 if stop_early else 100, early_stopping=stop_early, validation_fraction=0.15,
+            n_iter_no_change=30,
             l2_regularization=1.0, random_state=self.random_state,
             monotonic_cst={k: v for k, v in MONOTONE.items() if k in self.features}, **params)
         return Pipeline([("empty", EmptyColumnsToZero().set_output(transform="pandas")), ("gbm", gbm)])
@@ -162,6 +168,12 @@ class ChurnModel(BaseEstimator):
         if missing:
             raise ValueError(f"training set lacks columns: {', '.join(missing)}")
         train, valid = self._split(data)
+        for name, part in (("training", train), ("validation", valid)):
+            churners = int(part["churned"].sum())
+            if churners < MIN_CHURNERS or churners == len(part):
+                raise ValueError(f"the {name} snapshots hold {churners} churners among {len(part)} customers; a "
+                                 f"churn model needs at least {MIN_CHURNERS} of each: use more or later snapshots "
+                                 "or a shorter horizon")
         X_tr, y_tr = train[list(self.features)], train["churned"]
         X_va, y_va = valid[list(self.features)], valid["churned"]
         grid = self.param_grid or DEFAULT_PARAM_GRID
@@ -170,7 +182,7 @@ class ChurnModel(BaseEstimator):
         best, best_score = None, -np.inf
         for values in itertools.product(*(grid[n] for n in names)):
             params = dict(zip(names, values))
-            model = self._booster(**params).fit(X_tr, y_tr)
+            model = self._booster(int(y_tr.sum()), **params).fit(X_tr, y_tr)
             score = average_precision_score(y_va, model.predict_proba(X_va)[:, 1])
             self.validation_scores_.append({**params, "average_precision": score})
             if score > best_score:
@@ -186,7 +198,9 @@ class ChurnModel(BaseEstimator):
             from sklearn.model_selection import GroupKFold
 
             splits = list(GroupKFold(n_splits=folds).split(X_all, y_all, groups=snaps))
-            self.model_ = CalibratedClassifierCV(self._booster(**best), method="sigmoid", cv=splits).fit(X_all, y_all)
+            per_fold = int(y_all.sum()) * (folds - 1) // folds
+            self.model_ = CalibratedClassifierCV(self._booster(per_fold, **best), method="sigmoid",
+                                                 cv=splits).fit(X_all, y_all)
         else:
             self.model_ = CalibratedClassifierCV(FrozenEstimator(best_model), method="sigmoid").fit(X_va, y_va)
         self.feature_names_ = list(self.features)

@@ -16,7 +16,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from recsys import constants as C
-from recsys.interactions import IdMap, purchase_counts
+from recsys.interactions import IdMap
 
 OFFER_FEATURES = (
     "hist_count", "decayed_count", "recent_count", "hist_share", "category_count", "category_share",
@@ -75,27 +75,41 @@ class Snapshot:
         return self._category_counts
 
 
+def basket_lines(transactions: pd.DataFrame) -> pd.DataFrame:
+    """One row per (customer, product, basket) bought (returns left out), sorted by time: what
+    every snapshot counts. Computed once, it serves snapshots at many dates."""
+    basket = C.BASKET_ID if C.BASKET_ID in transactions else C.TIMESTAMP
+    tx = transactions[transactions[C.QUANTITY] > 0] if C.QUANTITY in transactions else transactions
+    lines = tx[[C.CUSTOMER_ID, C.PRODUCT_ID, basket, C.TIMESTAMP]].drop_duplicates(
+        [C.CUSTOMER_ID, C.PRODUCT_ID, basket])
+    lines = lines.rename(columns={basket: "_basket"}) if basket != C.TIMESTAMP else lines.assign(
+        _basket=lines[C.TIMESTAMP])
+    return lines.sort_values(C.TIMESTAMP, kind="stable").reset_index(drop=True)
+
+
 def snapshot(transactions: pd.DataFrame, as_of, *, products: pd.DataFrame | None = None,
              offer_events: pd.DataFrame | None = None, customer_map: IdMap | None = None,
-             product_map: IdMap | None = None) -> Snapshot:
-    """Sparse customer x product state from transactions strictly before ``as_of``."""
+             product_map: IdMap | None = None, lines: pd.DataFrame | None = None) -> Snapshot:
+    """Sparse customer x product state from transactions strictly before ``as_of``.
+
+    ``lines`` is :func:`basket_lines` of ``transactions``, when the caller has it already.
+    """
     as_of = pd.Timestamp(as_of)
-    tx = transactions[transactions[C.TIMESTAMP] < as_of]
-    customer_map = customer_map or IdMap.of(tx[C.CUSTOMER_ID])
+    if lines is None:
+        lines = basket_lines(transactions[transactions[C.TIMESTAMP] < as_of])
+    lines = lines.iloc[:int(lines[C.TIMESTAMP].searchsorted(as_of, side="left"))]
+    customer_map = customer_map or IdMap.of(lines[C.CUSTOMER_ID])
     product_map = product_map or IdMap.of(transactions[C.PRODUCT_ID] if products is None
                                           else pd.concat([transactions[C.PRODUCT_ID], products[C.PRODUCT_ID]]))
-    counts = purchase_counts(tx, customer_map, product_map)
-    age = ((as_of - tx[C.TIMESTAMP]) / pd.Timedelta(days=1)).to_numpy()
-    basket = C.BASKET_ID if C.BASKET_ID in tx else C.TIMESTAMP
-    lines = tx[[C.CUSTOMER_ID, C.PRODUCT_ID, basket]].assign(_w=0.5 ** (age / HALF_LIFE_DAYS))
-    if C.QUANTITY in tx:
-        lines = lines[tx[C.QUANTITY].to_numpy() > 0]
-    lines = lines.drop_duplicates([C.CUSTOMER_ID, C.PRODUCT_ID, basket])
-    r, c = customer_map.positions(lines[C.CUSTOMER_ID]), product_map.positions(lines[C.PRODUCT_ID])
-    ok = (r >= 0) & (c >= 0)
     shape = (len(customer_map), len(product_map))
-    decayed = sp.csr_matrix((lines["_w"].to_numpy(np.float32)[ok], (r[ok], c[ok])), shape=shape)
-    recent = purchase_counts(tx[age <= RECENT_DAYS], customer_map, product_map)
+    r_all, c = customer_map.positions(lines[C.CUSTOMER_ID]), product_map.positions(lines[C.PRODUCT_ID])
+    ok = (r_all >= 0) & (c >= 0)
+    r, c = r_all[ok], c[ok]
+    age = ((as_of - lines[C.TIMESTAMP]) / pd.Timedelta(days=1)).to_numpy()[ok]
+    counts = sp.csr_matrix((np.ones(len(r), np.float32), (r, c)), shape=shape)
+    decayed = sp.csr_matrix(((0.5 ** (age / HALF_LIFE_DAYS)).astype(np.float32), (r, c)), shape=shape)
+    near = age <= RECENT_DAYS
+    recent = sp.csr_matrix((np.ones(int(near.sum()), np.float32), (r[near], c[near])), shape=shape)
 
     if products is not None and C.CATEGORY in products:
         cat = products.set_index(C.PRODUCT_ID)[C.CATEGORY].reindex(product_map.ids)
@@ -104,8 +118,9 @@ def snapshot(transactions: pd.DataFrame, as_of, *, products: pd.DataFrame | None
     else:
         categories, category_of = pd.Index([]), np.full(len(product_map), -1)
 
-    baskets = tx.groupby(C.CUSTOMER_ID)[basket].nunique()
-    customer_baskets = baskets.reindex(customer_map.ids, fill_value=0).to_numpy(np.float32)
+    per_basket = pd.DataFrame({"r": r_all, "b": lines["_basket"].to_numpy()})
+    per_basket = per_basket[per_basket["r"] >= 0].drop_duplicates()
+    customer_baskets = np.bincount(per_basket["r"].to_numpy(), minlength=len(customer_map)).astype(np.float32)
     redemptions = np.zeros(len(customer_map), np.float32)
     history = pd.DataFrame(columns=["sent", "redeemed"], dtype="float64")
     if offer_events is not None and len(offer_events):

@@ -30,7 +30,8 @@ from sklearn.utils.validation import check_is_fitted
 from recsys import constants as C
 from recsys.cf import ALSRecommender
 from recsys.interactions import IdMap
-from recsys.offer_features import Catalog, affinity_features, feature_matrix, prepare_catalog, snapshot
+from recsys.offer_features import (Catalog, affinity_features, basket_lines, feature_matrix, prepare_catalog,
+                                   snapshot)
 from recsys.redemption import RedemptionModel, redemption_examples
 
 logger = logging.getLogger(__name__)
@@ -151,9 +152,11 @@ class OfferRanker(BaseEstimator):
         self.cf_model_ = cf_model if cf_model is not None else ALSRecommender(
             **(self.als_params or {}), random_state=self.random_state).fit(tx)
         self.products_ = ds.products
+        lines = basket_lines(tx)
         self.snapshot_ = snapshot(tx, as_of, products=ds.products, offer_events=events,
-                                  product_map=self.cf_model_.product_map_)
-        examples = (redemption_examples(tx, ds.offers, events, as_of, products=ds.products, cf_model=self.cf_model_)
+                                  product_map=self.cf_model_.product_map_, lines=lines)
+        examples = (redemption_examples(tx, ds.offers, events, as_of, products=ds.products, cf_model=self.cf_model_,
+                                        lines=lines)
                     if ds.offers is not None else pd.DataFrame(columns=["redeemed"]))
         self.redemption_model_ = RedemptionModel(kind=self.redemption_kind, random_state=self.random_state).fit(
             examples)

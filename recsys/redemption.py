@@ -21,7 +21,8 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from sklearn.exceptions import NotFittedError
 
 from recsys import constants as C
-from recsys.offer_features import OFFER_FEATURES, affinity_features, prepare_catalog, snapshot, stack
+from recsys.offer_features import (OFFER_FEATURES, affinity_features, basket_lines, prepare_catalog, snapshot,
+                                   stack)
 
 logger = logging.getLogger(__name__)
 
@@ -48,11 +49,14 @@ def past_campaigns(offer_events: pd.DataFrame | None, offers: pd.DataFrame, befo
 
 
 def redemption_examples(transactions: pd.DataFrame, offers: pd.DataFrame, offer_events: pd.DataFrame | None,
-                        before, *, products: pd.DataFrame | None = None, cf_model=None) -> pd.DataFrame:
+                        before, *, products: pd.DataFrame | None = None, cf_model=None,
+                        lines: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per offer sent in a finished past campaign: OFFER_FEATURES, ``redeemed``, ``campaign``."""
     camps = past_campaigns(offer_events, offers, before)
     frames = []
     first_purchase = transactions[C.TIMESTAMP].min()
+    if len(camps) and lines is None:
+        lines = basket_lines(transactions)  # once for every campaign's snapshot
     for camp in camps.itertuples(index=False):
         if not camp.sent_at > first_purchase:
             logger.info("campaign %s: sent before any purchase, skipped", camp.campaign)
@@ -73,7 +77,7 @@ def redemption_examples(transactions: pd.DataFrame, offers: pd.DataFrame, offer_
         recipients = pd.Index(pairs[C.CUSTOMER_ID].unique())
         snap = snapshot(transactions, camp.sent_at, products=products,
                         offer_events=offer_events[offer_events[C.TIMESTAMP] < camp.sent_at],
-                        product_map=cf_model.product_map_ if cf_model is not None else None)
+                        product_map=cf_model.product_map_ if cf_model is not None else None, lines=lines)
         catalog = prepare_catalog(snap, camp_offers, products, cf_model)
         rows = snap.customer_map.positions(recipients)
         vectors = None

@@ -119,3 +119,14 @@ def test_reasons_on_constructed_customers():
     assert r["fading"][0] == "visits down 60% in the last 90 days vs the 90 before"
     assert r["oneoff"][0] == "one visit only, 80 days ago"
     assert r["healthy"] == ["buys regularly: last purchase 3 days ago, usually every 7 days"]
+
+
+def test_too_few_churners_is_a_clear_error(synth):
+    tables, _ = synth
+    ds = Dataset(**tables)
+    # early snapshots of the synthetic year: almost nobody has churned yet
+    data = training_set(ds, snapshot_dates("2024-02-01", "2024-03-15", 7), horizon_days=14)
+    data["churned"] = 0
+    data.loc[data.index[:2], "churned"] = 1
+    with pytest.raises(ValueError, match=r"hold \d+ churners among \d+ customers; a churn model needs at least 5"):
+        ChurnModel(horizon_days=14).fit(data)

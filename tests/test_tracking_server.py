@@ -62,7 +62,8 @@ def test_mlflow_run_entry_point(synth_dir, tmp_path):
     env = child_env(MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}",
                     PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")  # as in an activated environment
     done = subprocess.run([str(BIN / "mlflow"), "run", str(ROOT), "-e", "evaluate", "--env-manager", "local",
-                           "--experiment-name", "mlproject", "-P", f"data={synth_dir}"],
+                           "--experiment-name", "mlproject", "-P", f"data={synth_dir}", "-P", "horizon_days=30",
+                           "-P", "churn_snapshots=14"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     client = mlflow.tracking.MlflowClient(env["MLFLOW_TRACKING_URI"])
