@@ -61,7 +61,7 @@ def test_train_against_a_tracking_server_backed_by_postgresql(postgres_url, synt
 def test_mlflow_run_entry_point(synth_dir, tmp_path):
     env = child_env(MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}",
                     PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")  # as in an activated environment
-    done = subprocess.run([str(BIN / "mlflow"), "run", str(ROOT), "-e", "evaluate", "--env-manager", "local",
+    done = subprocess.run([str(BIN / "mlflow"), "run", str(ROOT), "-e", "main", "--env-manager", "local",
                            "--experiment-name", "mlproject", "-P", f"data={synth_dir}", "-P", "horizon_days=30",
                            "-P", "churn_snapshots=14"],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
@@ -72,5 +72,8 @@ def test_mlflow_run_entry_point(synth_dir, tmp_path):
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     assert len(parents) == 1  # the project's run is the pipeline's parent run
     stages = {r.info.run_name for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id}
-    assert {"load", "churn", "cf", "offers", "evaluate", "package"} <= stages and "register" not in stages, stages
+    assert set(stages) == {"load", "features", "segmentation", "churn", "cf", "offers", "evaluate", "package",
+                           "register"}, stages
     assert {"churn_model_roc_auc", "cf_als_all_ndcg_at_10"} <= set(parents[0].data.metrics)
+    # registered, and on this data the quality gate passes: the champion is the new version
+    assert str(client.get_model_version_by_alias("loyalty-offers", "champion").version) == "1"
