@@ -135,15 +135,12 @@ def export():
 def export_offers_cmd(k, channel, as_of, data, model_uri, out):
     """Ranked offers for every customer: customer_id, rank, offer_id, score, p_redeem,
     expected_value, reason and the offer's fields."""
-    from recsys.data import load_dataset
-    from training.exports import export_offers, load_model, write_atomic
+    from training.exports import export_offers, load_model, read_offer_tables, write_atomic
 
     _check_suffix(out)
     bundle, version = load_model(model_uri)
     source = data or bundle.config.get("data_source")
-    ds = load_dataset(source) if source else None
-    catalog = ds.offers if ds is not None and ds.offers is not None else None
-    events = ds.offer_events if ds is not None else None
+    catalog, events = read_offer_tables(source) if source else (None, None)
     with click.progressbar(length=len(bundle.customers), label="ranking", file=sys.stderr) as bar:
         frame = export_offers(bundle, k=k, channel=channel, as_of=as_of, catalog=catalog, events=events,
                               progress=bar.update)

@@ -22,12 +22,37 @@ AT_RISK_COLUMNS = [C.CUSTOMER_ID, "churn_probability", "risk_band", "reasons", "
 
 
 def load_model(model_uri: str) -> tuple[ModelBundle, str | None]:
-    """(bundle, version) from a registry URI or a bundle directory."""
-    from serving.model import _resolve
+    """(bundle, version) from a registry URI or a bundle directory.
+
+    A registered model's bundle is read straight from its artifacts: an export needs the bundle,
+    not the pyfunc wrapper around it.
+    """
+    path = Path(model_uri)
+    if path.is_dir():
+        return ModelBundle.load(path), None
+    import mlflow
+
     from training.pipeline import tracking_uri
 
-    bundle, _, version, _ = _resolve(model_uri, tracking_uri())
-    return bundle, version
+    mlflow.set_tracking_uri(tracking_uri())
+    version = None
+    if model_uri.startswith("models:/") and "@" in model_uri:
+        name, alias = model_uri[len("models:/"):].split("@", 1)
+        version = str(mlflow.tracking.MlflowClient().get_model_version_by_alias(name, alias).version)
+    elif model_uri.startswith("models:/") and model_uri.count("/") >= 2:
+        version = model_uri.rsplit("/", 1)[1]
+    local = Path(mlflow.artifacts.download_artifacts(model_uri))
+    return ModelBundle.load(local / "artifacts" / "bundle"), version
+
+
+def read_offer_tables(source: str) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """The catalog and the offer events of a source, validated on their own (no transactions)."""
+    from recsys.data.sources import read_tables
+    from recsys.data.validate import validate_tables
+
+    raw = read_tables(source, tables=(C.OFFERS, C.OFFER_EVENTS))
+    frames, _ = validate_tables(raw.frames, text_tables=raw.text_tables, partial=True)
+    return frames.get(C.OFFERS), frames.get(C.OFFER_EVENTS)
 
 
 def write_atomic(frame: pd.DataFrame, out: str | os.PathLike) -> Path:
