@@ -11,7 +11,6 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -74,30 +73,12 @@ def offer_records(catalog: pd.DataFrame) -> dict:
     return {oid: {c: jsonable(v) for c, v in zip(cols, row)} for oid, row in zip(catalog[C.OFFER_ID].tolist(), values)}
 
 
-def _resolve(model_uri: str, tracking_uri: str) -> tuple[ModelBundle, str, str | None, str | None]:
-    """(bundle, registered name, version, alias) from a models:/ URI, a runs:/ URI or a bundle directory."""
-    path = Path(model_uri)
-    if path.is_dir():
-        return ModelBundle.load(path), path.name, None, None
-    import mlflow
-
-    mlflow.set_tracking_uri(tracking_uri)
-    name = version = alias = None
-    if model_uri.startswith("models:/"):
-        ref = model_uri[len("models:/"):]
-        client = mlflow.tracking.MlflowClient()
-        if "@" in ref:
-            name, alias = ref.split("@", 1)
-            version = str(client.get_model_version_by_alias(name, alias).version)
-        elif "/" in ref:
-            name, version = ref.split("/", 1)
-    model = mlflow.pyfunc.load_model(model_uri)
-    return model.unwrap_python_model().bundle, name or model_uri, version, alias
-
-
 def load(model_uri: str, tracking_uri: str, catalog_source: str | None) -> Loaded:
     t = time.perf_counter()
-    bundle, name, version, alias = _resolve(model_uri, tracking_uri)
+    from training.registry import load_bundle
+
+    resolved = load_bundle(model_uri, tracking_uri)
+    bundle, name, version, alias = resolved.bundle, resolved.name, resolved.version, resolved.alias
     catalog = read_catalog(catalog_source) if catalog_source else bundle.catalog
     ids = bundle.customers.index
     catalog = catalog.reset_index(drop=True)

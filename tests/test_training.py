@@ -172,3 +172,21 @@ def test_held_out_campaign_events_are_dropped_before_training(synth_dir):
     assert dropped == int((ds.offer_events["campaign_id"] == 5).sum()) > 0
     assert 5 not in set(kept.offer_events["campaign_id"]) and len(kept.offer_events) == len(ds.offer_events) - dropped
     assert hold_out_events(ds, ())[1] == 0
+
+
+def test_registry_uris_load_the_bundle_for_service_and_exports(trained, tmp_path):
+    result, uri, _ = trained
+    by_version = registry.load_bundle(f"models:/loyalty-offers/{result.version}", uri)
+    by_alias = registry.load_bundle("models:/loyalty-offers@candidate", uri)
+    assert by_alias.version == result.version and by_alias.alias == "candidate" and by_alias.name == "loyalty-offers"
+    pd.testing.assert_frame_equal(by_version.bundle.customers, result.bundle.customers)
+    with pytest.raises(registry.RegistryError, match="models:/loyalty-offers@nobody"):
+        registry.load_bundle("models:/loyalty-offers@nobody", uri)
+    from serving import create_app
+    from serving.auth import KeyStore
+
+    key = KeyStore(tmp_path / "keys.json").create("read")
+    app = create_app({"model_uri": "models:/loyalty-offers@candidate", "tracking_uri": uri,
+                      "api_keys_file": str(tmp_path / "keys.json"), "events_url": f"sqlite:///{tmp_path / 'e.db'}"})
+    info = app.test_client().get("/v1/model", headers={"X-API-Key": key}).json
+    assert info["version"] == result.version and info["alias"] == "candidate" and info["name"] == "loyalty-offers"

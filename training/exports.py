@@ -22,27 +22,11 @@ AT_RISK_COLUMNS = [C.CUSTOMER_ID, "churn_probability", "risk_band", "reasons", "
 
 
 def load_model(model_uri: str) -> tuple[ModelBundle, str | None]:
-    """(bundle, version) from a registry URI or a bundle directory.
+    """(bundle, version) from a registry URI or a bundle directory."""
+    from training.registry import load_bundle
 
-    A registered model's bundle is read straight from its artifacts: an export needs the bundle,
-    not the pyfunc wrapper around it.
-    """
-    path = Path(model_uri)
-    if path.is_dir():
-        return ModelBundle.load(path), None
-    import mlflow
-
-    from training.pipeline import tracking_uri
-
-    mlflow.set_tracking_uri(tracking_uri())
-    version = None
-    if model_uri.startswith("models:/") and "@" in model_uri:
-        name, alias = model_uri[len("models:/"):].split("@", 1)
-        version = str(mlflow.tracking.MlflowClient().get_model_version_by_alias(name, alias).version)
-    elif model_uri.startswith("models:/") and model_uri.count("/") >= 2:
-        version = model_uri.rsplit("/", 1)[1]
-    local = Path(mlflow.artifacts.download_artifacts(model_uri))
-    return ModelBundle.load(local / "artifacts" / "bundle"), version
+    resolved = load_bundle(model_uri)
+    return resolved.bundle, resolved.version
 
 
 def read_offer_tables(source: str) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
