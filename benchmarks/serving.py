@@ -86,7 +86,7 @@ def load(port: int, requests: list, seconds: float, processes: int = 2, threads:
 def gunicorn(app_spec: str, port: int, env: dict) -> subprocess.Popen:
     env = {**env, "RECSYS_BIND": f"127.0.0.1:{port}", "RECSYS_WORKERS": "2", "RECSYS_LOG_LEVEL": "warning"}
     return subprocess.Popen([str(BIN / "gunicorn"), "-c", str(ROOT / "serving" / "gunicorn.conf.py"), app_spec],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def main() -> None:
@@ -128,24 +128,30 @@ def main() -> None:
         print(f"GET offers   (gunicorn, 2 workers): {api['rps']:8.0f} req/s  p50 {api['p50_ms']:6.2f} ms  "
               f"p99 {api['p99_ms']:6.2f} ms  ({api['rps'] / hello['rps']:.2f}x hello-world; target >= 0.8x)")
 
-        body = json.dumps({"customer_ids": customers[:1000], "k": 10, "as_of": args.as_of}).encode()
-        times = []
-        for _ in range(7):
+        def batch(k: int) -> float:
+            body = json.dumps({"customer_ids": customers[:1000], "k": k, "as_of": args.as_of}).encode()
             req = urllib.request.Request(f"http://127.0.0.1:{api_port}/v1/offers/batch", data=body,
                                          headers={**hdr, "Content-Type": "application/json"})
             t = time.perf_counter()
             with urllib.request.urlopen(req, timeout=60) as r:
                 r.read()
-            times.append(time.perf_counter() - t)
-        print(f"POST batch of {min(1000, len(customers))} customers: median {np.median(times) * 1e3:.0f} ms, "
-              f"best {min(times) * 1e3:.0f} ms (target < 200 ms)")
+            return time.perf_counter() - t
+
+        # Cold: a k no request has used yet, so every customer is ranked (nothing from the answer
+        # cache). Warm: the same batch again (what a retried or repeated send costs).
+        cold = [batch(k) for k in range(11, 18)]
+        warm = [batch(11) for _ in range(7)]
+        n = min(1000, len(customers))
+        print(f"POST batch of {n} customers, ranked: median {np.median(cold) * 1e3:.0f} ms, "
+              f"max {max(cold) * 1e3:.0f} ms (target < 200 ms)")
+        print(f"POST batch of {n} customers, from the answer cache: median {np.median(warm) * 1e3:.0f} ms")
 
         for p in procs:
             p.terminate()
         procs = []
         ml = subprocess.Popen([str(BIN / "mlflow"), "models", "serve", "-m", args.model, "--env-manager", "local",
                                "-p", str(mlflow_port), "-h", "127.0.0.1", "-w", "2"], cwd=ROOT, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # a full pipe would stall it
         procs.append(ml)
         wait_http(f"http://127.0.0.1:{mlflow_port}/ping", ml)
         inv = [("POST", "/invocations", json.dumps({"dataframe_split": {"columns": ["customer_id"], "data": [[c]]},

@@ -40,7 +40,7 @@ def create_app(config: dict | None = None, *, load_model: bool = True) -> Flask:
             "info": {"description": "Personalized offers and churn risk for loyalty and retention marketing."}},
     )
     metrics = Metrics()
-    holder = ModelHolder(settings.model_uri, settings.tracking_uri, settings.catalog)
+    holder = ModelHolder(settings.model_uri, settings.tracking_uri, settings.catalog, settings.answer_cache)
     app.extensions["recsys"] = State(settings, holder, EventStore(settings.events_url),
                                      KeyStore(settings.api_keys_file), metrics)
     metrics.init_app(app)

@@ -22,6 +22,7 @@ class Settings:
     max_body_bytes: int = 1_000_000  # RECSYS_MAX_BODY_BYTES
     page_size: int = 100  # RECSYS_PAGE_SIZE: default page of lists
     max_page_size: int = 10_000
+    answer_cache: int = 50_000  # RECSYS_ANSWER_CACHE: offer answers kept per worker (0: none)
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -35,6 +36,7 @@ class Settings:
             max_batch=int(_env("RECSYS_MAX_BATCH", str(cls.max_batch))),
             max_body_bytes=int(_env("RECSYS_MAX_BODY_BYTES", str(cls.max_body_bytes))),
             page_size=int(_env("RECSYS_PAGE_SIZE", str(cls.page_size))),
+            answer_cache=int(_env("RECSYS_ANSWER_CACHE", str(cls.answer_cache))),
         )
 
     def updated(self, overrides: dict | None) -> "Settings":

@@ -8,6 +8,9 @@ can merge it). SQLite by default, PostgreSQL in production.
 
 from __future__ import annotations
 
+import threading
+from datetime import datetime
+
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
@@ -37,6 +40,15 @@ class EventStore:
         self._by_customers = sa.select(EVENTS.c[C.CUSTOMER_ID], EVENTS.c[C.OFFER_ID], EVENTS.c[C.EVENT],
                                        EVENTS.c[C.TIMESTAMP]).where(
             EVENTS.c[C.CUSTOMER_ID].in_(sa.bindparam("ids", expanding=True)))
+        # One customer's events, the service's hottest query, goes straight to the driver on a
+        # connection kept per thread: compiled here once for the dialect, timestamps typed in
+        # _timestamp.
+        one = sa.select(*self._by_customers.selected_columns).where(EVENTS.c[C.CUSTOMER_ID] == sa.bindparam("id"))
+        compiled = one.compile(dialect=self.engine.dialect)
+        self._one_sql = str(compiled)
+        self._one_positional = bool(compiled.positional)
+        self._end_reads = self.engine.dialect.name != "sqlite"  # sqlite3 opens no transaction for a SELECT
+        self._local = threading.local()
 
     def add(self, events: list[dict]) -> int:
         """Insert events (dicts with the table's columns); returns how many were new."""
@@ -52,23 +64,53 @@ class EventStore:
             from sqlalchemy.dialects.postgresql import insert
         else:
             from sqlalchemy.dialects.sqlite import insert
-        stmt = insert(EVENTS).values(rows).on_conflict_do_nothing(index_elements=[C.EVENT_ID])
+        # RETURNING counts what was new on every back-end (PostgreSQL's rowcount is -1 here)
+        stmt = (insert(EVENTS).values(rows).on_conflict_do_nothing(index_elements=[C.EVENT_ID])
+                .returning(EVENTS.c[C.EVENT_ID]))
         with self.engine.begin() as conn:  # one transaction: all stored or none
-            result = conn.execute(stmt)
-        return int(result.rowcount or 0)
+            return len(conn.execute(stmt).all())
 
-    def for_customers(self, customer_ids, id_type=str) -> EventArrays:
-        """The customers' events as arrays, ids converted back to the model's id type."""
+    def rows_by_customer(self, customer_ids, id_type=str) -> dict:
+        """Each customer's events as a sorted tuple of ``(offer_id, event, timestamp)`` rows,
+        keyed by the customer id in the model's id type; customers without events are absent."""
         keys = [str(c) for c in customer_ids]
-        with self.engine.connect() as conn:
-            rows = conn.execute(self._by_customers, {"ids": keys}).all()
-        if not rows:
-            empty = np.array([], dtype=object)
-            return EventArrays(empty, empty, empty, np.array([], dtype="datetime64[ns]"))
-        cust, offer, kind, ts = zip(*rows)
-        return EventArrays(np.array([id_type(c) for c in cust], dtype=object),
-                           np.array([_maybe_int(o) for o in offer], dtype=object),
-                           np.array(kind, dtype=object), np.array(ts, dtype="datetime64[ns]"))
+        if len(keys) == 1:
+            rows = self._one_customer(keys[0])
+        else:
+            with self.engine.connect() as conn:
+                rows = conn.execute(self._by_customers, {"ids": keys}).all()
+        found: dict = {}
+        for c, o, e, t in rows:
+            found.setdefault(id_type(c), []).append((_maybe_int(o), e, _timestamp(t)))
+        return {c: tuple(sorted(r, key=lambda x: (x[2], str(x[0]), x[1]))) for c, r in found.items()}
+
+    def _one_customer(self, key: str) -> list:
+        """One customer's rows on this thread's own connection (opened on first use, closed
+        when the thread ends or the connection fails); any error falls back to the pool."""
+        params = (key,) if self._one_positional else {"id": key}
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            proxied = self.engine.raw_connection()
+            conn = self._local.conn = proxied.driver_connection
+            proxied.detach()  # this thread's own: not returned to the pool, closed with the thread
+        try:
+            cursor = conn.cursor()
+            try:
+                cursor.execute(self._one_sql, params)
+                rows = cursor.fetchall()
+            finally:
+                cursor.close()
+            if self._end_reads:
+                conn.rollback()  # end the read's transaction: nothing stays open between requests
+            return rows
+        except Exception:  # a broken connection (database restarted...): drop it, ask the pool
+            self._local.conn = None
+            try:
+                conn.close()
+            except Exception:  # noqa: S110 - already broken
+                pass
+            with self.engine.connect() as pooled:
+                return pooled.execute(self._by_customers, {"ids": [key]}).all()
 
     def count(self) -> int:
         with self.engine.connect() as conn:
@@ -78,6 +120,20 @@ class EventStore:
         """Every event, as the data contract's offer_events table (for the next training)."""
         with self.engine.connect() as conn:
             return pd.read_sql(sa.select(EVENTS), conn)
+
+
+def event_arrays(rows_by_customer: dict) -> EventArrays:
+    """What ``EventStore.rows_by_customer`` returned, as the arrays the ranker reads."""
+    cust = [c for c, rows in rows_by_customer.items() for _ in rows]
+    flat = [row for rows in rows_by_customer.values() for row in rows]
+    return EventArrays(np.array(cust, dtype=object), np.array([r[0] for r in flat], dtype=object),
+                       np.array([r[1] for r in flat], dtype=object),
+                       np.array([r[2] for r in flat], dtype="datetime64[ns]"))
+
+
+def _timestamp(v) -> datetime:
+    """A timestamp as the driver returned it (SQLite: ISO text) as a naive datetime."""
+    return v if isinstance(v, datetime) else datetime.fromisoformat(v)
 
 
 def _maybe_int(v: str):

@@ -19,6 +19,10 @@ class Metrics:
                                  registry=self.registry)
         self.errors = Counter("recsys_errors_total", "Responses with status >= 500 by endpoint", ["endpoint"],
                               registry=self.registry)
+        self.answers = Counter("recsys_offer_answers_total", "Customers answered with offers, from the answer "
+                               "cache or ranked", ["source"], registry=self.registry)
+        self.answers_cached = self.answers.labels("cache")
+        self.answers_ranked = self.answers.labels("ranked")
         self.model_version = Gauge("recsys_model_version", "Version of the loaded model (0 when unversioned)",
                                    registry=self.registry)
 
@@ -27,13 +31,20 @@ class Metrics:
         def _start():
             g._t0 = time.perf_counter()
 
+        children: dict = {}  # (endpoint, method, status) -> its series: looked up once, not per request
+
         @app.after_request
         def _record(response):
             endpoint = request.url_rule.rule if request.url_rule is not None else "unmatched"
+            key = (endpoint, request.method, response.status_code)
+            series = children.get(key)
+            if series is None:
+                series = children[key] = (self.latency.labels(endpoint, request.method),
+                                          self.requests.labels(endpoint, request.method, str(response.status_code)))
             t0 = g.pop("_t0", None)
             if t0 is not None:
-                self.latency.labels(endpoint, request.method).observe(time.perf_counter() - t0)
-            self.requests.labels(endpoint, request.method, str(response.status_code)).inc()
+                series[0].observe(time.perf_counter() - t0)
+            series[1].inc()
             if response.status_code >= 500:
                 self.errors.labels(endpoint).inc()
             return response

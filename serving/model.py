@@ -18,6 +18,7 @@ import pandas as pd
 from recsys import constants as C
 from recsys.bundle import ModelBundle
 from recsys.offers import PreparedOffers
+from serving.answers import AnswerCache
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ class Loaded:
     id_is_int: bool
     offer_records: dict  # offer_id -> the offer's fields, ready for JSON
     _by_day: dict  # day -> PreparedOffers of the offers valid that day (a few recent days kept)
+    answers: AnswerCache  # answers given with this model and catalog (serving.answers)
 
     def prepared_on(self, day: pd.Timestamp) -> PreparedOffers:
         """The catalog's offers valid on ``day``, prepared once per day: a request only scores
@@ -73,7 +75,7 @@ def offer_records(catalog: pd.DataFrame) -> dict:
     return {oid: {c: jsonable(v) for c, v in zip(cols, row)} for oid, row in zip(catalog[C.OFFER_ID].tolist(), values)}
 
 
-def load(model_uri: str, tracking_uri: str, catalog_source: str | None) -> Loaded:
+def load(model_uri: str, tracking_uri: str, catalog_source: str | None, cache_entries: int = 0) -> Loaded:
     t = time.perf_counter()
     from training.registry import load_bundle
 
@@ -83,7 +85,8 @@ def load(model_uri: str, tracking_uri: str, catalog_source: str | None) -> Loade
     ids = bundle.customers.index
     catalog = catalog.reset_index(drop=True)
     loaded = Loaded(bundle, catalog, name, version, alias, model_uri, time.time(),
-                    bool(len(ids)) and pd.api.types.is_integer_dtype(ids.dtype), offer_records(catalog), {})
+                    bool(len(ids)) and pd.api.types.is_integer_dtype(ids.dtype), offer_records(catalog), {},
+                    AnswerCache(cache_entries))
     # warm-up: the first request should not pay for lazy work
     if len(ids):
         today = pd.Timestamp.now().normalize()
@@ -106,8 +109,9 @@ def read_catalog(source: str) -> pd.DataFrame:
 
 
 class ModelHolder:
-    def __init__(self, model_uri: str, tracking_uri: str, catalog_source: str | None):
+    def __init__(self, model_uri: str, tracking_uri: str, catalog_source: str | None, cache_entries: int = 0):
         self.model_uri = model_uri
+        self.cache_entries = cache_entries
         self.tracking_uri = tracking_uri
         self.catalog_source = catalog_source
         self._current: Loaded | None = None
@@ -129,7 +133,7 @@ class ModelHolder:
         """Load the current model and catalog, warm up, then swap (one reload at a time)."""
         with self._lock:
             try:
-                fresh = load(self.model_uri, self.tracking_uri, self.catalog_source)
+                fresh = load(self.model_uri, self.tracking_uri, self.catalog_source, self.cache_entries)
             except Exception as exc:
                 self.last_error = f"loading {self.model_uri} failed: {exc}"
                 raise

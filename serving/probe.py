@@ -13,7 +13,8 @@ def wait_http(url: str, proc: subprocess.Popen, timeout: float = 120.0) -> None:
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             out = proc.stderr or proc.stdout
-            tail = out.read().decode(errors="replace")[-2000:] if out is not None else ""
+            data = out.read() if out is not None else b""
+            tail = (data.decode(errors="replace") if isinstance(data, bytes) else data)[-2000:]
             raise RuntimeError(f"server exited with {proc.returncode}: {tail}")
         try:
             with urllib.request.urlopen(url, timeout=2) as r:

@@ -217,3 +217,51 @@ def test_unloadable_model_reports_not_ready(tmp_path):
     assert c.get("/healthz").status_code == 200
     r = c.get("/readyz")
     assert r.status_code == 503 and r.json["error"]["code"] == "not_ready"
+
+
+def test_answers_come_from_the_cache_until_an_event_changes_them(client, service):
+    """A second worker (another app on the same events database) stores the events: the first
+    worker's cached answer must not survive them."""
+    import json as jsonlib
+
+    app = service[0]
+    settings = app.extensions["recsys"].settings
+    other = create_app({"model_uri": settings.model_uri, "api_keys_file": settings.api_keys_file,
+                        "events_url": settings.events_url})
+    day = during(app)
+    url = f"/v1/customers/C000005/offers?k=3&as_of={day}"
+
+    def served(source):
+        text = client.get("/metrics").get_data(as_text=True)
+        line = next(x for x in text.splitlines() if x.startswith(f'recsys_offer_answers_total{{source="{source}"}}'))
+        return float(line.split()[-1])
+
+    first = client.get(url, headers=H(service))
+    cached_before = served("cache")
+    second = client.get(url, headers=H(service))
+    assert first.data == second.data and served("cache") == cached_before + 1
+    batch = client.post("/v1/offers/batch", json={"customer_ids": ["C000005"], "k": 3, "as_of": day},
+                        headers=H(service)).json
+    assert batch["results"][0] == jsonlib.loads(first.data)
+    assert other.test_client().get(url, headers=H(service)).json == first.json  # same model, same answer
+
+    top = first.json["offers"][0]["offer_id"]
+    sent_day = str((pd.Timestamp(day) - pd.Timedelta(days=1)).date())
+    events = [{"event_id": f"other-worker-{i}", "customer_id": "C000005", "offer_id": top, "event": "sent",
+               "timestamp": f"{sent_day}T0{i}:00:00Z"} for i in range(3)]
+    assert other.test_client().post("/v1/events", json={"events": events}, headers=H(service, "events")).status_code == 201
+    later = client.get(url, headers=H(service)).json["offers"]
+    assert top not in [o["offer_id"] for o in later]
+
+
+def test_without_the_answer_cache_the_answers_are_the_same(service, tmp_path):
+    app = service[0]
+    settings = app.extensions["recsys"].settings
+    plain = create_app({"model_uri": settings.model_uri, "api_keys_file": settings.api_keys_file,
+                        "events_url": f"sqlite:///{tmp_path / 'events.db'}", "answer_cache": 0})
+    day = during(app)
+    for customer in ("C000001", "C000009", "new-customer"):
+        url = f"/v1/customers/{customer}/offers?k=4&as_of={day}"
+        assert plain.test_client().get(url, headers=H(service)).json == \
+            app.test_client().get(url, headers=H(service)).json
+    assert len(plain.extensions["recsys"].model.current.answers) == 0

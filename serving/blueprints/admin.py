@@ -5,10 +5,9 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from serving.schemas import ModelInfo
-from serving.web import ApiError, require, state
+from serving.web import ApiError, Blueprint, require, state
 
 blp = Blueprint("model", __name__, url_prefix="/v1", description="Model information and reload")
 

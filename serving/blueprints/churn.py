@@ -7,12 +7,12 @@ import io
 
 from flask import Response, request, stream_with_context
 from flask.views import MethodView
-from flask_smorest import Blueprint
+
 
 from recsys.bundle import CUSTOMER_COLUMNS
 from serving.model import jsonable
 from serving.schemas import AtRiskPage, AtRiskQuery, ChurnRisk
-from serving.web import ApiError, decode_cursor, encode_cursor, require, state
+from serving.web import ApiError, Blueprint, decode_cursor, encode_cursor, require, state
 
 blp = Blueprint("churn", __name__, url_prefix="/v1", description="Churn risk and at-risk lists")
 
@@ -42,7 +42,7 @@ def _row(cid, r) -> dict:
 @blp.route("/churn/at-risk")
 class AtRiskView(MethodView):
     @require("read")
-    @blp.arguments(AtRiskQuery, location="query")
+    @blp.arguments(AtRiskQuery(), location="query")
     @blp.response(200, AtRiskPage)
     def get(self, q):
         """Customers at risk, highest risk x value first, paginated by cursor; CSV (streamed) with

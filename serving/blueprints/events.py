@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from serving.schemas import EventsRequest, EventsResponse
-from serving.web import require, state
+from serving.web import Blueprint, require, state
 
 blp = Blueprint("events", __name__, url_prefix="/v1", description="Offer events")
 
@@ -14,7 +13,7 @@ blp = Blueprint("events", __name__, url_prefix="/v1", description="Offer events"
 @blp.route("/events")
 class EventsView(MethodView):
     @require("events")
-    @blp.arguments(EventsRequest)
+    @blp.arguments(EventsRequest())
     @blp.response(201, EventsResponse)
     def post(self, body):
         """Store events, idempotent by event_id (a repeated event is counted as a duplicate).

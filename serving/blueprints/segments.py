@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from serving.model import jsonable
 from serving.schemas import PageQuery, SegmentCustomers, Segments
-from serving.web import ApiError, decode_cursor, encode_cursor, require, state
+from serving.web import ApiError, Blueprint, decode_cursor, encode_cursor, require, state
 
 blp = Blueprint("segments", __name__, url_prefix="/v1", description="Customer segments")
 
@@ -26,7 +25,7 @@ class SegmentsView(MethodView):
 @blp.route("/segments/<name>/customers")
 class SegmentCustomersView(MethodView):
     @require("read")
-    @blp.arguments(PageQuery, location="query")
+    @blp.arguments(PageQuery(), location="query")
     @blp.response(200, SegmentCustomers)
     def get(self, q, name):
         """Customer ids of a segment, paginated by cursor."""
