@@ -40,7 +40,9 @@ def create_app(config: dict | None = None, *, load_model: bool = True) -> Flask:
             "info": {"description": "Personalized offers and churn risk for loyalty and retention marketing."}},
     )
     metrics = Metrics()
-    holder = ModelHolder(settings.model_uri, settings.tracking_uri, settings.catalog, settings.answer_cache)
+    holder = ModelHolder(settings.model_uri, settings.tracking_uri, settings.catalog, settings.answer_cache,
+                         reload_file=settings.reload_file,
+                         on_loaded=lambda loaded: metrics.model_loaded(loaded.version, loaded.loaded_at))
     app.extensions["recsys"] = State(settings, holder, EventStore(settings.events_url),
                                      KeyStore(settings.api_keys_file), metrics)
     metrics.init_app(app)
@@ -55,8 +57,6 @@ def create_app(config: dict | None = None, *, load_model: bool = True) -> Flask:
     if load_model:
         try:
             holder.reload()
-            if holder.current.version and holder.current.version.isdigit():
-                metrics.model_version.set(int(holder.current.version))
         except Exception as exc:  # start anyway: /readyz says why, /v1 answers 503
             logger.error("model not loaded: %s", exc)
     return app

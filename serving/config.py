@@ -23,6 +23,7 @@ class Settings:
     page_size: int = 100  # RECSYS_PAGE_SIZE: default page of lists
     max_page_size: int = 10_000
     answer_cache: int = 50_000  # RECSYS_ANSWER_CACHE: offer answers kept per worker (0: none)
+    reload_file: str | None = None  # RECSYS_RELOAD_FILE: workers announce reloads here (gunicorn sets it)
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -37,6 +38,7 @@ class Settings:
             max_body_bytes=int(_env("RECSYS_MAX_BODY_BYTES", str(cls.max_body_bytes))),
             page_size=int(_env("RECSYS_PAGE_SIZE", str(cls.page_size))),
             answer_cache=int(_env("RECSYS_ANSWER_CACHE", str(cls.answer_cache))),
+            reload_file=os.environ.get("RECSYS_RELOAD_FILE") or None,
         )
 
     def updated(self, overrides: dict | None) -> "Settings":

@@ -2,10 +2,27 @@
 
 Environment: RECSYS_BIND (default 127.0.0.1:8000), RECSYS_WORKERS (default 2),
 RECSYS_TIMEOUT (30 s). Workers are forked from a master that imported the app once
-(preload), so the model's memory is shared copy-on-write; SIGHUP reloads workers gracefully.
+(preload), so the model's memory is shared copy-on-write; SIGHUP restarts workers gracefully
+(on the model the master loaded: POST /v1/admin/reload loads a new one).
+
+The workers share a run folder (RECSYS_RUN_DIR, a new temporary folder by default): the
+Prometheus values of every worker (PROMETHEUS_MULTIPROC_DIR), so /metrics reports them all,
+and the reload token (RECSYS_RELOAD_FILE), so a reload asked of one worker reaches every worker.
+Both must be set before the app is imported: this file runs first.
 """
 
 import os
+import shutil
+import tempfile
+from pathlib import Path
+
+_own_run_dir = not os.environ.get("RECSYS_RUN_DIR")
+RUN_DIR = Path(os.environ.get("RECSYS_RUN_DIR") or tempfile.mkdtemp(prefix="recsys-serve-"))
+(RUN_DIR / "metrics").mkdir(parents=True, exist_ok=True)
+for stale in (RUN_DIR / "metrics").glob("*.db"):  # values of an earlier server in the same folder
+    stale.unlink()
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(RUN_DIR / "metrics")
+os.environ.setdefault("RECSYS_RELOAD_FILE", str(RUN_DIR / "reload"))
 
 bind = os.environ.get("RECSYS_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("RECSYS_WORKERS", "2"))
@@ -21,3 +38,29 @@ errorlog = "-"
 loglevel = os.environ.get("RECSYS_LOG_LEVEL", "info")
 # One BLAS thread per worker: workers are the parallelism.
 raw_env = ["OPENBLAS_NUM_THREADS=1", "OMP_NUM_THREADS=1", "MKL_NUM_THREADS=1"]
+
+
+def when_ready(server):
+    # The master loaded the app to fork it but serves nothing: its model gauges are not a worker's.
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(os.getpid())
+
+
+def post_worker_init(worker):
+    state = worker.wsgi.extensions.get("recsys")
+    if state is not None:
+        if state.model.ready:  # this worker's series of the model gauges
+            state.metrics.model_loaded(state.model.current.version, state.model.current.loaded_at)
+        state.model.watch()  # follow reloads announced by the other workers
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    if _own_run_dir:
+        shutil.rmtree(RUN_DIR, ignore_errors=True)

@@ -1,7 +1,13 @@
-"""Prometheus metrics of one app (its own registry: no global state between apps)."""
+"""Prometheus metrics of one app (its own registry: no global state between apps).
+
+Under gunicorn, ``PROMETHEUS_MULTIPROC_DIR`` is set (serving/gunicorn.conf.py): every worker
+writes its values there and ``/metrics`` reports the sum over the workers, whichever worker
+answers the scrape; the model gauges keep one series per worker (``pid`` label).
+"""
 
 from __future__ import annotations
 
+import os
 import time
 
 from flask import Flask, g, request
@@ -24,7 +30,9 @@ class Metrics:
         self.answers_cached = self.answers.labels("cache")
         self.answers_ranked = self.answers.labels("ranked")
         self.model_version = Gauge("recsys_model_version", "Version of the loaded model (0 when unversioned)",
-                                   registry=self.registry)
+                                   registry=self.registry, multiprocess_mode="liveall")
+        self.model_loaded_at = Gauge("recsys_model_loaded_at_seconds", "When the loaded model was loaded (Unix time)",
+                                     registry=self.registry, multiprocess_mode="liveall")
 
     def init_app(self, app: Flask) -> None:
         @app.before_request
@@ -49,5 +57,15 @@ class Metrics:
                 self.errors.labels(endpoint).inc()
             return response
 
+    def model_loaded(self, version: str | None, loaded_at: float) -> None:
+        self.model_version.set(int(version) if version and version.isdigit() else 0)
+        self.model_loaded_at.set(loaded_at)
+
     def exposition(self) -> tuple[bytes, str]:
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            from prometheus_client import multiprocess
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            return generate_latest(registry), CONTENT_TYPE_LATEST
         return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -8,9 +8,12 @@ started with.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -109,13 +112,24 @@ def read_catalog(source: str) -> pd.DataFrame:
 
 
 class ModelHolder:
-    def __init__(self, model_uri: str, tracking_uri: str, catalog_source: str | None, cache_entries: int = 0):
+    """The loaded model of one process, and its reloads.
+
+    With ``reload_file`` (gunicorn's workers share one), a reload announced by one worker is
+    followed by the others: each watches the file's token and reloads when it changes.
+    """
+
+    def __init__(self, model_uri: str, tracking_uri: str, catalog_source: str | None, cache_entries: int = 0,
+                 reload_file: str | None = None, on_loaded: Callable[[Loaded], None] | None = None):
         self.model_uri = model_uri
         self.cache_entries = cache_entries
         self.tracking_uri = tracking_uri
         self.catalog_source = catalog_source
+        self.reload_file = Path(reload_file) if reload_file else None
+        self.on_loaded = on_loaded
         self._current: Loaded | None = None
         self._lock = threading.Lock()
+        self._seen = self._token()
+        self._watcher: threading.Thread | None = None
         self.last_error: str | None = None
 
     @property
@@ -129,9 +143,11 @@ class ModelHolder:
     def ready(self) -> bool:
         return self._current is not None
 
-    def reload(self) -> Loaded:
-        """Load the current model and catalog, warm up, then swap (one reload at a time)."""
+    def reload(self, announce: bool = False) -> Loaded:
+        """Load the current model and catalog, warm up, then swap (one reload at a time). With
+        ``announce``, tell the other workers to do the same."""
         with self._lock:
+            token = self._token()
             try:
                 fresh = load(self.model_uri, self.tracking_uri, self.catalog_source, self.cache_entries)
             except Exception as exc:
@@ -139,7 +155,52 @@ class ModelHolder:
                 raise
             self._current = fresh
             self.last_error = None
-            return fresh
+            self._seen = self._announce() if announce and self.reload_file else token
+        if self.on_loaded is not None:
+            self.on_loaded(fresh)
+        return fresh
+
+    def _token(self) -> str | None:
+        try:
+            return self.reload_file.read_text() if self.reload_file else None
+        except FileNotFoundError:
+            return None
+
+    def _announce(self) -> str:
+        token = f"{time.time_ns()}-{os.getpid()}"
+        tmp = self.reload_file.with_name(f".{self.reload_file.name}.{os.getpid()}")
+        tmp.write_text(token)
+        os.replace(tmp, self.reload_file)  # the others read the whole token or the old one
+        return token
+
+    def check(self) -> bool:
+        """Reload if another worker announced a reload since this one last loaded; True if it did."""
+        token = self._token()
+        if token == self._seen:
+            return False
+        try:
+            self.reload()
+        except Exception as exc:  # keep serving the model we have; /readyz stays ready
+            self._seen = token  # one attempt per announcement
+            logger.error("announced reload failed: %s", exc)
+            return False
+        return True
+
+    def watch(self, every: float = 1.0) -> None:
+        """Check for announced reloads every ``every`` seconds on a daemon thread."""
+        if self.reload_file is None or self._watcher is not None:
+            return
+
+        def loop():
+            while True:
+                time.sleep(every)
+                try:
+                    self.check()
+                except Exception:  # never let the watcher die
+                    logger.exception("reload watcher")
+
+        self._watcher = threading.Thread(target=loop, name="recsys-reload-watcher", daemon=True)
+        self._watcher.start()
 
 
 def jsonable(v):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from serving.probe import wait_http
 from tests.procs import child_env, free_port, stop
 
 BIN = Path(sys.executable).parent
@@ -65,5 +66,50 @@ def test_serve_under_gunicorn(synth_bundle_dir, tmp_path):
         time.sleep(2)
         status, _ = _get(f"{base}/readyz", timeout=10)
         assert status == 200
+    finally:
+        stop(proc)
+
+
+def _metric_lines(base: str, name: str) -> list[str]:
+    with urllib.request.urlopen(f"{base}/metrics", timeout=10) as r:
+        return [x for x in r.read().decode().splitlines() if x.startswith(name)]
+
+
+@pytest.mark.slow
+def test_workers_share_metrics_and_follow_a_reload(synth_bundle_dir, tmp_path):
+    """Two workers: /metrics counts every worker's requests whichever answers the scrape, and a
+    reload asked of one worker reaches the other."""
+    keys = tmp_path / "keys.json"
+    made = subprocess.run([str(BIN / "recsys"), "keys", "create", "--role", "admin", "--file", str(keys)],
+                          capture_output=True, text=True, timeout=60)
+    key = made.stdout.strip()
+    port = free_port()
+    env = child_env(RECSYS_MODEL_URI=str(synth_bundle_dir), RECSYS_API_KEYS_FILE=str(keys),
+                    RECSYS_EVENTS_URL=f"sqlite:///{tmp_path / 'events.db'}", RECSYS_RUN_DIR=str(tmp_path / "run"))
+    proc = subprocess.Popen([str(BIN / "recsys"), "serve", "--port", str(port), "--workers", "2"], cwd=tmp_path,
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{base}/readyz", proc)
+        for i in range(30):
+            status, _ = _get(f"{base}/v1/customers/C{i + 1:06d}/offers?k=2", key)
+            assert status == 200
+        series = 'recsys_requests_total{endpoint="/v1/customers/<customer_id>/offers",method="GET",status="200"}'
+        for _ in range(6):  # whichever worker answers, the sum over both
+            assert _metric_lines(base, series) == [f"{series} 30.0"]
+        loaded = _metric_lines(base, "recsys_model_loaded_at_seconds{")
+        assert len(loaded) == 2  # one series per worker, none for the master
+        before = max(float(x.split()[-1]) for x in loaded)
+
+        req = urllib.request.Request(f"{base}/v1/admin/reload", method="POST", headers={"X-API-Key": key})
+        with urllib.request.urlopen(req, timeout=60) as r:
+            assert r.status == 200
+        deadline = time.monotonic() + 60
+        while True:
+            loaded = _metric_lines(base, "recsys_model_loaded_at_seconds{")
+            if len(loaded) == 2 and all(float(x.split()[-1]) > before for x in loaded):
+                break
+            assert time.monotonic() < deadline, loaded
+            time.sleep(0.5)
     finally:
         stop(proc)

@@ -265,3 +265,18 @@ def test_without_the_answer_cache_the_answers_are_the_same(service, tmp_path):
         assert plain.test_client().get(url, headers=H(service)).json == \
             app.test_client().get(url, headers=H(service)).json
     assert len(plain.extensions["recsys"].model.current.answers) == 0
+
+
+def test_a_reload_announced_by_one_worker_is_followed_by_another(service, tmp_path):
+    settings = service[0].extensions["recsys"].settings
+    config = {"model_uri": settings.model_uri, "api_keys_file": settings.api_keys_file,
+              "events_url": f"sqlite:///{tmp_path / 'events.db'}", "reload_file": str(tmp_path / "reload")}
+    one, two = create_app(config), create_app(config)
+    before = two.extensions["recsys"].model.current
+    assert two.extensions["recsys"].model.check() is False  # nothing announced yet
+    r = one.test_client().post("/v1/admin/reload", headers=H(service, "admin"))
+    assert r.status_code == 200 and (tmp_path / "reload").exists()
+    assert one.extensions["recsys"].model.check() is False  # the announcer already has it
+    assert two.extensions["recsys"].model.check() is True
+    assert two.extensions["recsys"].model.current is not before
+    assert two.extensions["recsys"].model.check() is False  # once per announcement

@@ -37,9 +37,9 @@ class ReloadView(MethodView):
     @blp.response(200, ModelInfo)
     def post(self):
         """Load the current champion and catalog, warm up, then swap; requests in flight finish
-        on the old model."""
+        on the old model. The other workers follow within seconds."""
         try:
-            state().model.reload()
+            state().model.reload(announce=True)
         except Exception as exc:  # the old model keeps serving
             raise ApiError(503, "reload_failed", f"{exc}; still serving the previous model") from None
         return model_info()
