@@ -8,6 +8,8 @@ DATA_DIR ?= data/completejourney
 export OPENBLAS_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 export OMP_NUM_THREADS ?= 1
+# Where runs and registered models go (a file in the checkout unless set).
+export MLFLOW_TRACKING_URI ?= sqlite:///mlflow.db
 
 .PHONY: help install install-dev run test test-fast benchmark clean
 
@@ -41,7 +43,10 @@ run: $(VENV)/.installed $(DATA_DIR)/transactions.parquet
 	$(BIN)/recsys train --data $(DATA_DIR)
 	@KEY=$$($(BIN)/recsys keys create --role admin --name "make run development key" --file $(KEYS_FILE)); \
 	echo ""; \
-	echo "MLflow UI:   $(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db   (then http://127.0.0.1:5000)"; \
+	case "$(MLFLOW_TRACKING_URI)" in \
+	  http*) echo "MLflow UI:   $(MLFLOW_TRACKING_URI)";; \
+	  *) echo "MLflow UI:   $(BIN)/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI)   (then http://127.0.0.1:5000)";; \
+	esac; \
 	echo "API:         http://127.0.0.1:$(PORT)   docs: http://127.0.0.1:$(PORT)/docs"; \
 	echo "API key:     $$KEY   (development admin key; its hash is in $(KEYS_FILE))"; \
 	echo "try:         curl -H 'X-API-Key: $$KEY' 'http://127.0.0.1:$(PORT)/v1/customers/1364/offers?k=5&as_of=2018-01-01'"; \
