@@ -7,7 +7,11 @@ batch of 1,000 customers under 200 ms. The load comes from 2 client processes x 
 the same 2-core machine, so absolute numbers are lower than on a separate client; the ratios
 are measured in the same run under the same load.
 
-    python benchmarks/serving.py [--model models:/loyalty-offers@champion] [--seconds 10]
+GET offers asks for 500 customers at random. It is measured twice: after a warm-up in which
+the workers have answered most of them (the answer cache's hit rate is printed, from
+/metrics), and on a second server with the answer cache off, where every request ranks.
+
+    python benchmarks/serving.py [--model models:/loyalty-offers@champion] [--seconds 10] [--warmup 5]
 """
 
 from __future__ import annotations
@@ -83,6 +87,17 @@ def load(port: int, requests: list, seconds: float, processes: int = 2, threads:
             "p99_ms": float(np.percentile(lat, 99) * 1e3), "requests": int(len(lat)), "wall": wall}
 
 
+def _answers(port: int) -> dict:
+    """recsys_offer_answers_total by source, summed over the workers (GET /metrics)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    found = {"cache": 0.0, "ranked": 0.0}
+    for line in text.splitlines():
+        if line.startswith("recsys_offer_answers_total{"):
+            found[line.split('source="')[1].split('"')[0]] = float(line.split()[-1])
+    return found
+
+
 def gunicorn(app_spec: str, port: int, env: dict) -> subprocess.Popen:
     env = {**env, "RECSYS_BIND": f"127.0.0.1:{port}", "RECSYS_WORKERS": "2", "RECSYS_LOG_LEVEL": "warning"}
     return subprocess.Popen([str(BIN / "gunicorn"), "-c", str(ROOT / "serving" / "gunicorn.conf.py"), app_spec],
@@ -93,6 +108,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="models:/loyalty-offers@champion")
     parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--warmup", type=float, default=5, help="seconds of load before each measurement")
     parser.add_argument("--as-of", default="2018-01-01", help="date the offers must be valid on")
     args = parser.parse_args()
 
@@ -121,12 +137,19 @@ def main() -> None:
         sample = random.Random(0).sample(customers, min(500, len(customers)))
         offers = [("GET", f"/v1/customers/{c}/offers?k=10&as_of={args.as_of}", None, hdr) for c in sample]
 
+        load(hello_port, [("GET", "/hello", None, {})], args.warmup)
         hello = load(hello_port, [("GET", "/hello", None, {})], args.seconds)
+        load(api_port, offers, args.warmup)
+        before = _answers(api_port)
         api = load(api_port, offers, args.seconds)
+        after = _answers(api_port)
+        hits = after["cache"] - before["cache"]
+        hit_rate = hits / max(1.0, hits + after["ranked"] - before["ranked"])
         print(f"hello-world (gunicorn, 2 workers): {hello['rps']:8.0f} req/s  p50 {hello['p50_ms']:6.2f} ms  "
               f"p99 {hello['p99_ms']:6.2f} ms")
         print(f"GET offers   (gunicorn, 2 workers): {api['rps']:8.0f} req/s  p50 {api['p50_ms']:6.2f} ms  "
-              f"p99 {api['p99_ms']:6.2f} ms  ({api['rps'] / hello['rps']:.2f}x hello-world; target >= 0.8x)")
+              f"p99 {api['p99_ms']:6.2f} ms  ({api['rps'] / hello['rps']:.2f}x hello-world; target >= 0.8x; "
+              f"answer cache hit rate {hit_rate:.1%})")
 
         def batch(k: int) -> float:
             body = json.dumps({"customer_ids": customers[:1000], "k": k, "as_of": args.as_of}).encode()
@@ -149,6 +172,15 @@ def main() -> None:
         for p in procs:
             p.terminate()
         procs = []
+        plain_port = _free_port()
+        procs.append(gunicorn("serving:create_app()", plain_port, {**env, "RECSYS_ANSWER_CACHE": "0"}))
+        wait_http(f"http://127.0.0.1:{plain_port}/readyz", procs[0])
+        load(plain_port, offers, min(args.warmup, 2))
+        plain = load(plain_port, offers, args.seconds)
+        print(f"GET offers, answer cache off:      {plain['rps']:8.0f} req/s  p50 {plain['p50_ms']:6.2f} ms  "
+              f"p99 {plain['p99_ms']:6.2f} ms  ({plain['rps'] / hello['rps']:.2f}x hello-world; every request ranks)")
+        procs[0].terminate()
+        procs = []
         ml = subprocess.Popen([str(BIN / "mlflow"), "models", "serve", "-m", args.model, "--env-manager", "local",
                                "-p", str(mlflow_port), "-h", "127.0.0.1", "-w", "2"], cwd=ROOT, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # a full pipe would stall it
@@ -157,9 +189,11 @@ def main() -> None:
         inv = [("POST", "/invocations", json.dumps({"dataframe_split": {"columns": ["customer_id"], "data": [[c]]},
                                                      "params": {"k": 10, "as_of": args.as_of}}),
                 {"Content-Type": "application/json"}) for c in sample[:100]]
+        load(mlflow_port, inv, min(args.warmup, 2))
         mlf = load(mlflow_port, inv, args.seconds)
         print(f"mlflow models serve (2 workers):   {mlf['rps']:8.0f} req/s  p50 {mlf['p50_ms']:6.2f} ms  "
-              f"p99 {mlf['p99_ms']:6.2f} ms  (service is {api['rps'] / mlf['rps']:.1f}x; target >= 5x)")
+              f"p99 {mlf['p99_ms']:6.2f} ms  (service is {api['rps'] / mlf['rps']:.1f}x, "
+              f"{plain['rps'] / mlf['rps']:.1f}x with the answer cache off; target >= 5x)")
     finally:
         for p in procs:
             p.terminate()

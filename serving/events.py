@@ -35,6 +35,8 @@ class EventStore:
         self.url = url
         kwargs = {"connect_args": {"check_same_thread": False}} if url.startswith("sqlite") else {"pool_pre_ping": True}
         self.engine = sa.create_engine(url, **kwargs)
+        if self.engine.dialect.name == "sqlite":
+            sa.event.listen(self.engine, "connect", _sqlite_wal)
         METADATA.create_all(self.engine)
         # Built once: SQLAlchemy caches its compiled form, so a request pays only for the query.
         self._by_customers = sa.select(EVENTS.c[C.CUSTOMER_ID], EVENTS.c[C.OFFER_ID], EVENTS.c[C.EVENT],
@@ -129,6 +131,14 @@ def event_arrays(rows_by_customer: dict) -> EventArrays:
     return EventArrays(np.array(cust, dtype=object), np.array([r[0] for r in flat], dtype=object),
                        np.array([r[1] for r in flat], dtype=object),
                        np.array([r[2] for r in flat], dtype="datetime64[ns]"))
+
+
+def _sqlite_wal(dbapi_connection, _record) -> None:
+    """Write-ahead logging: the workers read while another worker stores events, without
+    taking the database's file locks on every read."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.close()
 
 
 def _timestamp(v) -> datetime:

@@ -11,6 +11,7 @@ and the reload token (RECSYS_RELOAD_FILE), so a reload asked of one worker reach
 Both must be set before the app is imported: this file runs first.
 """
 
+import gc
 import os
 import shutil
 import tempfile
@@ -45,6 +46,10 @@ def when_ready(server):
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(os.getpid())
+    # The loaded model is hundreds of thousands of objects that live as long as the process:
+    # out of the garbage collector's sight, so collections in the workers stay short and do not
+    # touch (and copy) the pages the workers share with the master.
+    gc.freeze()
 
 
 def post_worker_init(worker):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 
-from flask import Flask, g, request
+from flask import Flask, request
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -35,9 +35,13 @@ class Metrics:
                                      registry=self.registry, multiprocess_mode="liveall")
 
     def init_app(self, app: Flask) -> None:
-        @app.before_request
-        def _start():
-            g._t0 = time.perf_counter()
+        wsgi_app = app.wsgi_app
+
+        def timed(environ, start_response):  # the clock starts before Flask sees the request
+            environ["recsys.t0"] = time.perf_counter()
+            return wsgi_app(environ, start_response)
+
+        app.wsgi_app = timed
 
         children: dict = {}  # (endpoint, method, status) -> its series: looked up once, not per request
 
@@ -49,7 +53,7 @@ class Metrics:
             if series is None:
                 series = children[key] = (self.latency.labels(endpoint, request.method),
                                           self.requests.labels(endpoint, request.method, str(response.status_code)))
-            t0 = g.pop("_t0", None)
+            t0 = request.environ.get("recsys.t0")
             if t0 is not None:
                 series[0].observe(time.perf_counter() - t0)
             series[1].inc()

@@ -7,7 +7,7 @@ import functools
 from dataclasses import dataclass
 
 import flask_smorest
-from flask import current_app, g, jsonify, request
+from flask import current_app, jsonify, request
 from marshmallow import Schema
 from webargs.flaskparser import FlaskParser
 
@@ -87,7 +87,6 @@ def require(role: str):
                 raise ApiError(401, "unauthorized", "missing or unknown API key (header X-API-Key)")
             if not allowed(key.role, role):
                 raise ApiError(403, "forbidden", f"this API key's role '{key.role}' does not allow '{role}'")
-            g.api_key = key
             return view(*args, **kwargs)
 
         return inner

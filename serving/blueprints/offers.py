@@ -25,8 +25,10 @@ def offer_answers(customer_ids: list, k: int, channel: str | None, as_of) -> lis
     ids = [loaded.parse_customer_id(c) for c in customer_ids]
     rows = st.events.rows_by_customer(ids, id_type=int if loaded.id_is_int else str)
     found, cached = answers(loaded, rows, ids, k, channel, _as_of(as_of).normalize())
-    st.metrics.answers_cached.inc(cached)
-    st.metrics.answers_ranked.inc(len(ids) - cached)
+    if cached:
+        st.metrics.answers_cached.inc(cached)
+    if cached < len(ids):
+        st.metrics.answers_ranked.inc(len(ids) - cached)
     return found
 
 
