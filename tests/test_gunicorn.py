@@ -97,7 +97,10 @@ def test_workers_share_metrics_and_follow_a_reload(synth_bundle_dir, tmp_path):
         series = 'recsys_requests_total{endpoint="/v1/customers/<customer_id>/offers",method="GET",status="200"}'
         for _ in range(6):  # whichever worker answers, the sum over both
             assert _metric_lines(base, series) == [f"{series} 30.0"]
-        loaded = _metric_lines(base, "recsys_model_loaded_at_seconds{")
+        deadline = time.monotonic() + 60  # gunicorn spawns its workers a moment apart
+        while len(loaded := _metric_lines(base, "recsys_model_loaded_at_seconds{")) < 2:
+            assert time.monotonic() < deadline, loaded
+            time.sleep(0.2)
         assert len(loaded) == 2  # one series per worker, none for the master
         before = max(float(x.split()[-1]) for x in loaded)
 
