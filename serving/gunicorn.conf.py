@@ -17,12 +17,16 @@ import shutil
 import tempfile
 from pathlib import Path
 
-_own_run_dir = not os.environ.get("RECSYS_RUN_DIR")
-RUN_DIR = Path(os.environ.get("RECSYS_RUN_DIR") or tempfile.mkdtemp(prefix="recsys-serve-"))
-(RUN_DIR / "metrics").mkdir(parents=True, exist_ok=True)
-for stale in (RUN_DIR / "metrics").glob("*.db"):  # values of an earlier server in the same folder
-    stale.unlink()
-os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(RUN_DIR / "metrics")
+# gunicorn reads this file again on SIGHUP: the run folder is chosen once, in the environment.
+if not os.environ.get("RECSYS_RUN_DIR"):
+    os.environ["RECSYS_RUN_DIR"] = tempfile.mkdtemp(prefix="recsys-serve-")
+    os.environ["RECSYS_RUN_DIR_TEMPORARY"] = "1"
+RUN_DIR = Path(os.environ["RECSYS_RUN_DIR"])
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    (RUN_DIR / "metrics").mkdir(parents=True, exist_ok=True)
+    for stale in (RUN_DIR / "metrics").glob("*.db"):  # values of an earlier server in the same folder
+        stale.unlink()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(RUN_DIR / "metrics")
 os.environ.setdefault("RECSYS_RELOAD_FILE", str(RUN_DIR / "reload"))
 
 bind = os.environ.get("RECSYS_BIND", "127.0.0.1:8000")
@@ -67,5 +71,5 @@ def child_exit(server, worker):
 
 
 def on_exit(server):
-    if _own_run_dir:
+    if os.environ.get("RECSYS_RUN_DIR_TEMPORARY") == "1":
         shutil.rmtree(RUN_DIR, ignore_errors=True)

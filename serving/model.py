@@ -155,7 +155,13 @@ class ModelHolder:
                 raise
             self._current = fresh
             self.last_error = None
-            self._seen = self._announce() if announce and self.reload_file else token
+            self._seen = token
+            if announce and self.reload_file:
+                try:
+                    self._seen = self._announce()
+                except OSError as exc:  # this worker has the new model; the others keep theirs
+                    logger.error("reloaded, but could not tell the other workers through %s: %s",
+                                 self.reload_file, exc)
         if self.on_loaded is not None:
             self.on_loaded(fresh)
         return fresh
