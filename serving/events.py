@@ -18,6 +18,8 @@ import sqlalchemy as sa
 from recsys import constants as C
 from recsys.offers import EventArrays
 
+ROWS_PER_THREAD = 100_000  # customers whose rows a thread remembers between commits (SQLite)
+
 METADATA = sa.MetaData()
 EVENTS = sa.Table(
     "offer_events", METADATA,
@@ -49,7 +51,7 @@ class EventStore:
         compiled = one.compile(dialect=self.engine.dialect)
         self._one_sql = str(compiled)
         self._one_positional = bool(compiled.positional)
-        self._end_reads = self.engine.dialect.name != "sqlite"  # sqlite3 opens no transaction for a SELECT
+        self._sqlite = self.engine.dialect.name == "sqlite"  # sqlite3 opens no transaction for a SELECT
         self._local = threading.local()
 
     def add(self, events: list[dict]) -> int:
@@ -88,25 +90,44 @@ class EventStore:
 
     def _one_customer(self, key: str) -> list:
         """One customer's rows on this thread's own connection (opened on first use, closed
-        when the thread ends or the connection fails); any error falls back to the pool."""
+        when the thread ends or the connection fails); any error falls back to the pool.
+
+        On SQLite, ``PRAGMA data_version`` tells whether any other connection has committed
+        since this thread last looked: until one has, the rows read then are still the rows,
+        and the thread answers from them without a query.
+        """
         params = (key,) if self._one_positional else {"id": key}
-        conn = getattr(self._local, "conn", None)
+        local = self._local
+        conn = getattr(local, "conn", None)
         if conn is None:
             proxied = self.engine.raw_connection()
-            conn = self._local.conn = proxied.driver_connection
+            conn = local.conn = proxied.driver_connection
             proxied.detach()  # this thread's own: not returned to the pool, closed with the thread
+            local.version, local.rows = None, {}
         try:
             cursor = conn.cursor()
             try:
+                if self._sqlite:
+                    cursor.execute("PRAGMA data_version")
+                    version = cursor.fetchone()[0]
+                    if version != local.version:
+                        local.version, local.rows = version, {}
+                    found = local.rows.get(key)
+                    if found is not None:
+                        return found
                 cursor.execute(self._one_sql, params)
                 rows = cursor.fetchall()
             finally:
                 cursor.close()
-            if self._end_reads:
+            if self._sqlite:
+                if len(local.rows) >= ROWS_PER_THREAD:
+                    local.rows = {}
+                local.rows[key] = rows
+            else:
                 conn.rollback()  # end the read's transaction: nothing stays open between requests
             return rows
         except Exception:  # a broken connection (database restarted...): drop it, ask the pool
-            self._local.conn = None
+            local.conn = None
             try:
                 conn.close()
             except Exception:  # noqa: S110 - already broken

@@ -44,6 +44,9 @@ def test_an_event_stored_by_another_worker_is_seen_at_once(url):
     assert len(reader.rows_by_customer(["7"])["7"]) == 1
     writer.add([_event(2, ts="2018-01-04T10:00:00")])
     assert len(reader.rows_by_customer(["7"])["7"]) == 2
+    reader.add([_event(3, ts="2018-01-05T10:00:00")])  # the reader's own store, another connection
+    assert len(reader.rows_by_customer(["7"])["7"]) == 3
+    assert reader.rows_by_customer(["7"]) == writer.rows_by_customer(["7", "8"])
 
 
 def test_each_thread_reads_on_its_own_connection_and_a_broken_one_is_replaced(url):
