@@ -22,6 +22,23 @@ def stop(proc: subprocess.Popen, timeout: float = 30) -> None:
         proc.wait(timeout=timeout)
 
 
+def stop_group(proc: subprocess.Popen, timeout: float = 30) -> None:
+    """Stop a process started with ``start_new_session=True`` and everything it started
+    (make, gunicorn's master and workers)."""
+    import os
+    import signal
+
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=timeout)
+
+
 def child_env(**extra: str) -> dict:
     """This process's environment without MLflow's run and experiment variables (MLflow sets
     them in-process, e.g. on set_experiment), plus ``extra``."""

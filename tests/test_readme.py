@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import re
 import shlex
-import signal
 import subprocess
 import sys
 import threading
@@ -21,7 +19,7 @@ import pandas as pd
 import pytest
 
 from serving.probe import wait_http
-from tests.procs import child_env, free_port, stop
+from tests.procs import child_env, free_port, stop, stop_group
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -62,19 +60,6 @@ class Output:
             assert proc.poll() is None, "\n".join(self.lines[-60:])
             assert time.monotonic() < deadline, f"no line {prefix!r} in {timeout} s:\n" + "\n".join(self.lines[-60:])
             time.sleep(0.5)
-
-
-def stop_group(proc: subprocess.Popen) -> None:
-    """Stop a process started in its own session and everything it started (make, gunicorn)."""
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
