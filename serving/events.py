@@ -135,6 +135,12 @@ class EventStore:
             with self.engine.connect() as pooled:
                 return pooled.execute(self._by_customers, {"ids": [key]}).all()
 
+    def after_fork(self) -> None:
+        """In a forked worker: drop the connections inherited from the parent without closing
+        them (they are the parent's), so this process opens its own."""
+        self.engine.dispose(close=False)
+        self._local = threading.local()
+
     def count(self) -> int:
         with self.engine.connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).select_from(EVENTS)).scalar_one())

@@ -59,6 +59,7 @@ def when_ready(server):
 def post_worker_init(worker):
     state = worker.wsgi.extensions.get("recsys")
     if state is not None:
+        state.events.after_fork()  # a database connection must not cross a fork: each worker opens its own
         if state.model.ready:  # this worker's series of the model gauges
             state.metrics.model_loaded(state.model.current.version, state.model.current.loaded_at)
         state.model.watch()  # follow reloads announced by the other workers

@@ -68,3 +68,14 @@ def test_each_thread_reads_on_its_own_connection_and_a_broken_one_is_replaced(ur
     assert len(store.rows_by_customer(["7"])["7"]) == 1  # answered through the pool
     assert store._local.conn is None
     assert len(store.rows_by_customer(["7"])["7"]) == 1 and store._local.conn is not None  # and a new one opened
+
+
+def test_after_a_fork_the_store_opens_its_own_connections(url):
+    store = EventStore(url)
+    store.add([_event(1)])
+    store.rows_by_customer(["7"])
+    inherited = store._local.conn
+    assert store.engine.pool.checkedin() >= 1  # the connection add() used waits in the pool
+    store.after_fork()
+    assert store.engine.pool.checkedin() == 0 and getattr(store._local, "conn", None) is None
+    assert len(store.rows_by_customer(["7"])["7"]) == 1 and store._local.conn is not inherited
