@@ -3,8 +3,9 @@
 An answer is a pure function of the loaded model and catalog, the customer, the day, the
 channel, k and the customer's offer events. Each loaded model keeps its own cache (a reload
 starts an empty one), keyed by everything else; the events enter the key as a digest of the
-customer's rows, read from the events database on every request. An event posted to any
-worker changes the digest, so frequency caps and redemption limits apply at once.
+customer's rows as the events database holds them when the request comes (serving.events).
+An event posted to any worker changes the digest, so frequency caps and redemption limits
+apply at once.
 
 Answers are kept as JSON fragments: the single endpoint sends one as its body, the batch
 endpoint joins a thousand of them without encoding anything twice.
@@ -30,18 +31,13 @@ class AnswerCache:
         self.max_entries = max_entries
         self._entries: OrderedDict = OrderedDict()
         self._lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
 
     def get(self, key) -> bytes | None:
         if self.max_entries <= 0:
             return None
         with self._lock:
             found = self._entries.get(key)
-            if found is None:
-                self.misses += 1
-            else:
-                self.hits += 1
+            if found is not None:
                 self._entries.move_to_end(key)
             return found
 

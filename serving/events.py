@@ -51,7 +51,8 @@ class EventStore:
         compiled = one.compile(dialect=self.engine.dialect)
         self._one_sql = str(compiled)
         self._one_positional = bool(compiled.positional)
-        self._sqlite = self.engine.dialect.name == "sqlite"  # sqlite3 opens no transaction for a SELECT
+        # sqlite3 opens no transaction for a SELECT; other drivers do, and _one_customer ends it
+        self._sqlite = self.engine.dialect.name == "sqlite"
         self._local = threading.local()
 
     def add(self, events: list[dict]) -> int:
