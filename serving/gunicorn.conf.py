@@ -28,6 +28,9 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         stale.unlink()
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(RUN_DIR / "metrics")
 os.environ.setdefault("RECSYS_RELOAD_FILE", str(RUN_DIR / "reload"))
+# The registry is read only to load a model: MLflow opens a connection each time instead of
+# keeping a pool, so no tracking-store connection of the master's is reused after the fork.
+os.environ.setdefault("MLFLOW_SQLALCHEMYSTORE_POOLCLASS", "NullPool")
 
 bind = os.environ.get("RECSYS_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("RECSYS_WORKERS", "2"))
