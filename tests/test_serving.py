@@ -280,3 +280,20 @@ def test_a_reload_announced_by_one_worker_is_followed_by_another(service, tmp_pa
     assert two.extensions["recsys"].model.check() is True
     assert two.extensions["recsys"].model.current is not before
     assert two.extensions["recsys"].model.check() is False  # once per announcement
+
+
+def test_query_strings_are_parsed_once_and_bad_ones_fail_every_time(client, service):
+    from serving.web import Blueprint
+
+    memo = Blueprint.ARGUMENTS_PARSER._memo
+    day = during(service[0])
+    query = f"k=2&channel=email&as_of={day}"
+    for customer in ("C000001", "C000002"):
+        r = client.get(f"/v1/customers/{customer}/offers?{query}", headers=H(service))
+        assert r.status_code == 200 and len(r.json["offers"]) <= 2
+    remembered = [v for (_, qs), v in memo.items() if qs == query.encode()]
+    assert len(remembered) == 1 and remembered[0]["k"] == 2 and remembered[0]["channel"] == "email"
+    for _ in range(2):  # never remembered: the second bad request fails like the first
+        r = client.get(f"/v1/customers/C000001/offers?k=0&as_of={day}", headers=H(service))
+        assert r.status_code == 400 and r.json["error"]["message"].startswith("k:")
+    assert not any(qs == f"k=0&as_of={day}".encode() for _, qs in memo)
