@@ -30,7 +30,7 @@ from sklearn.utils.validation import check_is_fitted
 from recsys import constants as C
 from recsys.cf import ALSRecommender
 from recsys.interactions import IdMap
-from recsys.offer_features import (Catalog, affinity_features, basket_lines, feature_matrix, prepare_catalog,
+from recsys.offer_features import (Catalog, affinity_features, basket_lines, prepare_catalog,
                                    snapshot)
 from recsys.redemption import RedemptionModel, redemption_examples
 
@@ -54,6 +54,7 @@ REASON_HISTORY = "you often buy these"
 REASON_CF = "popular with customers like you"
 REASON_RETENTION = "we miss you"
 REASON_POPULAR = "popular right now"
+REASONS = np.array([REASON_POPULAR, REASON_CF, REASON_HISTORY, REASON_RETENTION], dtype=object)  # by code
 
 
 BASKET_UNITS = 2.0  # value of a redemption to the business: about two units of the offer's products
@@ -86,6 +87,9 @@ class PreparedOffers:
         self.department_code = pd.factorize(pd.Series(self.department, dtype=object).fillna(""))[0].tolist()
         self.department_blank = [d == "" for d in self.department]
         self.type_code = pd.factorize(pd.Series(self.offer_type, dtype=object))[0].tolist()
+        self.n_departments = max(self.department_code) + 1 if self.department_code else 1
+        self.n_types = max(self.type_code) + 1 if self.type_code else 1
+        self.any_blank_department = any(self.department_blank)
 
     @property
     def offers(self) -> pd.DataFrame:
@@ -299,7 +303,7 @@ class OfferRanker(BaseEstimator):
         else:
             catalog = prepared.catalog
         feats = affinity_features(snap, catalog, rows, cf_model=self.cf_model_, user_vectors=user_vectors)
-        p = self.redemption_model_.predict_proba(feature_matrix(feats)).reshape(len(ids), len(catalog))
+        p = self.redemption_model_.predict_pairs(feats)
         return feats, p, rows < 0
 
     def _check_fitted(self) -> None:
@@ -333,15 +337,18 @@ class OfferRanker(BaseEstimator):
         key = np.where(eligible, key, -np.inf)
         reasons = self._reasons(feats, at_risk, prepared.retention)
         cust, rank, pos = [], [], []
+        finite = np.isfinite(key)  # eligible, with a score
+        order = np.argsort(np.where(finite, -key, np.inf), axis=1, kind="stable")  # best first
+        n_ranked = finite.sum(axis=1).tolist()
         for i in range(len(ids)):
-            chosen = self._diverse_top(key[i], prepared, k)
+            chosen = self._diverse_top(order[i, :n_ranked[i]].tolist(), prepared, k)
             cust += [i] * len(chosen)
             rank += range(1, len(chosen) + 1)
             pos += chosen
         cust, pos = np.asarray(cust, dtype=np.int64), np.asarray(pos, dtype=np.int64)
         return {C.CUSTOMER_ID: ids.to_numpy()[cust], "rank": np.asarray(rank, dtype=np.int64),
                 C.OFFER_ID: prepared.offer_ids[pos], "score": ev[cust, pos], "p_redeem": p[cust, pos],
-                "expected_value": ev[cust, pos], "reason": reasons[cust, pos], "cold_start": cold[cust]}
+                "expected_value": ev[cust, pos], "reason": REASONS[reasons[cust, pos]], "cold_start": cold[cust]}
 
     def rank_many(self, customer_ids, offers, **kwargs) -> pd.DataFrame:
         """Top-k eligible offers per customer, one row per (customer, rank): RANKING_COLUMNS.
@@ -360,30 +367,39 @@ class OfferRanker(BaseEstimator):
         cols = [a[c].tolist() for c in keys]
         return [dict(zip(keys, row)) for row in zip(*cols)]
 
-    def _diverse_top(self, key: np.ndarray, prepared: PreparedOffers, k: int) -> list[int]:
-        """Greedy top k by key under the department and offer-type caps; filled from the skipped
-        offers, best first, when too few offers satisfy the caps."""
-        order = np.argsort(-key, kind="stable")
-        order = order[np.isfinite(key[order])].tolist()
+    def _diverse_top(self, order: list[int], prepared: PreparedOffers, k: int) -> list[int]:
+        """Greedy top k of ``order`` (eligible offers, best first) under the department and
+        offer-type caps; filled from the skipped offers, best first, when too few offers satisfy
+        the caps."""
         dept, blank, types = prepared.department_code, prepared.department_blank, prepared.type_code
-        per_dept = [0] * (max(dept) + 1 if dept else 1)
-        per_type = [0] * (max(types) + 1 if types else 1)
+        max_dept, max_type = self.max_per_department, self.max_per_type
+        per_dept = [0] * prepared.n_departments
+        per_type = [0] * prepared.n_types
+        full_types = full_depts = 0
         chosen, skipped = [], []
         for j in order:
             d, t = dept[j], types[j]
-            if (not blank[j] and per_dept[d] >= self.max_per_department) or per_type[t] >= self.max_per_type:
+            if (not blank[j] and per_dept[d] >= max_dept) or per_type[t] >= max_type:
                 if len(skipped) < k:
                     skipped.append(j)
+                # once no further offer can be chosen, the skipped ones fill the rest
+                if len(skipped) >= k - len(chosen) and (
+                        full_types == prepared.n_types
+                        or (full_depts == prepared.n_departments and not prepared.any_blank_department)):
+                    break
                 continue
             chosen.append(j)
-            per_dept[d] += 1
-            per_type[t] += 1
             if len(chosen) == k:
                 break
+            per_dept[d] += 1
+            per_type[t] += 1
+            full_types += per_type[t] == max_type
+            full_depts += not blank[j] and per_dept[d] == max_dept
         return chosen + skipped[:k - len(chosen)]
 
     @staticmethod
     def _reasons(feats: dict, at_risk: np.ndarray, retention: np.ndarray) -> np.ndarray:
+        """Per (customer, offer): the code of its reason in REASONS."""
         cf = feats["cf_score"]
         # CF speaks for an offer in the top quarter of the customer's own CF scores.
         if cf.size:
@@ -391,8 +407,8 @@ class OfferRanker(BaseEstimator):
             cf_high = cf > np.partition(cf, q, axis=1)[:, q:q + 1]
         else:
             cf_high = np.zeros(cf.shape, bool)
-        reasons = np.full(cf.shape, REASON_POPULAR, dtype=object)
-        reasons[cf_high & (cf > 0)] = REASON_CF
-        reasons[feats["hist_count"] >= 2] = REASON_HISTORY
-        reasons[at_risk[:, None] & retention[None, :]] = REASON_RETENTION
+        reasons = np.zeros(cf.shape, np.int8)  # codes into REASONS: popular right now
+        reasons[cf_high & (cf > 0)] = 1
+        reasons[feats["hist_count"] >= 2] = 2
+        reasons[at_risk[:, None] & retention[None, :]] = 3
         return reasons

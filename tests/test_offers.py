@@ -225,3 +225,78 @@ def test_cold_start_history_and_new_offers(ranker, ds, last_start):
     fresh = pd.DataFrame([_offer("brand-new", top_products, start="2024-01-01", end="2030-01-01")])
     out = ranker.rank(known, pd.concat([current, fresh], ignore_index=True), k=3)
     assert out[0][C.OFFER_ID] == "brand-new" and out[0]["reason"] == REASON_HISTORY
+
+
+def _greedy_reference(key, dept, blank, types, k, max_dept, max_type):
+    """The diversity rule as documented, spelled out without shortcuts."""
+    order = [j for j in np.argsort(-key, kind="stable") if np.isfinite(key[j])]
+    per_dept, per_type, chosen, skipped = {}, {}, [], []
+    for j in order:
+        if (not blank[j] and per_dept.get(dept[j], 0) >= max_dept) or per_type.get(types[j], 0) >= max_type:
+            skipped.append(j)
+            continue
+        chosen.append(j)
+        per_dept[dept[j]] = per_dept.get(dept[j], 0) + 1
+        per_type[types[j]] = per_type.get(types[j], 0) + 1
+        if len(chosen) == k:
+            break
+    return chosen + skipped[:k - len(chosen)]
+
+
+@pytest.mark.parametrize("n_types,n_depts", [(1, 1), (1, 4), (3, 2), (5, 8)])
+def test_diversity_rule_matches_its_plain_statement(ranker, n_types, n_depts):
+    rng = np.random.default_rng(n_types * 10 + n_depts)
+    n = 40
+    depts = np.array([f"dept{i}" for i in rng.integers(0, n_depts, n)], dtype=object)
+    depts[rng.random(n) < 0.1] = ""  # no department: never capped by department
+    offers = pd.DataFrame([_offer(f"o{i}", [], **{C.OFFER_TYPE: f"type{t}"})
+                           for i, t in enumerate(rng.integers(0, n_types, n))])
+    prepared = ranker.prepare(offers)
+    prepared.department[:] = depts
+    prepared.__post_init__()
+    for max_dept, max_type in ((1, 1), (2, 3), (3, 4), (99, 99)):
+        r = OfferRanker(max_per_department=max_dept, max_per_type=max_type)
+        for _ in range(20):
+            key = rng.random(n)
+            key[rng.random(n) < 0.2] = -np.inf  # ineligible
+            for k in (1, 5, 12, 50):
+                want = _greedy_reference(key, prepared.department_code, prepared.department_blank,
+                                         prepared.type_code, k, max_dept, max_type)
+                order = np.argsort(np.where(np.isfinite(key), -key, np.inf), kind="stable")
+                got = r._diverse_top(order[:int(np.isfinite(key).sum())].tolist(), prepared, k)
+                assert got == want
+
+
+def test_batch_scores_equal_one_customer_at_a_time(ranker, ds, last_start):
+    """Features and P(redeem) of many customers at once (the batch code paths) are those of each
+    customer alone (the request code paths)."""
+    from recsys.offer_features import cf_max_scores
+
+    current = ds.offers[ds.offers[C.START_DATE] == last_start]
+    prepared = ranker.prepare(current)
+    ids = pd.Index(ranker.snapshot_.customer_map.ids[:60])
+    feats, p, cold = ranker.score(ids, prepared)
+    for i in (0, 17, 59):
+        f1, p1, _ = ranker.score(ids[i:i + 1], prepared)
+        np.testing.assert_allclose(p1[0], p[i], rtol=1e-5)
+        np.testing.assert_allclose(f1["cf_score"][0], feats["cf_score"][i], rtol=1e-5, atol=1e-5)
+    vectors = ranker.cf_model_.user_factors_[:60]
+    chunked = cf_max_scores(None, None, None, vectors, index=prepared.catalog.cf, chunk_cells=50)
+    whole = cf_max_scores(None, None, None, vectors, index=prepared.catalog.cf)
+    np.testing.assert_allclose(chunked, whole, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["logistic", "gbm", "heuristic"])
+def test_p_redeem_of_all_pairs_equals_row_by_row(ranker, ds, last_start, kind):
+    from recsys.offer_features import OFFER_FEATURES, feature_matrix
+
+    examples = redemption_examples(ds.transactions, ds.offers, ds.offer_events, before=last_start,
+                                   products=ds.products)
+    model = RedemptionModel(kind="logistic" if kind == "heuristic" else kind,
+                            min_positives=10**9 if kind == "heuristic" else 5, max_iter=30).fit(examples)
+    assert model.learned_ == (kind != "heuristic")
+    current = ds.offers[ds.offers[C.START_DATE] == last_start]
+    feats, _, _ = ranker.score(pd.Index(ranker.snapshot_.customer_map.ids[:25]), ranker.prepare(current))
+    assert any(0 in np.asarray(feats[n]).strides for n in OFFER_FEATURES)  # broadcast features present
+    want = model.predict_proba(feature_matrix(feats)).reshape(feats["hist_count"].shape)
+    np.testing.assert_allclose(model.predict_pairs(feats), want, rtol=1e-9, atol=1e-12)
