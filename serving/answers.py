@@ -85,22 +85,53 @@ def _rank(loaded, ids: list, rows_by_customer: dict, k: int, channel: str | None
     ranker = loaded.bundle.ranker
     a = ranker._rank_arrays(ids, loaded.prepared_on(day), k=k, channel=channel, as_of=day, events=events)
     known = ranker.snapshot_.customer_map
-    version = loaded.version
     offers: dict = {c: [] for c in ids}
-    records = loaded.offer_records
+    fields = loaded.offer_json
+    reasons = {r: _dumps(r).decode() for r in set(a["reason"].tolist())}
     for cid, rank, oid, score, p, ev, reason in zip(a[C.CUSTOMER_ID].tolist(), a["rank"].tolist(),
-                                                    a[C.OFFER_ID].tolist(), a["score"].tolist(),
-                                                    a["p_redeem"].tolist(), a["expected_value"].tolist(),
+                                                    a[C.OFFER_ID].tolist(), sig6(a["score"]),
+                                                    sig6(a["p_redeem"]), sig6(a["expected_value"]),
                                                     a["reason"].tolist()):
-        offers[cid].append({"rank": rank, "offer_id": oid, **records[oid], "score": _sig(score),
-                            "p_redeem": _sig(p), "expected_value": _sig(ev), "reason": reason})
-    return {c: _dumps({"customer_id": _plain(c), "cold_start": known.position(c) is None,
-                       "model_version": version, "offers": offers[c]}) for c in ids}
+        # the fields in the documented order (schemas.RankedOffer); every part is JSON already
+        offers[cid].append(f'{{"rank":{rank},{fields[oid]},"score":{score!r},"p_redeem":{p!r},'
+                           f'"expected_value":{ev!r},"reason":{reasons[reason]}}}')
+    cold = (known.positions(ids) < 0).tolist()
+    tail = ',"model_version":' + _dumps(loaded.version).decode() + ',"offers":['
+    return {c: (f'{{"customer_id":{_id_json(c)},"cold_start":{"true" if new else "false"}{tail}'
+                f'{",".join(offers[c])}]}}').encode()
+            for c, new in zip(ids, cold)}
 
 
-def _sig(x: float) -> float:
-    """Six significant digits: all the precision a score or probability carries."""
-    return float(f"{x:.6g}")
+def _id_json(c) -> str:
+    return str(int(c)) if isinstance(c, (int, np.integer)) and not isinstance(c, bool) else _dumps(c).decode()
+
+
+def offer_json(records: dict) -> dict:
+    """Per offer id: its ``offer_id`` and catalog fields as JSON object members (no braces),
+    encoded once per loaded catalog."""
+    return {oid: _dumps({"offer_id": _plain(oid), **fields}).decode()[1:-1] for oid, fields in records.items()}
+
+
+def sig6(x: np.ndarray) -> list[float]:
+    """Each value rounded to six significant digits (all the precision a score or probability
+    carries), as Python floats: the nearest double to the rounded decimal, so each prints short.
+
+    Rounds all values at once; values whose scale has no exact power of ten (below 1e-16 or
+    from 1e22) are formatted one by one. A NaN or infinity is an error: JSON has no such number.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    if not np.isfinite(x).all():
+        raise ValueError("Out of range float values are not JSON compliant")
+    mag = np.abs(x)
+    with np.errstate(divide="ignore"):
+        digits = 5 - np.floor(np.log10(np.where(mag > 0, mag, 1.0))).astype(np.int64)
+    up = np.clip(digits, 0, 22)
+    down = np.clip(-digits, 0, 22)
+    out = np.where(digits >= 0, np.round(x * 10.0 ** up) / 10.0 ** up, np.round(x / 10.0 ** down) * 10.0 ** down)
+    odd = (digits > 22) | (digits < -22)
+    if odd.any():
+        out[odd] = [float(f"{v:.6g}") for v in x[odd].tolist()]
+    return out.tolist()
 
 
 def _plain(v):

@@ -21,7 +21,7 @@ import pandas as pd
 from recsys import constants as C
 from recsys.bundle import ModelBundle
 from recsys.offers import PreparedOffers
-from serving.answers import AnswerCache
+from serving.answers import AnswerCache, offer_json
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ class Loaded:
     model_uri: str
     loaded_at: float
     id_is_int: bool
-    offer_records: dict  # offer_id -> the offer's fields, ready for JSON
+    offer_json: dict  # offer_id -> its id and fields as JSON members (serving.answers.offer_json)
     _by_day: dict  # day -> PreparedOffers of the offers valid that day (a few recent days kept)
     answers: AnswerCache  # answers given with this model and catalog (serving.answers)
 
@@ -88,7 +88,7 @@ def load(model_uri: str, tracking_uri: str, catalog_source: str | None, cache_en
     ids = bundle.customers.index
     catalog = catalog.reset_index(drop=True)
     loaded = Loaded(bundle, catalog, name, version, alias, model_uri, time.time(),
-                    bool(len(ids)) and pd.api.types.is_integer_dtype(ids.dtype), offer_records(catalog), {},
+                    bool(len(ids)) and pd.api.types.is_integer_dtype(ids.dtype), offer_json(offer_records(catalog)), {},
                     AnswerCache(cache_entries))
     # warm-up: the first request should not pay for lazy work
     if len(ids):

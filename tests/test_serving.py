@@ -297,3 +297,43 @@ def test_query_strings_are_parsed_once_and_bad_ones_fail_every_time(client, serv
         r = client.get(f"/v1/customers/C000001/offers?k=0&as_of={day}", headers=H(service))
         assert r.status_code == 400 and r.json["error"]["message"].startswith("k:")
     assert not any(qs == f"k=0&as_of={day}".encode() for _, qs in memo)
+
+
+def test_batch_answers_are_the_rankers_ranking(client, service):
+    """The JSON the service writes by hand is the ranker's ranking of each customer alone, field
+    for field (numbers to six significant digits, so equal up to float32 rounding between the
+    batch and one-customer code paths); the single endpoint says the same as the batch."""
+    app = service[0]
+    loaded = app.extensions["recsys"].model.current
+    day = during(app)
+    ids = [str(c) for c in loaded.bundle.customers.index[:40]] + ["nobody"]
+    r = client.post("/v1/offers/batch", json={"customer_ids": ids, "k": 4, "as_of": day}, headers=H(service))
+    assert r.status_code == 200
+    prepared = loaded.prepared_on(pd.Timestamp(day))
+    events = app.extensions["recsys"].events.frame()  # earlier tests posted some: caps apply
+    records = loaded.catalog.set_index("offer_id")
+    for cid, got in zip(ids, r.json["results"]):
+        want = loaded.bundle.ranker.rank(cid, prepared, k=4, as_of=pd.Timestamp(day), events=events)
+        assert got["customer_id"] == cid and got["model_version"] == loaded.version
+        assert [o["offer_id"] for o in got["offers"]] == [w["offer_id"] for w in want]
+        for o, w in zip(got["offers"], want):
+            assert o["rank"] == w["rank"] and o["reason"] == w["reason"]
+            for name in ("score", "p_redeem", "expected_value"):
+                assert o[name] == pytest.approx(w[name], rel=1e-5)
+            assert o["name"] == records.loc[o["offer_id"], "name"]
+        single = client.get(f"/v1/customers/{cid}/offers?k=4&as_of={day}", headers=H(service))
+        assert single.json == got
+    assert r.json["results"][-1]["cold_start"] is True and r.json["results"][0]["cold_start"] is False
+
+
+def test_six_significant_digits_as_printed():
+    import numpy as np
+
+    from serving.answers import sig6
+
+    rng = np.random.default_rng(3)
+    values = np.concatenate([rng.random(20_000), rng.random(20_000) * 10.0 ** rng.integers(-30, 30, 20_000),
+                             -rng.lognormal(0, 4, 20_000), [0.0, -0.0, 1.0, 1e22, 1e-17, 123456.5, 999999.5, 5e-324]])
+    assert sig6(values) == [float(f"{v:.6g}") for v in values.tolist()]
+    with pytest.raises(ValueError, match="not JSON compliant"):
+        sig6(np.array([0.5, np.nan]))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+import functools
 import json
 
 import pandas as pd
@@ -14,8 +16,15 @@ from serving.web import ApiError, Blueprint, require, state
 blp = Blueprint("offers", __name__, url_prefix="/v1", description="Ranked offers per customer")
 
 
-def _as_of(value):
-    return pd.Timestamp(value) if value is not None else pd.Timestamp.now().normalize()
+def _day(value: datetime.date | None) -> pd.Timestamp:
+    """The day offers must be valid on: the one asked for, or today (local time)."""
+    return _midnight(value if value is not None else datetime.date.today())
+
+
+@functools.lru_cache(maxsize=64)
+def _midnight(day: datetime.date) -> pd.Timestamp:
+    # a handful of days are asked for, thousands of times each: each Timestamp is built once
+    return pd.Timestamp(day)
 
 
 def offer_answers(customer_ids: list, k: int, channel: str | None, as_of) -> list[bytes]:
@@ -24,7 +33,7 @@ def offer_answers(customer_ids: list, k: int, channel: str | None, as_of) -> lis
     loaded = st.model.current
     ids = [loaded.parse_customer_id(c) for c in customer_ids]
     rows = st.events.rows_by_customer(ids, id_type=int if loaded.id_is_int else str)
-    found, cached = answers(loaded, rows, ids, k, channel, _as_of(as_of).normalize())
+    found, cached = answers(loaded, rows, ids, k, channel, _day(as_of))
     if cached:
         st.metrics.answers_cached.inc(cached)
     if cached < len(ids):
