@@ -180,9 +180,11 @@ def cf_max_scores(cf_model, product_map: IdMap, targets: sp.csr_matrix, user_vec
     if not index.nonempty.any() or n_c == 0:
         return np.zeros((n_c, index.n_offers), np.float32)
     items, inverse, starts, nonempty = index.items, index.inverse, index.starts, index.nonempty
-    if n_c <= 16:  # a request's customers: one pass over few scores
+    if n_c <= 16:  # a request's customers: a pass over each one's scores (1-D: twice as fast as 2-D)
         out = np.zeros((n_c, index.n_offers), np.float32)
-        out[:, nonempty] = np.maximum.reduceat((user_vectors @ items.T)[:, inverse], starts, axis=1)
+        scores = user_vectors @ items.T
+        for i in range(n_c):
+            out[i, nonempty] = np.maximum.reduceat(scores[i].take(inverse), starts)
         return out
     # Many customers: one max per offer over its products' rows, each a vectorised reduction
     # (numpy's reduceat runs element by element, five times slower here).
