@@ -21,8 +21,8 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from sklearn.exceptions import NotFittedError
 
 from recsys import constants as C
-from recsys.offer_features import (OFFER_FEATURES, affinity_features, basket_lines, prepare_catalog, snapshot,
-                                   stack)
+from recsys.offer_features import (OFFER_FEATURES, affinity_features, basket_lines, feature_matrix, prepare_catalog,
+                                   snapshot, stack)
 
 logger = logging.getLogger(__name__)
 
@@ -182,8 +182,7 @@ class RedemptionModel(BaseEstimator):
             raise NotFittedError("this RedemptionModel is not fitted yet; call fit first")
         shape = np.broadcast_shapes(*(np.shape(features[n]) for n in OFFER_FEATURES))
         if not (self.learned_ and self.kind == "logistic"):
-            X = np.column_stack([np.ravel(np.broadcast_to(features[n], shape)) for n in OFFER_FEATURES])
-            return self.predict_proba(X).reshape(shape)
+            return self.predict_proba(feature_matrix(features)).reshape(shape)
         scaler, lr = self.model_[1], self.model_[2]
         w = lr.coef_.ravel() / scaler.scale_
         z = np.full(shape, lr.intercept_[0] - float(w @ scaler.mean_))
