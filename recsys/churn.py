@@ -46,8 +46,7 @@ MONOTONE = {"recency_days": 1, "overdue_ratio": 1, "p_alive": -1, "expected_purc
             "baskets_30d": -1}
 MIN_CHURNERS = 5  # in the training and in the validation snapshots, or fitting is refused
 MIN_CHURNERS_EARLY_STOPPING = 40  # fewer: a fixed number of boosting iterations instead
-# Risk bands: low below the first threshold, high from the second (docs/churn.md).
-DEFAULT_BANDS = (0.3, 0.6)
+DEFAULT_BANDS = C.RISK_BANDS
 
 
 def churn_labels(transactions: pd.DataFrame, as_of: str | pd.Timestamp,

@@ -60,3 +60,7 @@ DEFAULT_K = 10
 # for independent evaluation and must never be used for tuning or evaluation.
 CJ_DEV_CAMPAIGNS = (8, 13)
 CJ_HELD_OUT_CAMPAIGNS = (18,)
+
+# Churn risk bands: low below the first threshold, high from the second (docs/churn.md). With a
+# 90-day churn rate near 6% (The Complete Journey), high is about seven times the base rate.
+RISK_BANDS = (0.2, 0.4)

@@ -122,7 +122,7 @@ class EventArrays:
 class EligibilityRules:
     frequency_cap: int = 3  # an offer is not sent more than this many times ...
     frequency_days: int = 30  # ... in this many days
-    at_risk_threshold: float = 0.6  # churn probability from which retention offers come first
+    at_risk_threshold: float = C.RISK_BANDS[1]  # churn probability (the high band) from which retention offers come first
 
 
 def _as_list(v) -> list | None:

@@ -71,7 +71,8 @@ class ChurnRisk(Schema):
 
 
 class AtRiskQuery(Schema):
-    min_risk = fields.Float(load_default=0.5, validate=validate.Range(min=0, max=1))
+    min_risk = fields.Float(load_default=C.RISK_BANDS[1], validate=validate.Range(min=0, max=1),
+                            metadata={"description": "churn probability from which customers are listed (default: the high band)"})
     band = fields.String(load_default=None, validate=validate.OneOf(("low", "medium", "high")))
     segment = fields.String(load_default=None)
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=10_000))

@@ -92,7 +92,7 @@ def test_lift_and_capture():
 
 
 def test_risk_bands():
-    assert risk_band([0.1, 0.3, 0.59, 0.6, 0.95]).tolist() == ["low", "medium", "medium", "high", "high"]
+    assert risk_band([0.1, 0.2, 0.39, 0.4, 0.95]).tolist() == ["low", "medium", "medium", "high", "high"]
     assert risk_band([0.5], bands=(0.2, 0.4)).tolist() == ["high"]
     with pytest.raises(ValueError, match="0 < low < high < 1"):
         risk_band([0.5], bands=(0.6, 0.3))

@@ -163,10 +163,10 @@ def test_every_readme_command_runs(workspace, tmp_path):
                                         "reason"]
     assert offers.groupby("customer_id")["rank"].max().max() <= 5 and offers["customer_id"].nunique() > 2000
     at_risk = pd.read_parquet(ws / "exports" / "at_risk.parquet")
-    assert (at_risk["churn_probability"] >= 0.5).all()
+    assert (at_risk["churn_probability"] >= 0.3).all() and len(at_risk) > 50
     with open(ws / "at_risk.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert rows and all(float(r["churn_probability"]) >= 0.6 for r in rows)
+    assert rows and all(float(r["churn_probability"]) >= 0.3 for r in rows)
     # train made version 2 (champion by the gate), promote 1 then rollback gave it back
     listed = subprocess.run([str(BIN / "recsys"), "models", "list"], cwd=ws, env=env, capture_output=True, text=True,
                             timeout=120)

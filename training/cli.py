@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from recsys import constants as C
 from recsys.cli.common import fail_on_bad_data
 
 EXIT_GATE_FAILED = 3
@@ -150,7 +151,8 @@ def export_offers_cmd(k, channel, as_of, data, model_uri, out):
 
 
 @export.command("at-risk")
-@click.option("--min-risk", default=0.5, show_default=True, type=click.FloatRange(0, 1))
+@click.option("--min-risk", default=C.RISK_BANDS[1], show_default=True, type=click.FloatRange(0, 1),
+              help="churn probability from which a customer is listed (default: the high risk band)")
 @click.option("--segment", default=None)
 @click.option("--data", default=None, hidden=True)
 @click.option("--model", "model_uri", default="models:/loyalty-offers@champion", show_default=True)

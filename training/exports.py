@@ -85,7 +85,7 @@ def export_offers(bundle: ModelBundle, *, k: int = 5, channel: str | None = None
     return out
 
 
-def export_at_risk(bundle: ModelBundle, *, min_risk: float = 0.5, segment: str | None = None) -> pd.DataFrame:
+def export_at_risk(bundle: ModelBundle, *, min_risk: float = C.RISK_BANDS[1], segment: str | None = None) -> pd.DataFrame:
     rows = bundle.at_risk(min_risk=min_risk, segment=segment).reset_index()
     rows["reasons"] = rows["reasons"].map(lambda r: "; ".join(r))
     return rows[AT_RISK_COLUMNS]

@@ -32,7 +32,7 @@ from recsys.bundle import CUSTOMER_COLUMNS, ModelBundle
 from recsys.campaign_eval import evaluate_campaign
 from recsys.cf import (ALSRecommender, PopularityRecommender, RepeatPurchaseRecommender, evaluate_next_period,
                        next_period_split)
-from recsys.churn import ChurnModel, evaluate, reasons, risk_band, snapshot_dates, training_set
+from recsys.churn import DEFAULT_BANDS, ChurnModel, evaluate, reasons, risk_band, snapshot_dates, training_set
 from recsys.data import load_dataset
 from recsys.features import build_features, department_shares
 from recsys.offers import OfferRanker
@@ -242,7 +242,7 @@ def stage_churn(ctx: _Context) -> None:
         "segment": ctx.segments.reindex(features.index), "cluster": ctx.clusters.reindex(features.index),
         "p_alive": features["p_alive"], "expected_purchases": features["expected_purchases"], "total_spend": spend,
     })[CUSTOMER_COLUMNS]
-    ctx.log_metrics({"churn_scored_customers": len(p), "churn_high_band_share": float((p >= 0.6).mean())})
+    ctx.log_metrics({"churn_scored_customers": len(p), "churn_high_band_share": float((p >= DEFAULT_BANDS[1]).mean())})
 
 
 def stage_cf(ctx: _Context) -> None:
