@@ -36,7 +36,7 @@ MODEL_FEATURES = (*FEATURE_COLUMNS, "p_alive", "expected_purchases")
 # Stumps (2 leaves: an additive model of the features) are in the grid: with a few hundred
 # churners per snapshot they validate best on The Complete Journey (docs/churn.md).
 DEFAULT_PARAM_GRID = {
-    "learning_rate": (0.03, 0.05),
+    "learning_rate": (0.03,),
     "max_leaf_nodes": (2, 5),
     "min_samples_leaf": (50, 200),
 }
