@@ -37,6 +37,7 @@ $(DATA_DIR)/transactions.parquet: | $(VENV)/.installed
 
 PORT ?= 8000
 KEYS_FILE ?= api_keys.json
+TEST_WORKERS ?= 2
 
 run: $(VENV)/.installed $(DATA_DIR)/transactions.parquet
 	$(BIN)/recsys data validate $(DATA_DIR)
@@ -54,7 +55,7 @@ run: $(VENV)/.installed $(DATA_DIR)/transactions.parquet
 	RECSYS_API_KEYS_FILE=$(KEYS_FILE) exec $(BIN)/recsys serve --port $(PORT)
 
 test: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 test-fast: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -m "not slow"

@@ -98,3 +98,9 @@ def synth_bundle_dir(tmp_path_factory, synth_dir):
         mp.undo()
         mlflow.set_tracking_uri(None)
     return result.bundle.save(tmp / "model")
+
+
+def pytest_collection_modifyitems(config, items):
+    # The README test (make run, then every README command) takes most of the suite's time: it
+    # comes first, so that with several workers (make test) the other files run beside it.
+    items.sort(key=lambda item: not item.nodeid.startswith("tests/test_readme.py"))
