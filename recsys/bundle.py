@@ -29,7 +29,7 @@ from recsys.cf import ALSRecommender
 from recsys.errors import RecsysError
 from recsys.offers import OfferRanker, PreparedOffers
 
-BUNDLE_FORMAT = 1
+BUNDLE_FORMAT = 2  # 2: offer features gained hist_spend (the snapshot keeps spend per product)
 CUSTOMER_COLUMNS = ["churn_probability", "risk_band", "reasons", "segment", "cluster", "p_alive",
                     "expected_purchases", "total_spend"]
 RISK_BANDS = ("low", "medium", "high")

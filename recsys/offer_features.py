@@ -19,7 +19,7 @@ from recsys import constants as C
 from recsys.interactions import IdMap
 
 OFFER_FEATURES = (
-    "hist_count", "decayed_count", "recent_count", "hist_share", "category_count", "category_share",
+    "hist_count", "hist_spend", "decayed_count", "recent_count", "hist_share", "category_count", "category_share",
     "cf_score", "product_popularity", "offer_products", "customer_baskets", "customer_redemptions",
     "offer_redemption_rate",
 )
@@ -56,6 +56,7 @@ class Snapshot:
     customer_map: IdMap
     product_map: IdMap
     counts: sp.csr_matrix  # baskets holding the product
+    spend: sp.csr_matrix  # amount spent on the product
     decayed: sp.csr_matrix  # the same, each basket weighted 0.5 ** (age / HALF_LIFE_DAYS)
     recent: sp.csr_matrix  # baskets in the last RECENT_DAYS
     category_of: np.ndarray  # category position of each product, -1 when unknown
@@ -80,8 +81,16 @@ def basket_lines(transactions: pd.DataFrame) -> pd.DataFrame:
     every snapshot counts. Computed once, it serves snapshots at many dates."""
     basket = C.BASKET_ID if C.BASKET_ID in transactions else C.TIMESTAMP
     tx = transactions[transactions[C.QUANTITY] > 0] if C.QUANTITY in transactions else transactions
-    lines = tx[[C.CUSTOMER_ID, C.PRODUCT_ID, basket, C.TIMESTAMP]].drop_duplicates(
-        [C.CUSTOMER_ID, C.PRODUCT_ID, basket])
+    keys = [C.CUSTOMER_ID, C.PRODUCT_ID, basket]
+    tx = tx[list(dict.fromkeys([*keys, C.TIMESTAMP, C.AMOUNT]))].reset_index(drop=True)
+    lines = tx.drop_duplicates(keys)
+    lines[C.AMOUNT] = lines[C.AMOUNT].clip(lower=0).astype(np.float64)
+    # A product scanned more than once in a basket is one line carrying the sum of the amounts.
+    dup = tx.duplicated(keys, keep=False).to_numpy()
+    if dup.any():
+        summed = tx[dup].groupby(keys, sort=False)[C.AMOUNT].sum().clip(lower=0)
+        first = lines[dup[lines.index]]
+        lines.loc[first.index, C.AMOUNT] = summed.reindex(pd.MultiIndex.from_frame(first[keys])).to_numpy()
     lines = lines.rename(columns={basket: "_basket"}) if basket != C.TIMESTAMP else lines.assign(
         _basket=lines[C.TIMESTAMP])
     return lines.sort_values(C.TIMESTAMP, kind="stable").reset_index(drop=True)
@@ -107,6 +116,7 @@ def snapshot(transactions: pd.DataFrame, as_of, *, products: pd.DataFrame | None
     r, c = r_all[ok], c[ok]
     age = ((as_of - lines[C.TIMESTAMP]) / pd.Timedelta(days=1)).to_numpy()[ok]
     counts = sp.csr_matrix((np.ones(len(r), np.float32), (r, c)), shape=shape)
+    spend = sp.csr_matrix((lines[C.AMOUNT].to_numpy(np.float32)[ok], (r, c)), shape=shape)
     decayed = sp.csr_matrix(((0.5 ** (age / HALF_LIFE_DAYS)).astype(np.float32), (r, c)), shape=shape)
     near = age <= RECENT_DAYS
     recent = sp.csr_matrix((np.ones(int(near.sum()), np.float32), (r[near], c[near])), shape=shape)
@@ -130,7 +140,7 @@ def snapshot(transactions: pd.DataFrame, as_of, *, products: pd.DataFrame | None
         history = ev.groupby([C.OFFER_ID, C.EVENT]).size().unstack(fill_value=0).reindex(
             columns=["sent", "redeemed"], fill_value=0).astype("float64")
     popularity = np.asarray((recent > 0).sum(axis=0)).ravel() / max(len(customer_map), 1)
-    return Snapshot(as_of, customer_map, product_map, counts, decayed, recent, category_of, categories,
+    return Snapshot(as_of, customer_map, product_map, counts, spend, decayed, recent, category_of, categories,
                     customer_baskets, redemptions, popularity.astype(np.float32), history,
                     np.asarray(counts.sum(axis=1)).ravel().astype(np.float32))
 
@@ -289,7 +299,7 @@ def affinity_features(snap: Snapshot, catalog: Catalog, customer_rows: np.ndarra
 
     hist = dense_pair(snap.counts)
     total = np.where(known, snap.customer_lines[rows], 0.0)
-    f = {"hist_count": hist, "decayed_count": dense_pair(snap.decayed), "recent_count": dense_pair(snap.recent),
+    f = {"hist_count": hist, "hist_spend": dense_pair(snap.spend), "decayed_count": dense_pair(snap.decayed), "recent_count": dense_pair(snap.recent),
          "hist_share": hist / np.maximum(total, 1)[:, None]}
     if catalog.offer_cats_t is not None:
         f["category_count"] = per_pair(snap.category_counts, catalog.offer_cats_t, catalog.dense_cats)

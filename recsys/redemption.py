@@ -26,7 +26,11 @@ from recsys.offer_features import (OFFER_FEATURES, affinity_features, basket_lin
 
 logger = logging.getLogger(__name__)
 
-MIN_POSITIVES = 30  # fewer past redemptions than this: use the heuristic
+# Fewer past redemptions than this: use the heuristic. The usual rule for logistic regression,
+# about ten events per coefficient: with fewer, the coefficients follow the noise of a few
+# campaigns and rank worse than the heuristic (docs/offers.md).
+MIN_POSITIVES_PER_FEATURE = 10
+MIN_POSITIVES = MIN_POSITIVES_PER_FEATURE * len(OFFER_FEATURES)
 
 
 def past_campaigns(offer_events: pd.DataFrame | None, offers: pd.DataFrame, before) -> pd.DataFrame:
@@ -102,13 +106,13 @@ def redemption_examples(transactions: pd.DataFrame, offers: pd.DataFrame, offer_
 
 
 def heuristic_p_redeem(X: pd.DataFrame | np.ndarray) -> np.ndarray:
-    """Without redemption history: a logistic score of own purchases of the offer's products,
+    """Without redemption history: a logistic score of own spend on the offer's products,
     purchases in its categories and the collaborative-filtering score, with a 2% base rate.
 
-    logit = -3.9 + 1.2 log1p(hist_count) + 0.4 log1p(category_count) + 2 cf_score
+    logit = -3.9 + 1.2 log1p(hist_spend) + 0.4 log1p(category_count) + 2 cf_score
     """
     X = pd.DataFrame(X, columns=list(OFFER_FEATURES)) if not isinstance(X, pd.DataFrame) else X
-    z = (-3.9 + 1.2 * np.log1p(X["hist_count"].to_numpy()) + 0.4 * np.log1p(X["category_count"].to_numpy())
+    z = (-3.9 + 1.2 * np.log1p(X["hist_spend"].to_numpy()) + 0.4 * np.log1p(X["category_count"].to_numpy())
          + 2.0 * X["cf_score"].to_numpy())
     return 1.0 / (1.0 + np.exp(-z))
 

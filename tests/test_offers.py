@@ -10,7 +10,7 @@ from recsys import constants as C
 from recsys.campaign_eval import HeldOutCampaignError, evaluate_campaign
 from recsys.data.dataset import Dataset
 from recsys.data.validate import validate_tables
-from recsys.offer_features import affinity_features, prepare_catalog, snapshot
+from recsys.offer_features import affinity_features, basket_lines, prepare_catalog, snapshot
 from recsys.offers import (REASON_HISTORY, REASON_RETENTION, EligibilityRules, EventArrays, InvalidRequestError,
                            OfferRanker)
 from recsys.redemption import RedemptionModel, past_campaigns, redemption_examples
@@ -48,6 +48,7 @@ def test_affinity_counts_match_brute_force(ds, last_start):
     feats = affinity_features(snap, catalog, snap.customer_map.positions(customers))
     many = affinity_features(snap, catalog, snap.customer_map.positions(customers[:3].tolist()))  # dense path
     np.testing.assert_allclose(many["hist_count"], feats["hist_count"][:3])
+    np.testing.assert_allclose(many["hist_spend"], feats["hist_spend"][:3], rtol=1e-5)
     tx = ds.transactions[ds.transactions[C.TIMESTAMP] < last_start]
     cats = ds.products.set_index(C.PRODUCT_ID)[C.CATEGORY]
     for j, offer in offers.iterrows():
@@ -57,6 +58,17 @@ def test_affinity_counts_match_brute_force(ds, last_start):
             mine = tx[(tx[C.CUSTOMER_ID] == cid) & tx[C.PRODUCT_ID].isin(products) & (tx[C.QUANTITY] > 0)]
             expected = mine.drop_duplicates([C.PRODUCT_ID, C.BASKET_ID]).shape[0]
             assert feats["hist_count"][i, j] == expected
+            spend = mine.groupby([C.PRODUCT_ID, C.BASKET_ID])[C.AMOUNT].sum().clip(lower=0).sum()
+            assert feats["hist_spend"][i, j] == pytest.approx(spend, rel=1e-5, abs=1e-4)
+
+
+def test_basket_lines_sum_a_product_scanned_twice_and_leave_out_returns():
+    t = pd.Timestamp("2024-03-01 10:00")
+    tx = pd.DataFrame({C.CUSTOMER_ID: [1, 1, 1, 1, 2], C.PRODUCT_ID: [10, 10, 11, 12, 10],
+                       C.BASKET_ID: ["a", "a", "a", "a", "b"], C.TIMESTAMP: [t] * 5,
+                       C.QUANTITY: [1, 2, 1, -1, 1], C.AMOUNT: [2.0, 4.5, -0.5, -3.0, 1.25]})
+    lines = basket_lines(tx).set_index([C.CUSTOMER_ID, C.PRODUCT_ID])[C.AMOUNT]
+    assert lines.to_dict() == {(1, 10): 6.5, (1, 11): 0.0, (2, 10): 1.25}  # 12 is a return
 
 
 def test_features_never_see_the_future(ds, last_start):
