@@ -15,7 +15,8 @@ import time
 
 import pandas as pd
 
-from recsys.churn import ChurnModel, evaluate, score_customers, snapshot_dates, training_set
+from recsys.churn import (ChurnModel, bootstrap_differences, bootstrap_interval, evaluate, score_customers,
+                          snapshot_dates, training_set)
 from recsys.data import load_dataset
 from recsys.data.completejourney import build_tables
 from recsys.data.dataset import Dataset
@@ -30,6 +31,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", help="an imported Complete Journey directory (built in memory if absent)")
     parser.add_argument("--every", type=int, default=7, help="days between training snapshots")
+    parser.add_argument("--bootstrap", type=int, default=500, help="resamples for the intervals of the differences")
     args = parser.parse_args()
     ds = load_dataset(args.data) if args.data else Dataset(**validate_tables(build_tables())[0])
     t0 = time.perf_counter()
@@ -54,6 +56,14 @@ def main() -> None:
         print(f"{name:<14}{m['roc_auc']:>9.4f}{m['average_precision']:>8.4f}{m.get('brier', float('nan')):>8.4f}"
               f"{m['lift_top10']:>9.2f}{m['capture_top10']:>8.3f}{m['lift_top20']:>9.2f}{m['capture_top20']:>8.3f}")
     print(f"beats every baseline on ROC-AUC and AP: {result.beats_baselines()}")
+    y = result.scores["churned"].to_numpy()
+    for metric in ("roc_auc", "average_precision"):
+        lo, hi = bootstrap_interval(y, result.scores["model"].to_numpy(), metric, n_boot=args.bootstrap)
+        print(f"model {metric}: {result.metrics['model'][metric]:.4f}, 95% bootstrap interval [{lo:.4f}, {hi:.4f}]")
+    print(f"model minus baseline, paired bootstrap ({args.bootstrap} resamples of the customers), 95% interval:")
+    diffs = bootstrap_differences(y, {n: result.scores[n].to_numpy() for n in result.metrics}, n_boot=args.bootstrap)
+    for r in diffs.itertuples():
+        print(f"  {r.baseline:<13}{r.metric:<18}{r.difference:+.4f}  [{r.low:+.4f}, {r.high:+.4f}]")
     print(f"time: training sets {t1 - t0:.1f} s, fit {t2 - t1:.1f} s (training with backtest {t3 - t0:.1f} s, "
           f"target < 60 s); scoring {len(scored):,} customers {t4 - t3:.3f} s (target < 1 s)")
 

@@ -256,6 +256,55 @@ def per_segment_auc(y: pd.Series, score: pd.Series, segments: pd.Series, min_eac
     return pd.DataFrame(rows).set_index("segment")
 
 
+_BOOTSTRAP_METRICS = {"roc_auc": roc_auc_score, "average_precision": average_precision_score}
+
+
+def _resamples(y: np.ndarray, n_boot: int, level: float, seed: int) -> list[np.ndarray]:
+    """``n_boot`` resamples of the customers with replacement, keeping those with both classes
+    (the metrics are undefined otherwise)."""
+    if not 0 < level < 1:
+        raise ValueError(f"level must be between 0 and 1, got {level}")
+    rng = np.random.default_rng(seed)
+    samples = [rng.integers(0, len(y), len(y)) for _ in range(n_boot)]
+    return [i for i in samples if 0 < y[i].sum() < len(i)]
+
+
+def bootstrap_interval(y: np.ndarray, score: np.ndarray, metric: str = "average_precision", n_boot: int = 500,
+                       level: float = 0.95, seed: int = C.SEED) -> tuple[float, float]:
+    """The ``level`` bootstrap interval of one scorer's ``roc_auc`` or ``average_precision``."""
+    y, score = np.asarray(y), np.asarray(score, dtype=float)
+    fn = _BOOTSTRAP_METRICS[metric]
+    values = [fn(y[i], score[i]) for i in _resamples(y, n_boot, level, seed)]
+    lo, hi = np.quantile(values, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
+
+
+def bootstrap_differences(y: np.ndarray, scores: dict[str, np.ndarray], reference: str = "model",
+                          n_boot: int = 500, level: float = 0.95, seed: int = C.SEED) -> pd.DataFrame:
+    """Paired bootstrap of ``reference`` minus every other scorer, for ROC-AUC and average precision.
+
+    Customers are resampled with replacement, the same sample for both scorers, ``n_boot`` times.
+    One row per (baseline, metric): the observed difference and its ``level`` interval. An
+    interval holding 0 means the evaluation cannot tell the two apart.
+    """
+    y = np.asarray(y)
+    if reference not in scores:
+        raise ValueError(f"reference {reference!r} is not among the scores ({', '.join(scores)})")
+    samples = _resamples(y, n_boot, level, seed)
+    ref = np.asarray(scores[reference], dtype=float)
+    rows = []
+    for name, other in scores.items():
+        if name == reference:
+            continue
+        other = np.asarray(other, dtype=float)
+        for metric, fn in _BOOTSTRAP_METRICS.items():
+            diffs = np.array([fn(y[i], ref[i]) - fn(y[i], other[i]) for i in samples])
+            lo, hi = np.quantile(diffs, [(1 - level) / 2, (1 + level) / 2])
+            rows.append({"baseline": name, "metric": metric, "difference": fn(y, ref) - fn(y, other),
+                         "low": float(lo), "high": float(hi)})
+    return pd.DataFrame(rows)
+
+
 @dataclass
 class ChurnEvaluation:
     """Metrics of the model and its baselines on one evaluation snapshot."""

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from recsys.churn import (ChurnModel, churn_features, churn_labels, classification_metrics, evaluate,
+from recsys.churn import (ChurnModel, bootstrap_differences, bootstrap_interval, churn_features, churn_labels, classification_metrics,
+                          evaluate,
                           lift_and_capture, reasons, risk_band, snapshot_dates, training_set)
 from recsys.data.dataset import Dataset
 
@@ -89,6 +90,26 @@ def test_lift_and_capture():
     assert capture == pytest.approx(2 / 3)
     m = classification_metrics(y, score / 10)
     assert m["lift_top20"] == pytest.approx(lift) and "brier" in m
+
+
+def test_bootstrap_differences_tell_a_real_gap_from_none():
+    rng = np.random.default_rng(3)
+    y = (rng.random(600) < 0.15).astype(int)
+    good = y + rng.normal(0, 0.5, 600)  # separates churners well
+    noise = rng.random(600)
+    d = bootstrap_differences(y, {"model": good, "same": good.copy(), "noise": noise}, n_boot=200).set_index(
+        ["baseline", "metric"])
+    same, vs_noise = d.loc["same"], d.loc["noise"]
+    assert (same[["difference", "low", "high"]].to_numpy() == 0).all()
+    assert (vs_noise["low"] > 0).all()  # the whole interval above zero
+    assert vs_noise.loc["roc_auc", "difference"] == pytest.approx(roc_auc_score(y, good) - roc_auc_score(y, noise))
+    assert (vs_noise["low"] <= vs_noise["difference"]).all() and (vs_noise["difference"] <= vs_noise["high"]).all()
+    with pytest.raises(ValueError, match="reference 'gbm' is not among the scores"):
+        bootstrap_differences(y, {"model": good}, reference="gbm")
+    lo, hi = bootstrap_interval(y, good, "roc_auc", n_boot=200)
+    assert lo < roc_auc_score(y, good) < hi and hi - lo < 0.2
+    lo, hi = bootstrap_interval(y, noise, "roc_auc", n_boot=200)
+    assert lo < 0.5 < hi  # chance
 
 
 def test_risk_bands():
