@@ -19,9 +19,9 @@ from recsys import constants as C
 from recsys.interactions import IdMap
 
 OFFER_FEATURES = (
-    "hist_count", "hist_spend", "decayed_count", "recent_count", "hist_share", "category_count", "category_share",
-    "cf_score", "product_popularity", "offer_products", "customer_baskets", "customer_redemptions",
-    "offer_redemption_rate",
+    "hist_count", "hist_spend", "decayed_count", "recent_count", "hist_share", "category_count",
+    "category_share", "cf_score", "product_popularity", "offer_products", "customer_baskets",
+    "customer_redemptions", "offer_redemption_rate",
 )
 HALF_LIFE_DAYS = 28.0
 RECENT_DAYS = 56
@@ -77,8 +77,8 @@ class Snapshot:
 
 
 def basket_lines(transactions: pd.DataFrame) -> pd.DataFrame:
-    """One row per (customer, product, basket) bought (returns left out), sorted by time: what
-    every snapshot counts. Computed once, it serves snapshots at many dates."""
+    """One row per (customer, product, basket) bought (returns left out) with its amount, sorted
+    by time: what every snapshot counts. Computed once, it serves snapshots at many dates."""
     basket = C.BASKET_ID if C.BASKET_ID in transactions else C.TIMESTAMP
     tx = transactions[transactions[C.QUANTITY] > 0] if C.QUANTITY in transactions else transactions
     keys = [C.CUSTOMER_ID, C.PRODUCT_ID, basket]
@@ -299,8 +299,8 @@ def affinity_features(snap: Snapshot, catalog: Catalog, customer_rows: np.ndarra
 
     hist = dense_pair(snap.counts)
     total = np.where(known, snap.customer_lines[rows], 0.0)
-    f = {"hist_count": hist, "hist_spend": dense_pair(snap.spend), "decayed_count": dense_pair(snap.decayed), "recent_count": dense_pair(snap.recent),
-         "hist_share": hist / np.maximum(total, 1)[:, None]}
+    f = {"hist_count": hist, "hist_spend": dense_pair(snap.spend), "decayed_count": dense_pair(snap.decayed),
+         "recent_count": dense_pair(snap.recent), "hist_share": hist / np.maximum(total, 1)[:, None]}
     if catalog.offer_cats_t is not None:
         f["category_count"] = per_pair(snap.category_counts, catalog.offer_cats_t, catalog.dense_cats)
         f["category_share"] = f["category_count"] / np.maximum(total, 1)[:, None]

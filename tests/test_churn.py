@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from recsys.churn import (ChurnModel, bootstrap_differences, bootstrap_interval, churn_features, churn_labels, classification_metrics,
-                          evaluate,
-                          lift_and_capture, reasons, risk_band, snapshot_dates, training_set)
+from recsys.churn import (ChurnModel, bootstrap_differences, bootstrap_interval, churn_features, churn_labels,
+                          classification_metrics, evaluate, lift_and_capture, reasons, risk_band, snapshot_dates,
+                          training_set)
 from recsys.data.dataset import Dataset
 
 
