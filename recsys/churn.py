@@ -266,12 +266,17 @@ def _resamples(y: np.ndarray, n_boot: int, level: float, seed: int) -> list[np.n
         raise ValueError(f"level must be between 0 and 1, got {level}")
     rng = np.random.default_rng(seed)
     samples = [rng.integers(0, len(y), len(y)) for _ in range(n_boot)]
-    return [i for i in samples if 0 < y[i].sum() < len(i)]
+    kept = [i for i in samples if 0 < y[i].sum() < len(i)]
+    if not kept:
+        raise ValueError("no bootstrap resample holds both churners and stayers: the labels need both classes")
+    return kept
 
 
 def bootstrap_interval(y: np.ndarray, score: np.ndarray, metric: str = "average_precision", n_boot: int = 500,
                        level: float = 0.95, seed: int = C.SEED) -> tuple[float, float]:
     """The ``level`` bootstrap interval of one scorer's ``roc_auc`` or ``average_precision``."""
+    if metric not in _BOOTSTRAP_METRICS:
+        raise ValueError(f"metric must be one of {', '.join(_BOOTSTRAP_METRICS)}, not {metric!r}")
     y, score = np.asarray(y), np.asarray(score, dtype=float)
     fn = _BOOTSTRAP_METRICS[metric]
     values = [fn(y[i], score[i]) for i in _resamples(y, n_boot, level, seed)]

@@ -110,6 +110,10 @@ def test_bootstrap_differences_tell_a_real_gap_from_none():
     assert lo < roc_auc_score(y, good) < hi and hi - lo < 0.2
     lo, hi = bootstrap_interval(y, noise, "roc_auc", n_boot=200)
     assert lo < 0.5 < hi  # chance
+    with pytest.raises(ValueError, match="metric must be one of roc_auc, average_precision"):
+        bootstrap_interval(y, good, "brier")
+    with pytest.raises(ValueError, match="both churners and stayers"):
+        bootstrap_interval(np.zeros(50, int), good[:50], n_boot=20)
 
 
 def test_risk_bands():
