@@ -29,6 +29,7 @@ from recsys.offers import EventArrays, OfferRanker
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", help="an imported Complete Journey directory (built in memory if absent)")
+    parser.add_argument("--bootstrap", type=int, default=1000, help="resamples for the interval of the gain")
     args = parser.parse_args()
     ds = load_dataset(args.data) if args.data else Dataset(**validate_tables(build_tables())[0])
 
@@ -41,7 +42,9 @@ def main() -> None:
               f"{r.offers} coupons; redemption model trained on {r.training_examples:,} past sends "
               f"({r.training_redemptions} redeemed); {time.perf_counter() - t:.1f} s")
         print(m.round(4).to_string())
-        print(f"engine vs personal history, recall@10: {gain:+.1%} (target >= +5%)\n")
+        _, lo, hi = r.gain_interval(n_boot=args.bootstrap)
+        print(f"engine vs personal history, recall@10: {gain:+.1%} (target >= +5%); 95% paired bootstrap "
+              f"interval over households [{lo:+.1%}, {hi:+.1%}]\n")
 
     t = time.perf_counter()
     ALSRecommender().fit(ds.transactions)

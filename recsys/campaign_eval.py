@@ -22,7 +22,7 @@ import pandas as pd
 from recsys import constants as C
 from recsys.cf import ALSRecommender
 from recsys.offer_features import affinity_features, basket_lines, feature_matrix, prepare_catalog, snapshot
-from recsys.ranking_metrics import ranking_metrics
+from recsys.ranking_metrics import ranking_metrics, user_metrics
 from recsys.redemption import RedemptionModel, redemption_examples
 
 logger = logging.getLogger(__name__)
@@ -41,6 +41,29 @@ class CampaignResult:
     offers: int
     training_examples: int
     training_redemptions: int
+    per_household: pd.DataFrame | None = None  # recall@k per redeeming household (rows), per ranker (columns)
+
+    def gain_interval(self, ranker: str = "engine", baseline: str = "personal_history", n_boot: int = 1000,
+                      level: float = 0.95, seed: int = C.SEED) -> tuple[float, float, float]:
+        """Relative recall@k gain of ``ranker`` over ``baseline`` and its paired bootstrap interval.
+
+        Households are resampled with replacement, the same sample for both rankers. A campaign
+        has one or two hundred redeeming households, so a few points of gain are within noise.
+        """
+        if self.per_household is None:
+            raise ValueError("this result holds no per-household recall; evaluate_campaign keeps it")
+        for name in (ranker, baseline):
+            if name not in self.per_household:
+                raise ValueError(f"unknown ranker {name!r}; known: {', '.join(self.per_household.columns)}")
+        a = self.per_household[ranker].to_numpy()
+        b = self.per_household[baseline].to_numpy()
+        if b.sum() == 0:
+            raise ValueError(f"{baseline!r} has recall 0: a relative gain over it is undefined")
+        idx = np.random.default_rng(seed).integers(0, len(a), size=(n_boot, len(a)))
+        base = b[idx].sum(axis=1)
+        gains = a[idx].sum(axis=1)[base > 0] / base[base > 0] - 1
+        lo, hi = np.quantile(gains, [(1 - level) / 2, (1 + level) / 2])
+        return float(a.sum() / b.sum() - 1), float(lo), float(hi)
 
 
 def campaign_frame(offer_events: pd.DataFrame, campaign) -> tuple[pd.Timestamp, list, pd.DataFrame]:
@@ -85,12 +108,15 @@ def evaluate_campaign(ds, campaign, *, k: int = C.DEFAULT_K, als_params: dict | 
     }
     relevant = redeemed.groupby(C.CUSTOMER_ID)[C.OFFER_ID].agg(set).reindex(households)
     ids = np.asarray(offer_ids, dtype=object)
-    rows = []
+    rows, per_household = [], {}
     for name, s in scores.items():
         order = np.argsort(-np.asarray(s), axis=1, kind="stable")[:, :k]
         rec = [ids[o].tolist() for o in order]
         m = ranking_metrics(rec, relevant.tolist(), k)
         rows.append({"ranker": name, f"recall_at_{k}": m[f"recall_at_{k}"], f"ndcg_at_{k}": m[f"ndcg_at_{k}"],
                      f"hit_at_{k}": m[f"hit_at_{k}"]})
+        per_household[name] = [m["recall"] if (m := user_metrics(r, rel, k)) else np.nan
+                               for r, rel in zip(rec, relevant)]
     return CampaignResult(campaign, start, pd.DataFrame(rows).set_index("ranker"), len(households), len(offers),
-                          len(examples), int(examples["redeemed"].sum()) if len(examples) else 0)
+                          len(examples), int(examples["redeemed"].sum()) if len(examples) else 0,
+                          pd.DataFrame(per_household, index=households).dropna())

@@ -10,7 +10,7 @@ from recsys import constants as C
 from recsys.campaign_eval import HeldOutCampaignError, evaluate_campaign
 from recsys.data.dataset import Dataset
 from recsys.data.validate import validate_tables
-from recsys.offer_features import affinity_features, basket_lines, prepare_catalog, snapshot
+from recsys.offer_features import OFFER_FEATURES, affinity_features, basket_lines, prepare_catalog, snapshot
 from recsys.offers import (REASON_HISTORY, REASON_RETENTION, EligibilityRules, EventArrays, InvalidRequestError,
                            OfferRanker)
 from recsys.redemption import RedemptionModel, past_campaigns, redemption_examples
@@ -124,6 +124,29 @@ def test_campaign_benchmark_beats_naive_rankers(ds):
     assert r.loc["engine", "recall_at_3"] > r.loc["random", "recall_at_3"] + 0.15
     assert r.loc["engine", "recall_at_3"] > r.loc["popularity", "recall_at_3"] + 0.15
     assert r.loc["personal_history", "recall_at_3"] > r.loc["random", "recall_at_3"]
+
+
+def test_campaign_gain_interval_is_a_paired_bootstrap(ds):
+    r = evaluate_campaign(ds, 5, k=3, als_params=ALS_SMALL)
+    # per-household recall averages to the reported recall, ranker by ranker
+    assert r.per_household.mean().to_numpy() == pytest.approx(r.metrics["recall_at_3"].to_numpy())
+    gain, lo, hi = r.gain_interval("engine", "random", n_boot=300)
+    assert gain == pytest.approx(r.metrics.loc["engine", "recall_at_3"] / r.metrics.loc["random", "recall_at_3"] - 1)
+    assert lo <= gain <= hi and lo > 0  # the engine is clearly better than random
+    assert r.gain_interval("engine", "engine", n_boot=50) == (0.0, 0.0, 0.0)  # same sample for both
+    with pytest.raises(ValueError, match="unknown ranker 'oracle'"):
+        r.gain_interval("oracle")
+
+
+def test_heuristic_p_redeem_rises_with_spend_and_cf_score():
+    from recsys.redemption import heuristic_p_redeem
+    X = pd.DataFrame(0.0, index=range(4), columns=list(OFFER_FEATURES))
+    X["hist_spend"] = [0.0, 10.0, 0.0, 10.0]
+    X["cf_score"] = [0.0, 0.0, 0.8, 0.8]
+    X["category_count"] = [50.0, 0.0, 0.0, 0.0]  # category purchases alone do not raise it
+    p = heuristic_p_redeem(X)
+    assert p[0] == pytest.approx(1 / (1 + np.exp(3.9)))  # about 2% with no affinity at all
+    assert p[0] < p[2] < p[1] < p[3]
 
 
 def test_held_out_campaign_is_refused(ds):

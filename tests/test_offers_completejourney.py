@@ -21,3 +21,13 @@ def test_campaign_13_rankers(cj_dataset):
     # the engine ranks far above the naive rankers and learned from earlier campaigns only
     assert m["engine"] > m["personal_history"] > m["als"] > m["popularity"] > m["random"]
     assert r.training_redemptions > 100
+
+
+def test_campaign_8_heuristic_beats_personal_history(cj_dataset):
+    from recsys.redemption import MIN_POSITIVES
+
+    r = evaluate_campaign(cj_dataset, 8)
+    m = r.metrics["recall_at_10"]
+    # too few past redemptions before campaign 8 for the learned model: the heuristic ranks
+    assert r.training_redemptions < MIN_POSITIVES
+    assert m["engine"] > m["personal_history"] > m["als"] > m["popularity"] > m["random"]
