@@ -53,6 +53,10 @@ def test_every_stage_is_a_nested_run_with_timings_and_artifacts(trained):
                 "churn_model_lift_top10", "cf_popularity_all_ndcg_at_10", "cf_repeat_purchase_discovery_recall_at_10",
                 "offers_personal_history_recall_at_10", "offers_als_recall_at_10", "stage_churn_seconds"):
         assert key in m, key
+    gains = [k for k in m if k.endswith("_engine_gain_vs_personal_history")]
+    assert gains  # one per evaluation campaign, inside its bootstrap interval
+    for k in gains:
+        assert m[f"{k}_low"] <= m[k] <= m[f"{k}_high"]
     p = parent.data.params
     assert len(p["data_fingerprint"]) == 16 and p["as_of"]
     assert parent.data.tags.get("git_commit")

@@ -312,6 +312,11 @@ def stage_evaluate(ctx: _Context) -> None:
         table = r.metrics.assign(campaign=str(c))
         rows.append(table)
         ctx.log_metrics({f"offers_c{c}_{name}_recall_at_10": v for name, v in r.metrics["recall_at_10"].items()})
+        if r.metrics.loc["personal_history", "recall_at_10"] > 0:
+            gain, lo, hi = r.gain_interval("engine", "personal_history")
+            ctx.log_metrics({f"offers_c{c}_engine_gain_vs_personal_history": gain,
+                             f"offers_c{c}_engine_gain_vs_personal_history_low": lo,
+                             f"offers_c{c}_engine_gain_vs_personal_history_high": hi})
     if rows:
         allc = pd.concat(rows)
         mean = allc.groupby(level=0)[["recall_at_10", "ndcg_at_10", "hit_at_10"]].mean()
