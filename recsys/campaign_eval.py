@@ -22,7 +22,7 @@ import pandas as pd
 from recsys import constants as C
 from recsys.cf import ALSRecommender
 from recsys.offer_features import affinity_features, basket_lines, feature_matrix, prepare_catalog, snapshot
-from recsys.ranking_metrics import ranking_metrics, user_metrics
+from recsys.ranking_metrics import user_metrics
 from recsys.redemption import RedemptionModel, redemption_examples
 
 logger = logging.getLogger(__name__)
@@ -112,11 +112,13 @@ def evaluate_campaign(ds, campaign, *, k: int = C.DEFAULT_K, als_params: dict | 
     for name, s in scores.items():
         order = np.argsort(-np.asarray(s), axis=1, kind="stable")[:, :k]
         rec = [ids[o].tolist() for o in order]
-        m = ranking_metrics(rec, relevant.tolist(), k)
-        rows.append({"ranker": name, f"recall_at_{k}": m[f"recall_at_{k}"], f"ndcg_at_{k}": m[f"ndcg_at_{k}"],
-                     f"hit_at_{k}": m[f"hit_at_{k}"]})
-        per_household[name] = [m["recall"] if (m := user_metrics(r, rel, k)) else np.nan
-                               for r, rel in zip(rec, relevant)]
+        # One row per household (all NaN when it redeemed none of these offers), averaged as
+        # ranking_metrics does: over households with a relevant offer.
+        per = pd.DataFrame([user_metrics(r, rel, k) or {} for r, rel in zip(rec, relevant)],
+                           columns=["recall", "ndcg", "hit"], index=households)
+        m = per.mean()
+        rows.append({"ranker": name, f"recall_at_{k}": m["recall"], f"ndcg_at_{k}": m["ndcg"], f"hit_at_{k}": m["hit"]})
+        per_household[name] = per["recall"]
     return CampaignResult(campaign, start, pd.DataFrame(rows).set_index("ranker"), len(households), len(offers),
                           len(examples), int(examples["redeemed"].sum()) if len(examples) else 0,
                           pd.DataFrame(per_household, index=households).dropna())
