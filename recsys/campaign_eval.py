@@ -52,6 +52,8 @@ class CampaignResult:
         """
         if self.per_household is None:
             raise ValueError("this result holds no per-household recall; evaluate_campaign keeps it")
+        if not 0 < level < 1:
+            raise ValueError(f"level must be between 0 and 1, got {level}")
         for name in (ranker, baseline):
             if name not in self.per_household:
                 raise ValueError(f"unknown ranker {name!r}; known: {', '.join(self.per_household.columns)}")

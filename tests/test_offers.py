@@ -136,6 +136,8 @@ def test_campaign_gain_interval_is_a_paired_bootstrap(ds):
     assert r.gain_interval("engine", "engine", n_boot=50) == (0.0, 0.0, 0.0)  # same sample for both
     with pytest.raises(ValueError, match="unknown ranker 'oracle'"):
         r.gain_interval("oracle")
+    with pytest.raises(ValueError, match="level must be between 0 and 1, got 95"):
+        r.gain_interval(level=95)
 
 
 def test_heuristic_p_redeem_rises_with_spend_and_cf_score():
