@@ -256,20 +256,66 @@ def per_segment_auc(y: pd.Series, score: pd.Series, segments: pd.Series, min_eac
     return pd.DataFrame(rows).set_index("segment")
 
 
-_BOOTSTRAP_METRICS = {"roc_auc": roc_auc_score, "average_precision": average_precision_score}
+_BOOTSTRAP_METRICS = ("roc_auc", "average_precision")
 
 
-def _resamples(y: np.ndarray, n_boot: int, level: float, seed: int) -> list[np.ndarray]:
-    """``n_boot`` resamples of the customers with replacement, keeping those with both classes
-    (the metrics are undefined otherwise)."""
+_BOOTSTRAP_CELLS = 4_000_000  # resamples x customers held in memory at once
+
+
+def _bootstrap(y: np.ndarray, scores: dict[str, np.ndarray], n_boot: int, level: float,
+               seed: int) -> dict[str, dict[str, np.ndarray]]:
+    """ROC-AUC and average precision of every scorer on ``n_boot`` resamples of the customers
+    with replacement, the same resamples for every scorer. Resamples without both classes are
+    left out (the metrics are undefined there). A resample is the customers weighted by how
+    often each was drawn; resamples are drawn in chunks, so memory stays bounded for any
+    number of customers."""
     if not 0 < level < 1:
         raise ValueError(f"level must be between 0 and 1, got {level}")
+    y = np.asarray(y)
+    n = len(y)
     rng = np.random.default_rng(seed)
-    samples = [rng.integers(0, len(y), len(y)) for _ in range(n_boot)]
-    kept = [i for i in samples if 0 < y[i].sum() < len(i)]
-    if not kept:
+    step = max(1, _BOOTSTRAP_CELLS // max(n, 1))
+    parts: dict[str, list[dict[str, np.ndarray]]] = {name: [] for name in scores}
+    for first in range(0, n_boot, step):
+        size = min(step, n_boot - first)
+        draws = rng.integers(0, n, size=(size, n)) + (np.arange(size) * n)[:, None]
+        counts = np.bincount(draws.ravel(), minlength=size * n).reshape(size, n).astype(np.float64)
+        positives = counts @ (y == 1)
+        counts = counts[(positives > 0) & (positives < n)]
+        if len(counts):
+            for name, score in scores.items():
+                parts[name].append(weighted_ranking_metrics(y, score, counts))
+    if not parts[next(iter(scores))]:
         raise ValueError("no bootstrap resample holds both churners and stayers: the labels need both classes")
-    return kept
+    return {name: {m: np.concatenate([p[m] for p in chunks]) for m in _BOOTSTRAP_METRICS}
+            for name, chunks in parts.items()}
+
+
+def weighted_ranking_metrics(y: np.ndarray, score: np.ndarray, weights: np.ndarray) -> dict[str, np.ndarray]:
+    """ROC-AUC and average precision of ``score`` under each row of ``weights`` (row x customer).
+
+    A bootstrap resample is the customers weighted by how often each was drawn, so every
+    resample's metrics come from one sort of the scores. Tied scores are one threshold, as in
+    scikit-learn: AUC counts a tied (churner, stayer) pair as half; AP is the sum over
+    thresholds of the recall gained times the precision there. Row for row, the results equal
+    ``roc_auc_score`` and ``average_precision_score`` on the resampled customers.
+    """
+    y = np.asarray(y) == 1
+    score = np.asarray(score, dtype=np.float64)
+    weights = np.atleast_2d(np.asarray(weights, dtype=np.float64))
+    order = np.argsort(-score, kind="stable")
+    s = score[order]
+    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])  # one group per distinct score, descending
+    w = weights[:, order]
+    tp = np.add.reduceat(w * y[order], starts, axis=1)  # churners per threshold group
+    fp = np.add.reduceat(w * ~y[order], starts, axis=1)  # stayers per threshold group
+    tp_cum, fp_cum = np.cumsum(tp, axis=1), np.cumsum(fp, axis=1)
+    pos, neg = tp_cum[:, -1], fp_cum[:, -1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        auc = ((tp_cum - tp) * fp + 0.5 * tp * fp).sum(axis=1) / (pos * neg)
+        precision = np.where(tp_cum + fp_cum > 0, tp_cum / np.maximum(tp_cum + fp_cum, 1e-300), 0.0)
+        ap = (tp * precision).sum(axis=1) / pos
+    return {"roc_auc": auc, "average_precision": ap}
 
 
 def bootstrap_interval(y: np.ndarray, score: np.ndarray, metric: str = "average_precision", n_boot: int = 500,
@@ -277,9 +323,7 @@ def bootstrap_interval(y: np.ndarray, score: np.ndarray, metric: str = "average_
     """The ``level`` bootstrap interval of one scorer's ``roc_auc`` or ``average_precision``."""
     if metric not in _BOOTSTRAP_METRICS:
         raise ValueError(f"metric must be one of {', '.join(_BOOTSTRAP_METRICS)}, not {metric!r}")
-    y, score = np.asarray(y), np.asarray(score, dtype=float)
-    fn = _BOOTSTRAP_METRICS[metric]
-    values = [fn(y[i], score[i]) for i in _resamples(y, n_boot, level, seed)]
+    values = _bootstrap(y, {"score": score}, n_boot, level, seed)["score"][metric]
     lo, hi = np.quantile(values, [(1 - level) / 2, (1 + level) / 2])
     return float(lo), float(hi)
 
@@ -295,17 +339,16 @@ def bootstrap_differences(y: np.ndarray, scores: dict[str, np.ndarray], referenc
     y = np.asarray(y)
     if reference not in scores:
         raise ValueError(f"reference {reference!r} is not among the scores ({', '.join(scores)})")
-    samples = _resamples(y, n_boot, level, seed)
-    ref = np.asarray(scores[reference], dtype=float)
+    boot = _bootstrap(y, scores, n_boot, level, seed)
+    observed = {name: weighted_ranking_metrics(y, score, np.ones((1, len(y)))) for name, score in scores.items()}
     rows = []
-    for name, other in scores.items():
+    for name in scores:
         if name == reference:
             continue
-        other = np.asarray(other, dtype=float)
-        for metric, fn in _BOOTSTRAP_METRICS.items():
-            diffs = np.array([fn(y[i], ref[i]) - fn(y[i], other[i]) for i in samples])
-            lo, hi = np.quantile(diffs, [(1 - level) / 2, (1 + level) / 2])
-            rows.append({"baseline": name, "metric": metric, "difference": fn(y, ref) - fn(y, other),
+        for metric in _BOOTSTRAP_METRICS:
+            lo, hi = np.quantile(boot[reference][metric] - boot[name][metric], [(1 - level) / 2, (1 + level) / 2])
+            rows.append({"baseline": name, "metric": metric,
+                         "difference": float(observed[reference][metric][0] - observed[name][metric][0]),
                          "low": float(lo), "high": float(hi)})
     return pd.DataFrame(rows)
 

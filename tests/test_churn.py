@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import average_precision_score, roc_auc_score
 
 from recsys.churn import (ChurnModel, bootstrap_differences, bootstrap_interval, churn_features, churn_labels,
                           classification_metrics, evaluate, lift_and_capture, reasons, risk_band, snapshot_dates,
-                          training_set)
+                          training_set, weighted_ranking_metrics)
 from recsys.data.dataset import Dataset
 
 
@@ -114,6 +114,20 @@ def test_bootstrap_differences_tell_a_real_gap_from_none():
         bootstrap_interval(y, good, "brier")
     with pytest.raises(ValueError, match="both churners and stayers"):
         bootstrap_interval(np.zeros(50, int), good[:50], n_boot=20)
+
+
+def test_weighted_ranking_metrics_equal_scikit_learn_on_each_resample():
+    rng = np.random.default_rng(5)
+    y = (rng.random(300) < 0.2).astype(int)
+    scores = {"continuous": y + rng.normal(0, 1, 300), "tied": np.round(y + rng.normal(0, 1, 300)),
+              "days": rng.integers(0, 5, 300).astype(float)}  # few distinct values: ties everywhere
+    draws = rng.integers(0, 300, size=(20, 300))
+    counts = np.stack([np.bincount(d, minlength=300) for d in draws])
+    for score in scores.values():
+        got = weighted_ranking_metrics(y, score, counts)
+        for i, d in enumerate(draws):
+            assert got["roc_auc"][i] == pytest.approx(roc_auc_score(y[d], score[d]), abs=1e-12)
+            assert got["average_precision"][i] == pytest.approx(average_precision_score(y[d], score[d]), abs=1e-12)
 
 
 def test_risk_bands():
