@@ -57,6 +57,12 @@ def test_every_stage_is_a_nested_run_with_timings_and_artifacts(trained):
     assert gains  # one per evaluation campaign, inside its bootstrap interval
     for k in gains:
         assert m[f"{k}_low"] <= m[k] <= m[f"{k}_high"]
+    for key in ("churn_model_roc_auc", "churn_model_average_precision"):
+        assert m[f"{key}_low"] <= m[key] <= m[f"{key}_high"], key
+    for baseline in ("recency_rule", "bgnbd", "logistic"):
+        key = f"churn_model_minus_{baseline}_average_precision"
+        assert m[key] == pytest.approx(m["churn_model_average_precision"] - m[f"churn_{baseline}_average_precision"])
+        assert m[f"{key}_low"] <= m[key] <= m[f"{key}_high"], key
     p = parent.data.params
     assert len(p["data_fingerprint"]) == 16 and p["as_of"]
     assert parent.data.tags.get("git_commit")
