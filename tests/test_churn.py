@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from recsys.churn import (ChurnModel, bootstrap_differences, bootstrap_interval, churn_features, churn_labels,
-                          classification_metrics, evaluate, lift_and_capture, reasons, risk_band, snapshot_dates,
-                          training_set, weighted_ranking_metrics)
+from recsys.churn import (ChurnEvaluation, ChurnModel, bootstrap_differences, bootstrap_interval, churn_features,
+                          churn_labels, classification_metrics, evaluate, lift_and_capture, reasons, risk_band,
+                          snapshot_dates, training_set, weighted_ranking_metrics)
 from recsys.data.dataset import Dataset
 
 
@@ -114,6 +114,23 @@ def test_bootstrap_differences_tell_a_real_gap_from_none():
         bootstrap_interval(y, good, "brier")
     with pytest.raises(ValueError, match="both churners and stayers"):
         bootstrap_interval(np.zeros(50, int), good[:50], n_boot=20)
+
+
+def test_evaluation_intervals_are_the_bootstrap_functions_on_one_set_of_resamples():
+    rng = np.random.default_rng(4)
+    y = (rng.random(500) < 0.1).astype(int)
+    scores = {"model": y + rng.normal(0, 0.7, 500), "recency_rule": y + rng.normal(0, 1.5, 500)}
+    result = ChurnEvaluation(pd.Timestamp("2024-01-01"), {n: classification_metrics(y, s) for n, s in scores.items()},
+                             pd.DataFrame(), pd.DataFrame(), pd.DataFrame({"churned": y, **scores}))
+    ci = result.intervals(n_boot=200)
+    d = bootstrap_differences(y, scores, n_boot=200).set_index(["baseline", "metric"])
+    for metric in ("roc_auc", "average_precision"):
+        assert (ci[f"model_{metric}_low"], ci[f"model_{metric}_high"]) == pytest.approx(
+            bootstrap_interval(y, scores["model"], metric, n_boot=200))
+        key = f"model_minus_recency_rule_{metric}"
+        assert [ci[key], ci[f"{key}_low"], ci[f"{key}_high"]] == pytest.approx(
+            d.loc[("recency_rule", metric), ["difference", "low", "high"]].tolist())
+        assert ci[f"{key}_low"] > 0  # the model separates churners far better
 
 
 def test_weighted_ranking_metrics_equal_scikit_learn_on_each_resample():

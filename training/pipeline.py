@@ -32,8 +32,7 @@ from recsys.bundle import CUSTOMER_COLUMNS, ModelBundle
 from recsys.campaign_eval import evaluate_campaign
 from recsys.cf import (ALSRecommender, PopularityRecommender, RepeatPurchaseRecommender, evaluate_next_period,
                        next_period_split)
-from recsys.churn import (DEFAULT_BANDS, ChurnModel, bootstrap_differences, bootstrap_interval, evaluate, reasons,
-                          risk_band, snapshot_dates, training_set)
+from recsys.churn import DEFAULT_BANDS, ChurnModel, evaluate, reasons, risk_band, snapshot_dates, training_set
 from recsys.data import load_dataset
 from recsys.features import build_features, department_shares
 from recsys.offers import OfferRanker
@@ -225,7 +224,7 @@ def stage_churn(ctx: _Context) -> None:
                        **{f"churn_{k}": v for k, v in model.best_params_.items()}})
     ctx.log_metrics({f"churn_{k}": v for k, v in result.flat_metrics().items()})
     ctx.log_metrics({"churn_eval_rate": float(evaluation["churned"].mean())})
-    ctx.log_metrics(churn_intervals(result))
+    ctx.log_metrics({f"churn_{k}": v for k, v in result.intervals().items()})  # 95%, 500 resamples
     ctx.churn_eval = result
     _log_table(result.segment_auc, "churn/segment_auc.csv")
     _log_table(pd.DataFrame(result.metrics).T, "churn/metrics.csv")
@@ -245,24 +244,6 @@ def stage_churn(ctx: _Context) -> None:
         "p_alive": features["p_alive"], "expected_purchases": features["expected_purchases"], "total_spend": spend,
     })[CUSTOMER_COLUMNS]
     ctx.log_metrics({"churn_scored_customers": len(p), "churn_high_band_share": float((p >= DEFAULT_BANDS[1]).mean())})
-
-
-def churn_intervals(result, n_boot: int = 500) -> dict:
-    """95% bootstrap intervals over the evaluation's customers: the model's ROC-AUC and AP
-    (``churn_model_roc_auc_low``/``_high``) and, paired, the model minus each baseline
-    (``churn_model_minus_logistic_average_precision`` with ``_low``/``_high``). One evaluation
-    snapshot holds few churners; an interval of a difference that holds 0 means the evaluation
-    cannot tell the model from that baseline."""
-    y = result.scores["churned"].to_numpy()
-    scores = {name: result.scores[name].to_numpy() for name in result.metrics}
-    out = {}
-    for metric in ("roc_auc", "average_precision"):
-        lo, hi = bootstrap_interval(y, scores["model"], metric, n_boot=n_boot)
-        out[f"churn_model_{metric}_low"], out[f"churn_model_{metric}_high"] = lo, hi
-    for row in bootstrap_differences(y, scores, n_boot=n_boot).itertuples(index=False):
-        key = f"churn_model_minus_{row.baseline}_{row.metric}"
-        out[key], out[f"{key}_low"], out[f"{key}_high"] = row.difference, row.low, row.high
-    return out
 
 
 def stage_cf(ctx: _Context) -> None:
