@@ -15,8 +15,15 @@ from __future__ import annotations
 import argparse
 import time
 
-from recsys.cf import (ALSRecommender, ItemKNNRecommender, PopularityRecommender, RepeatPurchaseRecommender,
-                       evaluate_next_period, next_period_split, select_als)
+from recsys.cf import (
+    ALSRecommender,
+    ItemKNNRecommender,
+    PopularityRecommender,
+    RepeatPurchaseRecommender,
+    evaluate_next_period,
+    next_period_split,
+    select_als,
+)
 from recsys.data import load_dataset
 from recsys.data.completejourney import build_tables
 from recsys.data.dataset import Dataset
@@ -37,16 +44,22 @@ def main() -> None:
     t = time.perf_counter()
     als = ALSRecommender(**best).fit(train)
     fit_s = time.perf_counter() - t
-    models = {"popularity": PopularityRecommender().fit(train), "repeat_purchase": RepeatPurchaseRecommender().fit(train),
-              "item_knn": ItemKNNRecommender().fit(train), "als": als}
+    models = {
+        "popularity": PopularityRecommender().fit(train),
+        "repeat_purchase": RepeatPurchaseRecommender().fit(train),
+        "item_knn": ItemKNNRecommender().fit(train),
+        "als": als,
+    }
     t = time.perf_counter()
     r = evaluate_next_period(models, train, test, k=10)
     print(f"\ntest period from {cut:%Y-%m-%d} ({time.perf_counter() - t:.1f} s to evaluate):")
     print(r.round(4).to_string(index=False))
     t = time.perf_counter()
     ALSRecommender(**best).fit(ds.transactions)
-    print(f"\nALS fit on the training part: {fit_s:.1f} s; on all {len(ds.transactions):,} lines: "
-          f"{time.perf_counter() - t:.1f} s (target < 30 s)")
+    print(
+        f"\nALS fit on the training part: {fit_s:.1f} s; on all {len(ds.transactions):,} lines: "
+        f"{time.perf_counter() - t:.1f} s (target < 30 s)"
+    )
 
 
 if __name__ == "__main__":

@@ -15,13 +15,12 @@ import time
 
 import pandas as pd
 
-from recsys.churn import (ChurnModel, evaluate, score_customers,
-                          snapshot_dates, training_set)
+from recsys.churn import ChurnModel, evaluate, score_customers, snapshot_dates, training_set
+from recsys.customers.segments import rfm_segments
 from recsys.data import load_dataset
 from recsys.data.completejourney import build_tables
 from recsys.data.dataset import Dataset
 from recsys.data.validate import validate_tables
-from recsys.segments import rfm_segments
 
 EVAL_AT = pd.Timestamp("2017-10-01")
 HORIZON = 90
@@ -47,21 +46,26 @@ def main() -> None:
     t3 = time.perf_counter()
     scored = score_customers(model, features)
     t4 = time.perf_counter()
-    print(f"training snapshots: {train['snapshot'].nunique()} ({train['snapshot'].min():%Y-%m-%d} .. "
-          f"{train['snapshot'].max():%Y-%m-%d}), {len(train):,} rows; evaluation {EVAL_AT:%Y-%m-%d}, "
-          f"{len(evaluation):,} customers, churn rate {evaluation['churned'].mean():.3f}")
+    print(
+        f"training snapshots: {train['snapshot'].nunique()} ({train['snapshot'].min():%Y-%m-%d} .. "
+        f"{train['snapshot'].max():%Y-%m-%d}), {len(train):,} rows; evaluation {EVAL_AT:%Y-%m-%d}, "
+        f"{len(evaluation):,} customers, churn rate {evaluation['churned'].mean():.3f}"
+    )
     print(f"chosen: {model.best_params_}")
     print(f"{'model':<14}{'ROC-AUC':>9}{'AP':>8}{'Brier':>8}{'lift@10':>9}{'cap@10':>8}{'lift@20':>9}{'cap@20':>8}")
     for name, m in result.metrics.items():
-        print(f"{name:<14}{m['roc_auc']:>9.4f}{m['average_precision']:>8.4f}{m.get('brier', float('nan')):>8.4f}"
-              f"{m['lift_top10']:>9.2f}{m['capture_top10']:>8.3f}{m['lift_top20']:>9.2f}{m['capture_top20']:>8.3f}")
+        print(
+            f"{name:<14}{m['roc_auc']:>9.4f}{m['average_precision']:>8.4f}{m.get('brier', float('nan')):>8.4f}"
+            f"{m['lift_top10']:>9.2f}{m['capture_top10']:>8.3f}{m['lift_top20']:>9.2f}{m['capture_top20']:>8.3f}"
+        )
     print(f"beats every baseline on ROC-AUC and AP: {result.beats_baselines()}")
-    y = result.scores["churned"].to_numpy()
     t5 = time.perf_counter()
     ci = result.intervals(n_boot=args.bootstrap)
     for metric in ("roc_auc", "average_precision"):
-        print(f"model {metric}: {result.metrics['model'][metric]:.4f}, 95% bootstrap interval "
-              f"[{ci[f'model_{metric}_low']:.4f}, {ci[f'model_{metric}_high']:.4f}]")
+        print(
+            f"model {metric}: {result.metrics['model'][metric]:.4f}, 95% bootstrap interval "
+            f"[{ci[f'model_{metric}_low']:.4f}, {ci[f'model_{metric}_high']:.4f}]"
+        )
     print(f"model minus baseline, paired bootstrap ({args.bootstrap} resamples of the customers), 95% interval:")
     for name in result.metrics:
         for metric in ("roc_auc", "average_precision"):
@@ -69,8 +73,10 @@ def main() -> None:
             if key in ci:
                 print(f"  {name:<13}{metric:<18}{ci[key]:+.4f}  [{ci[key + '_low']:+.4f}, {ci[key + '_high']:+.4f}]")
     print(f"bootstrap intervals ({args.bootstrap} resamples, every scorer): {time.perf_counter() - t5:.2f} s")
-    print(f"time: training sets {t1 - t0:.1f} s, fit {t2 - t1:.1f} s (training with backtest {t3 - t0:.1f} s, "
-          f"target < 60 s); scoring {len(scored):,} customers {t4 - t3:.3f} s (target < 1 s)")
+    print(
+        f"time: training sets {t1 - t0:.1f} s, fit {t2 - t1:.1f} s (training with backtest {t3 - t0:.1f} s, "
+        f"target < 60 s); scoring {len(scored):,} customers {t4 - t3:.3f} s (target < 1 s)"
+    )
 
 
 if __name__ == "__main__":

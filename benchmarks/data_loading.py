@@ -37,10 +37,17 @@ def main() -> None:
         data = args.data
         if data is None:
             data = str(Path(tmp) / "cj")
-            subprocess.run([sys.executable, "-m", "recsys", "data", "import-completejourney", "--out", data],
-                           check=True, capture_output=True)
-        runs = [json.loads(subprocess.run([sys.executable, "-c", CHILD, data], check=True, capture_output=True,
-                                          text=True).stdout) for _ in range(args.repeat)]
+            subprocess.run(
+                [sys.executable, "-m", "recsys", "data", "import-completejourney", "--out", data],
+                check=True,
+                capture_output=True,
+            )
+        runs = [
+            json.loads(
+                subprocess.run([sys.executable, "-c", CHILD, data], check=True, capture_output=True, text=True).stdout
+            )
+            for _ in range(args.repeat)
+        ]
     best = min(r["load_validate_s"] for r in runs)
     peak = max(r["peak_rss_mib"] for r in runs)
     print(f"dataset: The Complete Journey ({runs[0]['transactions']:,} transactions), Parquet")

@@ -45,19 +45,53 @@ def main() -> None:
 
     out = Path(tempfile.mkdtemp(prefix="bench-exports-"))
     commands = {
-        "export offers (k 5, email, CSV)": [str(BIN / "recsys"), "export", "offers", "--k", "5", "--channel", "email",
-                                            "--as-of", args.as_of, "--model", args.model, "--out",
-                                            str(out / "offers.csv")],
-        "export offers (k 5, Parquet)": [str(BIN / "recsys"), "export", "offers", "--k", "5", "--as-of", args.as_of,
-                                         "--model", args.model, "--out", str(out / "offers.parquet")],
-        "export at-risk (min risk 0.5)": [str(BIN / "recsys"), "export", "at-risk", "--min-risk", "0.5", "--model",
-                                          args.model, "--out", str(out / "at_risk.csv")],
+        "export offers (k 5, email, CSV)": [
+            str(BIN / "recsys"),
+            "export",
+            "offers",
+            "--k",
+            "5",
+            "--channel",
+            "email",
+            "--as-of",
+            args.as_of,
+            "--model",
+            args.model,
+            "--out",
+            str(out / "offers.csv"),
+        ],
+        "export offers (k 5, Parquet)": [
+            str(BIN / "recsys"),
+            "export",
+            "offers",
+            "--k",
+            "5",
+            "--as-of",
+            args.as_of,
+            "--model",
+            args.model,
+            "--out",
+            str(out / "offers.parquet"),
+        ],
+        "export at-risk (min risk 0.5)": [
+            str(BIN / "recsys"),
+            "export",
+            "at-risk",
+            "--min-risk",
+            "0.5",
+            "--model",
+            args.model,
+            "--out",
+            str(out / "at_risk.csv"),
+        ],
     }
     for name, command in commands.items():
         runs = [timed(command) for _ in range(args.repeat)]
         walls = sorted(r[0] for r in runs)
-        print(f"{name:32s} median {walls[len(walls) // 2]:5.2f} s  max {walls[-1]:5.2f} s  "
-              f"peak RSS {max(r[1] for r in runs):6.0f} MB  (target < 10 s)  {runs[-1][2]}")
+        print(
+            f"{name:32s} median {walls[len(walls) // 2]:5.2f} s  max {walls[-1]:5.2f} s  "
+            f"peak RSS {max(r[1] for r in runs):6.0f} MB  (target < 10 s)  {runs[-1][2]}"
+        )
 
 
 if __name__ == "__main__":

@@ -85,17 +85,26 @@ def load(port: int, requests: list, seconds: float, processes: int = 2, threads:
         parts = pool.map(_client, [("127.0.0.1", port, requests, seconds, threads)] * processes)
         wall = time.perf_counter() - t
     lat = np.concatenate([np.asarray(p) for p in parts])
-    return {"rps": len(lat) / seconds, "p50_ms": float(np.percentile(lat, 50) * 1e3),
-            "p99_ms": float(np.percentile(lat, 99) * 1e3), "requests": int(len(lat)), "wall": wall,
-            "latencies": lat, "seconds": seconds}
+    return {
+        "rps": len(lat) / seconds,
+        "p50_ms": float(np.percentile(lat, 50) * 1e3),
+        "p99_ms": float(np.percentile(lat, 99) * 1e3),
+        "requests": len(lat),
+        "wall": wall,
+        "latencies": lat,
+        "seconds": seconds,
+    }
 
 
 def _pooled(runs: list[dict]) -> dict:
     """Throughput over all runs, latency percentiles over all their requests."""
     lat = np.concatenate([r["latencies"] for r in runs])
     seconds = sum(r["seconds"] for r in runs)
-    return {"rps": len(lat) / seconds, "p50_ms": float(np.percentile(lat, 50) * 1e3),
-            "p99_ms": float(np.percentile(lat, 99) * 1e3)}
+    return {
+        "rps": len(lat) / seconds,
+        "p50_ms": float(np.percentile(lat, 50) * 1e3),
+        "p99_ms": float(np.percentile(lat, 99) * 1e3),
+    }
 
 
 def _answers(port: int) -> dict:
@@ -111,8 +120,13 @@ def _answers(port: int) -> dict:
 
 def gunicorn(app_spec: str, port: int, env: dict) -> subprocess.Popen:
     env = {**env, "RECSYS_BIND": f"127.0.0.1:{port}", "RECSYS_WORKERS": "2", "RECSYS_LOG_LEVEL": "warning"}
-    return subprocess.Popen([str(BIN / "gunicorn"), "-c", str(ROOT / "serving" / "gunicorn.conf.py"), app_spec],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [str(BIN / "gunicorn"), "-c", str(ROOT / "serving" / "gunicorn.conf.py"), app_spec],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def main() -> None:
@@ -129,9 +143,15 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-serving-"))
     key = KeyStore(tmp / "keys.json").create("read", "benchmark")
-    env = {**os.environ, "RECSYS_MODEL_URI": args.model, "RECSYS_API_KEYS_FILE": str(tmp / "keys.json"),
-           "RECSYS_EVENTS_URL": f"sqlite:///{tmp / 'events.db'}", "OPENBLAS_NUM_THREADS": "1",
-           "PYTHONPATH": str(ROOT), "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env = {
+        **os.environ,
+        "RECSYS_MODEL_URI": args.model,
+        "RECSYS_API_KEYS_FILE": str(tmp / "keys.json"),
+        "RECSYS_EVENTS_URL": f"sqlite:///{tmp / 'events.db'}",
+        "OPENBLAS_NUM_THREADS": "1",
+        "PYTHONPATH": str(ROOT),
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
     procs = []
     try:
         hello_port, api_port, mlflow_port = _free_port(), _free_port(), _free_port()
@@ -142,8 +162,13 @@ def main() -> None:
 
         from serving import create_app
 
-        app = create_app({"model_uri": args.model, "api_keys_file": str(tmp / "keys.json"),
-                          "events_url": f"sqlite:///{tmp / 'events.db'}"})
+        app = create_app(
+            {
+                "model_uri": args.model,
+                "api_keys_file": str(tmp / "keys.json"),
+                "events_url": f"sqlite:///{tmp / 'events.db'}",
+            }
+        )
         customers = app.extensions["recsys"].model.current.bundle.customers.index.tolist()
         hdr = {"X-API-Key": key}
         sample = random.Random(0).sample(customers, min(500, len(customers)))
@@ -162,16 +187,23 @@ def main() -> None:
         hit_rate = hits / max(1.0, hits + after["ranked"] - before["ranked"])
         hello, api = _pooled([h for h, _ in rounds]), _pooled([a for _, a in rounds])
         ratios = [a["rps"] / h["rps"] for h, a in rounds]
-        print(f"hello-world (gunicorn, 2 workers): {hello['rps']:8.0f} req/s  p50 {hello['p50_ms']:6.2f} ms  "
-              f"p99 {hello['p99_ms']:6.2f} ms")
-        print(f"GET offers   (gunicorn, 2 workers): {api['rps']:8.0f} req/s  p50 {api['p50_ms']:6.2f} ms  "
-              f"p99 {api['p99_ms']:6.2f} ms  ({np.median(ratios):.2f}x hello-world, median of {len(ratios)} "
-              f"rounds: {', '.join(f'{r:.2f}' for r in ratios)}; target >= 0.8x; answer cache hit rate {hit_rate:.1%})")
+        print(
+            f"hello-world (gunicorn, 2 workers): {hello['rps']:8.0f} req/s  p50 {hello['p50_ms']:6.2f} ms  "
+            f"p99 {hello['p99_ms']:6.2f} ms"
+        )
+        print(
+            f"GET offers   (gunicorn, 2 workers): {api['rps']:8.0f} req/s  p50 {api['p50_ms']:6.2f} ms  "
+            f"p99 {api['p99_ms']:6.2f} ms  ({np.median(ratios):.2f}x hello-world, median of {len(ratios)} "
+            f"rounds: {', '.join(f'{r:.2f}' for r in ratios)}; target >= 0.8x; answer cache hit rate {hit_rate:.1%})"
+        )
 
         def batch(k: int) -> float:
             body = json.dumps({"customer_ids": customers[:1000], "k": k, "as_of": args.as_of}).encode()
-            req = urllib.request.Request(f"http://127.0.0.1:{api_port}/v1/offers/batch", data=body,
-                                         headers={**hdr, "Content-Type": "application/json"})
+            req = urllib.request.Request(
+                f"http://127.0.0.1:{api_port}/v1/offers/batch",
+                data=body,
+                headers={**hdr, "Content-Type": "application/json"},
+            )
             t = time.perf_counter()
             with urllib.request.urlopen(req, timeout=60) as r:
                 r.read()
@@ -182,9 +214,11 @@ def main() -> None:
         cold = [batch(k) for k in range(11, 18)]
         warm = [batch(11) for _ in range(7)]
         n = min(1000, len(customers))
-        print(f"POST batch of {n} customers, ranked: median {np.median(cold) * 1e3:.0f} ms, "
-              f"max {max(cold) * 1e3:.0f} ms (target < 200 ms); in order: "
-              f"{', '.join(f'{x * 1e3:.0f}' for x in cold)} ms")
+        print(
+            f"POST batch of {n} customers, ranked: median {np.median(cold) * 1e3:.0f} ms, "
+            f"max {max(cold) * 1e3:.0f} ms (target < 200 ms); in order: "
+            f"{', '.join(f'{x * 1e3:.0f}' for x in cold)} ms"
+        )
         print(f"POST batch of {n} customers, from the answer cache: median {np.median(warm) * 1e3:.0f} ms")
 
         for p in procs:
@@ -195,23 +229,56 @@ def main() -> None:
         wait_http(f"http://127.0.0.1:{plain_port}/readyz", procs[0])
         load(plain_port, offers, min(args.warmup, 2))
         plain = load(plain_port, offers, args.seconds)
-        print(f"GET offers, answer cache off:      {plain['rps']:8.0f} req/s  p50 {plain['p50_ms']:6.2f} ms  "
-              f"p99 {plain['p99_ms']:6.2f} ms  ({plain['rps'] / hello['rps']:.2f}x hello-world; every request ranks)")
+        print(
+            f"GET offers, answer cache off:      {plain['rps']:8.0f} req/s  p50 {plain['p50_ms']:6.2f} ms  "
+            f"p99 {plain['p99_ms']:6.2f} ms  ({plain['rps'] / hello['rps']:.2f}x hello-world; every request ranks)"
+        )
         procs[0].terminate()
         procs = []
-        ml = subprocess.Popen([str(BIN / "mlflow"), "models", "serve", "-m", args.model, "--env-manager", "local",
-                               "-p", str(mlflow_port), "-h", "127.0.0.1", "-w", "2"], cwd=ROOT, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # a full pipe would stall it
+        ml = subprocess.Popen(
+            [
+                str(BIN / "mlflow"),
+                "models",
+                "serve",
+                "-m",
+                args.model,
+                "--env-manager",
+                "local",
+                "-p",
+                str(mlflow_port),
+                "-h",
+                "127.0.0.1",
+                "-w",
+                "2",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # a full pipe would stall it
         procs.append(ml)
         wait_http(f"http://127.0.0.1:{mlflow_port}/ping", ml)
-        inv = [("POST", "/invocations", json.dumps({"dataframe_split": {"columns": ["customer_id"], "data": [[c]]},
-                                                     "params": {"k": 10, "as_of": args.as_of}}),
-                {"Content-Type": "application/json"}) for c in sample[:100]]
+        inv = [
+            (
+                "POST",
+                "/invocations",
+                json.dumps(
+                    {
+                        "dataframe_split": {"columns": ["customer_id"], "data": [[c]]},
+                        "params": {"k": 10, "as_of": args.as_of},
+                    }
+                ),
+                {"Content-Type": "application/json"},
+            )
+            for c in sample[:100]
+        ]
         load(mlflow_port, inv, min(args.warmup, 2))
         mlf = load(mlflow_port, inv, args.seconds)
-        print(f"mlflow models serve (2 workers):   {mlf['rps']:8.0f} req/s  p50 {mlf['p50_ms']:6.2f} ms  "
-              f"p99 {mlf['p99_ms']:6.2f} ms  (service is {api['rps'] / mlf['rps']:.1f}x, "
-              f"{plain['rps'] / mlf['rps']:.1f}x with the answer cache off; target >= 5x)")
+        print(
+            f"mlflow models serve (2 workers):   {mlf['rps']:8.0f} req/s  p50 {mlf['p50_ms']:6.2f} ms  "
+            f"p99 {mlf['p99_ms']:6.2f} ms  (service is {api['rps'] / mlf['rps']:.1f}x, "
+            f"{plain['rps'] / mlf['rps']:.1f}x with the answer cache off; target >= 5x)"
+        )
     finally:
         for p in procs:
             p.terminate()

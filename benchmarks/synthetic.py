@@ -12,8 +12,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from recsys.data.synthetic import TRUTH_DIR, generate
 from recsys.data.sources import write_tables
+from recsys.data.synthetic import TRUTH_DIR, generate
 from recsys.data.validate import validate_tables
 
 
@@ -30,10 +30,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         write_tables(valid, Path(tmp) / "synth", extras={TRUTH_DIR: truth})
     t3 = time.perf_counter()
-    print(f"customers {args.customers:,}, transactions {len(tables['transactions']):,}, "
-          f"events {len(tables['offer_events']):,}")
-    print(f"generate {t1 - t0:.2f} s, validate {t2 - t1:.2f} s, write {t3 - t2:.2f} s; "
-          f"total {t3 - t0:.2f} s  target < 30 s")
+    print(
+        f"customers {args.customers:,}, transactions {len(tables['transactions']):,}, "
+        f"events {len(tables['offer_events']):,}"
+    )
+    print(
+        f"generate {t1 - t0:.2f} s, validate {t2 - t1:.2f} s, write {t3 - t2:.2f} s; "
+        f"total {t3 - t0:.2f} s  target < 30 s"
+    )
 
 
 if __name__ == "__main__":

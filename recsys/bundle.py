@@ -15,24 +15,23 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import joblib
-import numpy as np
 import pandas as pd
 
 from recsys import constants as C
 from recsys.cf import ALSRecommender
 from recsys.errors import RecsysError
+from recsys.io import atomic_directory, json_safe
 from recsys.offers import OfferRanker, PreparedOffers
 
-BUNDLE_FORMAT = 2  # 2: offer features gained hist_spend (the snapshot keeps spend per product)
-CUSTOMER_COLUMNS = ["churn_probability", "risk_band", "reasons", "segment", "cluster", "p_alive",
-                    "expected_purchases", "total_spend"]
-RISK_BANDS = ("low", "medium", "high")
+# 2: offer features gained hist_spend (the snapshot keeps spend per product).
+# 3: the library's modules moved into domain packages (the pickled estimators name their modules),
+#    and ranked offers carry a tier.
+BUNDLE_FORMAT = 3
+CUSTOMER_COLUMNS = list(C.CUSTOMER_COLUMNS)
 
 
 class BundleError(RecsysError):
@@ -57,9 +56,7 @@ class ModelBundle:
     def save(self, path: str | os.PathLike) -> Path:
         """Write the bundle to ``path`` atomically (a staging directory, then a rename)."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        stage = Path(tempfile.mkdtemp(prefix=f".{path.name}-", dir=path.parent))
-        try:
+        with atomic_directory(path) as stage:
             self.ranker.cf_model_.save(stage / "als")
             cf = self.ranker.cf_model_
             try:
@@ -72,18 +69,16 @@ class ModelBundle:
             customers["reasons"] = customers["reasons"].map(list)
             customers.to_parquet(stage / "customers.parquet", index=False)
             self.catalog.to_parquet(stage / "catalog.parquet", index=False)
-            (stage / "bundle.json").write_text(json.dumps(
-                {"format": BUNDLE_FORMAT, "config": self.config, "metrics": self.metrics}, indent=2, default=str))
-            if path.exists():
-                shutil.rmtree(path)
-            stage.rename(path)
-        except BaseException:
-            shutil.rmtree(stage, ignore_errors=True)
-            raise
+            (stage / "bundle.json").write_text(
+                json.dumps(
+                    {"format": BUNDLE_FORMAT, "config": json_safe(self.config), "metrics": json_safe(self.metrics)},
+                    indent=2,
+                )
+            )
         return path
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "ModelBundle":
+    def load(cls, path: str | os.PathLike) -> ModelBundle:
         path = Path(path)
         needed = ["bundle.json", "customers.parquet", "catalog.parquet", "ranker.joblib", "churn.joblib", "als"]
         missing = [n for n in needed if not (path / n).exists()]
@@ -91,13 +86,22 @@ class ModelBundle:
             raise BundleError(f"{path}: not a model bundle (missing {', '.join(missing)})")
         meta = json.loads((path / "bundle.json").read_text())
         if meta.get("format") != BUNDLE_FORMAT:
-            raise BundleError(f"{path}: bundle format {meta.get('format')} is not {BUNDLE_FORMAT}")
+            raise BundleError(
+                f"{path}: bundle format {meta.get('format')} is not {BUNDLE_FORMAT}, the one this "
+                "version reads; retrain the model (recsys train) to get a bundle it can load"
+            )
         ranker = joblib.load(path / "ranker.joblib")
         ranker.cf_model_ = ALSRecommender.load(path / "als")
         customers = pd.read_parquet(path / "customers.parquet").set_index(C.CUSTOMER_ID)
         customers["reasons"] = customers["reasons"].map(lambda v: [] if v is None else list(v))
-        return cls(ranker, joblib.load(path / "churn.joblib"), customers, pd.read_parquet(path / "catalog.parquet"),
-                   meta.get("config", {}), meta.get("metrics", {}))
+        return cls(
+            ranker,
+            joblib.load(path / "churn.joblib"),
+            customers,
+            pd.read_parquet(path / "catalog.parquet"),
+            meta.get("config", {}),
+            meta.get("metrics", {}),
+        )
 
     # ------------------------------------------------------------- offers
 
@@ -109,9 +113,17 @@ class ModelBundle:
             self._prepared = self.ranker.prepare(self.catalog)
         return self._prepared
 
-    def offers(self, customer_ids, *, k: int = C.DEFAULT_K, channel: str | None = None, as_of=None,
-               catalog: PreparedOffers | pd.DataFrame | None = None, events=None) -> pd.DataFrame:
-        """Ranked offers per customer (recsys.offers.RANKING_COLUMNS)."""
+    def offers(
+        self,
+        customer_ids,
+        *,
+        k: int = C.DEFAULT_K,
+        channel: str | None = None,
+        as_of=None,
+        catalog: PreparedOffers | pd.DataFrame | None = None,
+        events=None,
+    ) -> pd.DataFrame:
+        """Ranked offers per customer (``constants.RANKED_OFFER_COLUMNS``)."""
         prepared = catalog if isinstance(catalog, PreparedOffers) else self.prepared(catalog)
         return self.ranker.rank_many(customer_ids, prepared, k=k, channel=channel, as_of=as_of, events=events)
 
@@ -125,7 +137,7 @@ class ModelBundle:
             return None
         if isinstance(row, pd.DataFrame):
             row = row.iloc[0]
-        out = {c: _plain(row[c]) for c in CUSTOMER_COLUMNS}
+        out = {c: json_safe(row[c]) for c in CUSTOMER_COLUMNS}
         out["reasons"] = list(row["reasons"])
         return out
 
@@ -134,13 +146,16 @@ class ModelBundle:
         (churn probability x total spend), highest first; ties by customer id."""
         if not 0.0 <= min_risk <= 1.0:
             raise ValueError(f"min_risk must be within [0, 1], not {min_risk}")
-        if band is not None and band not in RISK_BANDS:
-            raise ValueError(f"band must be one of {', '.join(RISK_BANDS)}, not {band!r}")
+        if band is not None and band not in C.RISK_BAND_NAMES:
+            raise ValueError(f"band must be one of {', '.join(C.RISK_BAND_NAMES)}, not {band!r}")
         if self._order is None:
             c = self.customers
             value = c["churn_probability"] * c["total_spend"].clip(lower=0)
-            self._order = c.assign(_value=value).sort_values(["_value", "churn_probability"], ascending=False,
-                                                              kind="stable").drop(columns="_value")
+            self._order = (
+                c.assign(_value=value)
+                .sort_values(["_value", "churn_probability"], ascending=False, kind="stable")
+                .drop(columns="_value")
+            )
         out = self._order[self._order["churn_probability"] >= min_risk]
         if band is not None:
             out = out[out["risk_band"] == band]
@@ -151,13 +166,10 @@ class ModelBundle:
     def segments(self) -> pd.DataFrame:
         """Customers, mean churn probability and mean spend per segment."""
         g = self.customers.groupby("segment", observed=True)
-        return pd.DataFrame({"customers": g.size(), "mean_churn_probability": g["churn_probability"].mean(),
-                             "mean_total_spend": g["total_spend"].mean()}).sort_values("customers", ascending=False)
-
-
-def _plain(v):
-    if isinstance(v, (np.floating, float)):
-        return None if np.isnan(v) else float(v)
-    if isinstance(v, np.integer):
-        return int(v)
-    return v
+        return pd.DataFrame(
+            {
+                "customers": g.size(),
+                "mean_churn_probability": g["churn_probability"].mean(),
+                "mean_total_spend": g["total_spend"].mean(),
+            }
+        ).sort_values("customers", ascending=False)

@@ -1,4 +1,6 @@
-"""Names shared across the library: tables, columns, enumerations and defaults."""
+"""Names and values shared across the project, defined once: tables, columns, enumerations,
+defaults, the registered model's name and aliases, risk bands, metric names and the column
+lists of every answer and export."""
 
 # Table names of the data contract (docs/data.md).
 TRANSACTIONS = "transactions"
@@ -7,7 +9,6 @@ CUSTOMERS = "customers"
 OFFERS = "offers"
 OFFER_EVENTS = "offer_events"
 TABLES = (TRANSACTIONS, PRODUCTS, CUSTOMERS, OFFERS, OFFER_EVENTS)
-REQUIRED_TABLES = (TRANSACTIONS,)
 
 # Column names.
 CUSTOMER_ID = "customer_id"
@@ -55,12 +56,61 @@ EVENT_TYPES = ("sent", "viewed", "redeemed")
 # Defaults.
 SEED = 42
 DEFAULT_K = 10
+DEFAULT_HORIZON_DAYS = 90  # churn: no purchase in this many days after a snapshot
+
+
+def at_k(metric: str, k: int = DEFAULT_K) -> str:
+    """The name of a top-k metric: ``at_k("recall")`` is ``recall_at_10``."""
+    return f"{metric}_at_{k}"
+
+
+# The registered model and its aliases (MLflow model registry).
+MODEL_NAME = "loyalty-offers"
+CANDIDATE = "candidate"
+CHAMPION = "champion"
+CHAMPION_URI = f"models:/{MODEL_NAME}@{CHAMPION}"
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"  # MLFLOW_TRACKING_URI unset: a file in the working directory
+# The metrics the quality gate judges, as the training pipeline logs them (training.gate).
+GATE_METRICS = (
+    "churn_model_roc_auc",
+    "churn_model_average_precision",
+    f"offers_engine_{at_k('recall')}",
+    f"cf_als_all_{at_k('ndcg')}",
+)
 
 # Campaigns of The Complete Journey: development uses 8 and 13; 18 is held back
 # for independent evaluation and must never be used for tuning or evaluation.
 CJ_DEV_CAMPAIGNS = (8, 13)
 CJ_HELD_OUT_CAMPAIGNS = (18,)
 
-# Churn risk bands: low below the first threshold, high from the second (docs/churn.md). With a
+# Churn risk bands, each with the churn probability from which it starts (docs/churn.md). With a
 # 90-day churn rate near 6% (The Complete Journey), high is about seven times the base rate.
-RISK_BANDS = (0.2, 0.4)
+RISK_BANDS = {"low": 0.0, "medium": 0.2, "high": 0.4}
+RISK_BAND_NAMES = tuple(RISK_BANDS)
+HIGH_RISK = RISK_BANDS["high"]  # at-risk lists start here; retention offers come first from here
+
+# Columns of the answers and exports (docs/api.md). A ranked offer: the ranking sorts by
+# ``tier`` ascending, then ``score`` descending (docs/offers.md, "Order").
+RANKED_OFFER_COLUMNS = (
+    CUSTOMER_ID,
+    "rank",
+    OFFER_ID,
+    "tier",
+    "score",
+    "p_redeem",
+    "expected_value",
+    "reason",
+    "cold_start",
+)
+# What the model knows of each customer, in the bundle, the churn-risk answers and the at-risk lists.
+CUSTOMER_COLUMNS = (
+    "churn_probability",
+    "risk_band",
+    "reasons",
+    "segment",
+    "cluster",
+    "p_alive",
+    "expected_purchases",
+    "total_spend",
+)
+AT_RISK_COLUMNS = (CUSTOMER_ID, *CUSTOMER_COLUMNS)

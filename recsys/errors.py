@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 
 class RecsysError(Exception):
@@ -53,3 +54,7 @@ class DataValidationError(RecsysError):
 
 class DataSourceError(RecsysError):
     """A data source cannot be read at all (missing path, unknown format, bad URL)."""
+
+
+class InvalidRequestError(RecsysError, ValueError):
+    """A ranking or scoring request names an unknown channel, a bad k or similar."""

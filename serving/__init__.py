@@ -31,20 +31,31 @@ def create_app(config: dict | None = None, *, load_model: bool = True) -> Flask:
     app.json.sort_keys = False  # keep fields in their documented order, and skip the sorting cost
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
-        API_TITLE="Loyalty offers", API_VERSION=API_VERSION, OPENAPI_VERSION="3.0.3",
-        OPENAPI_URL_PREFIX="/", OPENAPI_JSON_PATH="openapi.json",
-        OPENAPI_SWAGGER_UI_PATH="docs", OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
-        API_SPEC_OPTIONS={"components": {"securitySchemes": {
-            "ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}}},
+        API_TITLE="Loyalty offers",
+        API_VERSION=API_VERSION,
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="docs",
+        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        API_SPEC_OPTIONS={
+            "components": {"securitySchemes": {"ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}}},
             "security": [{"ApiKey": []}],
-            "info": {"description": "Personalized offers and churn risk for loyalty and retention marketing."}},
+            "info": {"description": "Personalized offers and churn risk for loyalty and retention marketing."},
+        },
     )
     metrics = Metrics()
-    holder = ModelHolder(settings.model_uri, settings.tracking_uri, settings.catalog, settings.answer_cache,
-                         reload_file=settings.reload_file,
-                         on_loaded=lambda loaded: metrics.model_loaded(loaded.version, loaded.loaded_at))
-    app.extensions["recsys"] = State(settings, holder, EventStore(settings.events_url),
-                                     KeyStore(settings.api_keys_file), metrics)
+    holder = ModelHolder(
+        settings.model_uri,
+        settings.tracking_uri,
+        settings.catalog,
+        settings.answer_cache,
+        reload_file=settings.reload_file,
+        on_loaded=lambda loaded: metrics.model_loaded(loaded.version, loaded.loaded_at),
+    )
+    app.extensions["recsys"] = State(
+        settings, holder, EventStore(settings.events_url), KeyStore(settings.api_keys_file), metrics
+    )
     metrics.init_app(app)
 
     api = Api(app)
@@ -95,13 +106,12 @@ def _errors(app: Flask) -> None:
             messages = getattr(exc, "data", {}).get("messages", {})
             parts = []
             for location, fields in messages.items():
-                for name, problems in (fields.items() if isinstance(fields, dict) else [(location, fields)]):
+                for name, problems in fields.items() if isinstance(fields, dict) else [(location, fields)]:
                     parts.append(f"{name}: {_flatten(problems)}")
             return error_response(400, "bad_parameter", "; ".join(parts) or "invalid request")
         if exc.code == 413:
             return error_response(413, "too_large", f"request body over {app.config['MAX_CONTENT_LENGTH']} bytes")
-        codes = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-                 405: "method_not_allowed"}
+        codes = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}
         return error_response(exc.code or 500, codes.get(exc.code, "error"), exc.description or exc.name)
 
     @app.errorhandler(Exception)

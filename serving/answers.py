@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from recsys import constants as C
+from recsys.io import json_safe
 from serving.events import event_arrays
 
 
@@ -59,8 +60,9 @@ def _dumps(obj) -> bytes:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
 
-def answers(loaded, rows_by_customer: dict, customer_ids: list, k: int, channel: str | None,
-            day: pd.Timestamp) -> tuple[list[bytes], int]:
+def answers(
+    loaded, rows_by_customer: dict, customer_ids: list, k: int, channel: str | None, day: pd.Timestamp
+) -> tuple[list[bytes], int]:
     """One JSON object per customer id (in the model's id type), in order:
     ``{"customer_id", "cold_start", "model_version", "offers": [...]}``; and how many came
     from the cache.
@@ -83,23 +85,34 @@ def answers(loaded, rows_by_customer: dict, customer_ids: list, k: int, channel:
 def _rank(loaded, ids: list, rows_by_customer: dict, k: int, channel: str | None, day) -> dict:
     events = event_arrays({c: rows_by_customer[c] for c in ids if c in rows_by_customer})
     ranker = loaded.bundle.ranker
-    a = ranker._rank_arrays(ids, loaded.prepared_on(day), k=k, channel=channel, as_of=day, events=events)
+    a = ranker.rank_arrays(ids, loaded.prepared_on(day), k=k, channel=channel, as_of=day, events=events)
     known = ranker.snapshot_.customer_map
     offers: dict = {c: [] for c in ids}
     fields = loaded.offer_json
     reasons = {r: _dumps(r).decode() for r in set(a["reason"].tolist())}
-    for cid, rank, oid, score, p, ev, reason in zip(a[C.CUSTOMER_ID].tolist(), a["rank"].tolist(),
-                                                    a[C.OFFER_ID].tolist(), sig6(a["score"]),
-                                                    sig6(a["p_redeem"]), sig6(a["expected_value"]),
-                                                    a["reason"].tolist()):
-        # the fields in the documented order (schemas.RankedOffer); every part is JSON already
-        offers[cid].append(f'{{"rank":{rank},{fields[oid]},"score":{score!r},"p_redeem":{p!r},'
-                           f'"expected_value":{ev!r},"reason":{reasons[reason]}}}')
+    for cid, rank, oid, tier, score, p, ev, reason in zip(
+        a[C.CUSTOMER_ID].tolist(),
+        a["rank"].tolist(),
+        a[C.OFFER_ID].tolist(),
+        a["tier"].tolist(),
+        sig6(a["score"]),
+        sig6(a["p_redeem"]),
+        sig6(a["expected_value"]),
+        a["reason"].tolist(),
+    ):
+        # the fields in the documented order (schemas.Offer); every part is JSON already
+        offers[cid].append(
+            f'{{"rank":{rank},{fields[oid]},"tier":{tier},"score":{score!r},"p_redeem":{p!r},'
+            f'"expected_value":{ev!r},"reason":{reasons[reason]}}}'
+        )
     cold = (known.positions(ids) < 0).tolist()
     tail = ',"model_version":' + _dumps(loaded.version).decode() + ',"offers":['
-    return {c: (f'{{"customer_id":{_id_json(c)},"cold_start":{"true" if new else "false"}{tail}'
-                f'{",".join(offers[c])}]}}').encode()
-            for c, new in zip(ids, cold)}
+    return {
+        c: (
+            f'{{"customer_id":{_id_json(c)},"cold_start":{"true" if new else "false"}{tail}{",".join(offers[c])}]}}'
+        ).encode()
+        for c, new in zip(ids, cold)
+    }
 
 
 def _id_json(c) -> str:
@@ -109,7 +122,7 @@ def _id_json(c) -> str:
 def offer_json(records: dict) -> dict:
     """Per offer id: its ``offer_id`` and catalog fields as JSON object members (no braces),
     encoded once per loaded catalog."""
-    return {oid: _dumps({"offer_id": _plain(oid), **fields}).decode()[1:-1] for oid, fields in records.items()}
+    return {oid: _dumps({"offer_id": json_safe(oid), **fields}).decode()[1:-1] for oid, fields in records.items()}
 
 
 def sig6(x: np.ndarray) -> list[float]:
@@ -127,12 +140,8 @@ def sig6(x: np.ndarray) -> list[float]:
         digits = 5 - np.floor(np.log10(np.where(mag > 0, mag, 1.0))).astype(np.int64)
     up = np.clip(digits, 0, 22)
     down = np.clip(-digits, 0, 22)
-    out = np.where(digits >= 0, np.round(x * 10.0 ** up) / 10.0 ** up, np.round(x / 10.0 ** down) * 10.0 ** down)
+    out = np.where(digits >= 0, np.round(x * 10.0**up) / 10.0**up, np.round(x / 10.0**down) * 10.0**down)
     odd = (digits > 22) | (digits < -22)
     if odd.any():
         out[odd] = [float(f"{v:.6g}") for v in x[odd].tolist()]
     return out.tolist()
-
-
-def _plain(v):
-    return int(v) if isinstance(v, np.integer) else v

@@ -71,7 +71,7 @@ class KeyStore:
             raise ValueError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
         key = KEY_PREFIX + secrets.token_urlsafe(32)
         entry = {"id": f"key_{secrets.token_hex(4)}", "name": name, "role": role, "sha256": _digest(key)}
-        entries = self._read() + [entry]
+        entries = [*self._read(), entry]
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}-", dir=self.path.parent)
         try:

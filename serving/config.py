@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
+
+from recsys import constants as C
 
 
 def _env(name: str, default: str) -> str:
@@ -13,21 +15,18 @@ def _env(name: str, default: str) -> str:
 
 @dataclass
 class Settings:
-    model_uri: str = "models:/loyalty-offers@champion"  # RECSYS_MODEL_URI; a bundle directory works too
-    tracking_uri: str = "sqlite:///mlflow.db"  # MLFLOW_TRACKING_URI
+    model_uri: str = C.CHAMPION_URI  # RECSYS_MODEL_URI; a bundle directory works too
+    tracking_uri: str = C.DEFAULT_TRACKING_URI  # MLFLOW_TRACKING_URI
     catalog: str | None = None  # RECSYS_CATALOG: directory or database URL with an offers table
     events_url: str = "sqlite:///events.db"  # RECSYS_EVENTS_URL
     api_keys_file: str = "api_keys.json"  # RECSYS_API_KEYS_FILE
     max_batch: int = 1000  # RECSYS_MAX_BATCH: customers per batch request
     max_body_bytes: int = 1_000_000  # RECSYS_MAX_BODY_BYTES
-    page_size: int = 100  # RECSYS_PAGE_SIZE: default page of lists
-    max_page_size: int = 10_000
     answer_cache: int = 50_000  # RECSYS_ANSWER_CACHE: offer answers kept per worker (0: none)
     reload_file: str | None = None  # RECSYS_RELOAD_FILE: workers announce reloads here (gunicorn sets it)
-    extra: dict = field(default_factory=dict)
 
     @classmethod
-    def from_env(cls) -> "Settings":
+    def from_env(cls) -> Settings:
         return cls(
             model_uri=_env("RECSYS_MODEL_URI", cls.model_uri),
             tracking_uri=_env("MLFLOW_TRACKING_URI", cls.tracking_uri),
@@ -36,12 +35,11 @@ class Settings:
             api_keys_file=_env("RECSYS_API_KEYS_FILE", cls.api_keys_file),
             max_batch=int(_env("RECSYS_MAX_BATCH", str(cls.max_batch))),
             max_body_bytes=int(_env("RECSYS_MAX_BODY_BYTES", str(cls.max_body_bytes))),
-            page_size=int(_env("RECSYS_PAGE_SIZE", str(cls.page_size))),
             answer_cache=int(_env("RECSYS_ANSWER_CACHE", str(cls.answer_cache))),
             reload_file=os.environ.get("RECSYS_RELOAD_FILE") or None,
         )
 
-    def updated(self, overrides: dict | None) -> "Settings":
+    def updated(self, overrides: dict | None) -> Settings:
         if not overrides:
             return self
         names = {f.name for f in fields(self)}

@@ -8,6 +8,7 @@ can merge it). SQLite by default, PostgreSQL in production.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from datetime import datetime
 
@@ -22,7 +23,8 @@ ROWS_PER_THREAD = 100_000  # customers whose rows a thread remembers between com
 
 METADATA = sa.MetaData()
 EVENTS = sa.Table(
-    "offer_events", METADATA,
+    "offer_events",
+    METADATA,
     sa.Column(C.EVENT_ID, sa.String(128), primary_key=True),
     sa.Column(C.CUSTOMER_ID, sa.String(128), nullable=False, index=True),
     sa.Column(C.OFFER_ID, sa.String(128), nullable=False),
@@ -41,9 +43,9 @@ class EventStore:
             sa.event.listen(self.engine, "connect", _sqlite_wal)
         METADATA.create_all(self.engine)
         # Built once: SQLAlchemy caches its compiled form, so a request pays only for the query.
-        self._by_customers = sa.select(EVENTS.c[C.CUSTOMER_ID], EVENTS.c[C.OFFER_ID], EVENTS.c[C.EVENT],
-                                       EVENTS.c[C.TIMESTAMP]).where(
-            EVENTS.c[C.CUSTOMER_ID].in_(sa.bindparam("ids", expanding=True)))
+        self._by_customers = sa.select(
+            EVENTS.c[C.CUSTOMER_ID], EVENTS.c[C.OFFER_ID], EVENTS.c[C.EVENT], EVENTS.c[C.TIMESTAMP]
+        ).where(EVENTS.c[C.CUSTOMER_ID].in_(sa.bindparam("ids", expanding=True)))
         # One customer's events, the service's hottest query, goes straight to the driver on a
         # connection kept per thread: compiled here once for the dialect, timestamps typed in
         # _timestamp.
@@ -59,19 +61,31 @@ class EventStore:
         """Insert events (dicts with the table's columns); returns how many were new."""
         if not events:
             return 0
-        rows = [{C.EVENT_ID: str(e[C.EVENT_ID]), C.CUSTOMER_ID: str(e[C.CUSTOMER_ID]), C.OFFER_ID: str(e[C.OFFER_ID]),
-                 C.EVENT: e[C.EVENT], C.TIMESTAMP: pd.Timestamp(e[C.TIMESTAMP]).tz_localize(None).to_pydatetime()
-                 if pd.Timestamp(e[C.TIMESTAMP]).tzinfo is None else
-                 pd.Timestamp(e[C.TIMESTAMP]).tz_convert("UTC").tz_localize(None).to_pydatetime(),
-                 C.CAMPAIGN_ID: None if e.get(C.CAMPAIGN_ID) is None else str(e[C.CAMPAIGN_ID])} for e in events]
+        rows = [
+            {
+                C.EVENT_ID: str(e[C.EVENT_ID]),
+                C.CUSTOMER_ID: str(e[C.CUSTOMER_ID]),
+                C.OFFER_ID: str(e[C.OFFER_ID]),
+                C.EVENT: e[C.EVENT],
+                C.TIMESTAMP: pd.Timestamp(e[C.TIMESTAMP]).tz_localize(None).to_pydatetime()
+                if pd.Timestamp(e[C.TIMESTAMP]).tzinfo is None
+                else pd.Timestamp(e[C.TIMESTAMP]).tz_convert("UTC").tz_localize(None).to_pydatetime(),
+                C.CAMPAIGN_ID: None if e.get(C.CAMPAIGN_ID) is None else str(e[C.CAMPAIGN_ID]),
+            }
+            for e in events
+        ]
         dialect = self.engine.dialect.name
         if dialect == "postgresql":
             from sqlalchemy.dialects.postgresql import insert
         else:
             from sqlalchemy.dialects.sqlite import insert
         # RETURNING counts what was new on every back-end (PostgreSQL's rowcount is -1 here)
-        stmt = (insert(EVENTS).values(rows).on_conflict_do_nothing(index_elements=[C.EVENT_ID])
-                .returning(EVENTS.c[C.EVENT_ID]))
+        stmt = (
+            insert(EVENTS)
+            .values(rows)
+            .on_conflict_do_nothing(index_elements=[C.EVENT_ID])
+            .returning(EVENTS.c[C.EVENT_ID])
+        )
         with self.engine.begin() as conn:  # one transaction: all stored or none
             return len(conn.execute(stmt).all())
 
@@ -129,10 +143,8 @@ class EventStore:
             return rows
         except Exception:  # a broken connection (database restarted...): drop it, ask the pool
             local.conn = None
-            try:
+            with contextlib.suppress(Exception):
                 conn.close()
-            except Exception:  # noqa: S110 - already broken
-                pass
             with self.engine.connect() as pooled:
                 return pooled.execute(self._by_customers, {"ids": [key]}).all()
 
@@ -141,10 +153,6 @@ class EventStore:
         them (they are the parent's), so this process opens its own."""
         self.engine.dispose(close=False)
         self._local = threading.local()
-
-    def count(self) -> int:
-        with self.engine.connect() as conn:
-            return int(conn.execute(sa.select(sa.func.count()).select_from(EVENTS)).scalar_one())
 
     def frame(self) -> pd.DataFrame:
         """Every event, as the data contract's offer_events table (for the next training)."""
@@ -156,9 +164,12 @@ def event_arrays(rows_by_customer: dict) -> EventArrays:
     """What ``EventStore.rows_by_customer`` returned, as the arrays the ranker reads."""
     cust = [c for c, rows in rows_by_customer.items() for _ in rows]
     flat = [row for rows in rows_by_customer.values() for row in rows]
-    return EventArrays(np.array(cust, dtype=object), np.array([r[0] for r in flat], dtype=object),
-                       np.array([r[1] for r in flat], dtype=object),
-                       np.array([r[2] for r in flat], dtype="datetime64[ns]"))
+    return EventArrays(
+        np.array(cust, dtype=object),
+        np.array([r[0] for r in flat], dtype=object),
+        np.array([r[1] for r in flat], dtype=object),
+        np.array([r[2] for r in flat], dtype="datetime64[ns]"),
+    )
 
 
 def _sqlite_wal(dbapi_connection, _record) -> None:

@@ -18,21 +18,42 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 class Metrics:
     def __init__(self):
         self.registry = CollectorRegistry()
-        self.requests = Counter("recsys_requests_total", "Requests by endpoint and status",
-                                ["endpoint", "method", "status"], registry=self.registry)
-        self.latency = Histogram("recsys_request_seconds", "Request latency by endpoint", ["endpoint", "method"],
-                                 buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
-                                 registry=self.registry)
-        self.errors = Counter("recsys_errors_total", "Responses with status >= 500 by endpoint", ["endpoint"],
-                              registry=self.registry)
-        self.answers = Counter("recsys_offer_answers_total", "Customers answered with offers, from the answer "
-                               "cache or ranked", ["source"], registry=self.registry)
+        self.requests = Counter(
+            "recsys_requests_total",
+            "Requests by endpoint and status",
+            ["endpoint", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "recsys_request_seconds",
+            "Request latency by endpoint",
+            ["endpoint", "method"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "recsys_errors_total", "Responses with status >= 500 by endpoint", ["endpoint"], registry=self.registry
+        )
+        self.answers = Counter(
+            "recsys_offer_answers_total",
+            "Customers answered with offers, from the answer cache or ranked",
+            ["source"],
+            registry=self.registry,
+        )
         self.answers_cached = self.answers.labels("cache")
         self.answers_ranked = self.answers.labels("ranked")
-        self.model_version = Gauge("recsys_model_version", "Version of the loaded model (0 when unversioned)",
-                                   registry=self.registry, multiprocess_mode="liveall")
-        self.model_loaded_at = Gauge("recsys_model_loaded_at_seconds", "When the loaded model was loaded (Unix time)",
-                                     registry=self.registry, multiprocess_mode="liveall")
+        self.model_version = Gauge(
+            "recsys_model_version",
+            "Version of the loaded model (0 when unversioned)",
+            registry=self.registry,
+            multiprocess_mode="liveall",
+        )
+        self.model_loaded_at = Gauge(
+            "recsys_model_loaded_at_seconds",
+            "When the loaded model was loaded (Unix time)",
+            registry=self.registry,
+            multiprocess_mode="liveall",
+        )
 
     def init_app(self, app: Flask) -> None:
         wsgi_app = app.wsgi_app
@@ -51,8 +72,10 @@ class Metrics:
             key = (endpoint, request.method, response.status_code)
             series = children.get(key)
             if series is None:
-                series = children[key] = (self.latency.labels(endpoint, request.method),
-                                          self.requests.labels(endpoint, request.method, str(response.status_code)))
+                series = children[key] = (
+                    self.latency.labels(endpoint, request.method),
+                    self.requests.labels(endpoint, request.method, str(response.status_code)),
+                )
             t0 = request.environ.get("recsys.t0")
             if t0 is not None:
                 series[0].observe(time.perf_counter() - t0)

@@ -11,16 +11,18 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
-import numpy as np
 import pandas as pd
 
 from recsys import constants as C
 from recsys.bundle import ModelBundle
+from recsys.data import load_offer_tables
+from recsys.io import json_safe
 from recsys.offers import PreparedOffers
+from registry.loader import load_bundle
 from serving.answers import AnswerCache, offer_json
 
 logger = logging.getLogger(__name__)
@@ -68,28 +70,35 @@ class Loaded:
         return str(text)
 
 
-
 OFFER_FIELDS = (C.NAME, C.OFFER_TYPE, C.VALUE, C.CATEGORY, C.START_DATE, C.END_DATE, C.CHANNELS)
 
 
 def offer_records(catalog: pd.DataFrame) -> dict:
     cols = [c for c in OFFER_FIELDS if c in catalog]
     values = catalog[cols].to_numpy(dtype=object)
-    return {oid: {c: jsonable(v) for c, v in zip(cols, row)} for oid, row in zip(catalog[C.OFFER_ID].tolist(), values)}
+    return {oid: {c: json_safe(v) for c, v in zip(cols, row)} for oid, row in zip(catalog[C.OFFER_ID].tolist(), values)}
 
 
 def load(model_uri: str, tracking_uri: str, catalog_source: str | None, cache_entries: int = 0) -> Loaded:
     t = time.perf_counter()
-    from training.registry import load_bundle
-
     resolved = load_bundle(model_uri, tracking_uri)
     bundle, name, version, alias = resolved.bundle, resolved.name, resolved.version, resolved.alias
     catalog = read_catalog(catalog_source) if catalog_source else bundle.catalog
     ids = bundle.customers.index
     catalog = catalog.reset_index(drop=True)
-    loaded = Loaded(bundle, catalog, name, version, alias, model_uri, time.time(),
-                    bool(len(ids)) and pd.api.types.is_integer_dtype(ids.dtype), offer_json(offer_records(catalog)), {},
-                    AnswerCache(cache_entries))
+    loaded = Loaded(
+        bundle,
+        catalog,
+        name,
+        version,
+        alias,
+        model_uri,
+        time.time(),
+        bool(len(ids)) and pd.api.types.is_integer_dtype(ids.dtype),
+        offer_json(offer_records(catalog)),
+        {},
+        AnswerCache(cache_entries),
+    )
     # warm-up: the first request should not pay for lazy work
     if len(ids):
         today = pd.Timestamp.now().normalize()
@@ -101,11 +110,7 @@ def load(model_uri: str, tracking_uri: str, catalog_source: str | None, cache_en
 
 def read_catalog(source: str) -> pd.DataFrame:
     """The offers table of a directory or database, validated on its own."""
-    from recsys.data.sources import read_tables
-    from recsys.data.validate import validate_tables
-
-    raw = read_tables(source, tables=(C.OFFERS,))
-    frames, _ = validate_tables(raw.frames, text_tables=raw.text_tables, partial=True)
+    frames = load_offer_tables(source, tables=(C.OFFERS,))
     if C.OFFERS not in frames:
         raise ValueError(f"catalog source {source} has no offers table")
     return frames[C.OFFERS]
@@ -118,8 +123,15 @@ class ModelHolder:
     followed by the others: each watches the file's token and reloads when it changes.
     """
 
-    def __init__(self, model_uri: str, tracking_uri: str, catalog_source: str | None, cache_entries: int = 0,
-                 reload_file: str | None = None, on_loaded: Callable[[Loaded], None] | None = None):
+    def __init__(
+        self,
+        model_uri: str,
+        tracking_uri: str,
+        catalog_source: str | None,
+        cache_entries: int = 0,
+        reload_file: str | None = None,
+        on_loaded: Callable[[Loaded], None] | None = None,
+    ):
         self.model_uri = model_uri
         self.cache_entries = cache_entries
         self.tracking_uri = tracking_uri
@@ -160,8 +172,7 @@ class ModelHolder:
                 try:
                     self._seen = self._announce()
                 except OSError as exc:  # this worker has the new model; the others keep theirs
-                    logger.error("reloaded, but could not tell the other workers through %s: %s",
-                                 self.reload_file, exc)
+                    logger.error("reloaded, but could not tell the other workers through %s: %s", self.reload_file, exc)
         if self.on_loaded is not None:
             self.on_loaded(fresh)
         return fresh
@@ -207,21 +218,3 @@ class ModelHolder:
 
         self._watcher = threading.Thread(target=loop, name="recsys-reload-watcher", daemon=True)
         self._watcher.start()
-
-
-def jsonable(v):
-    if isinstance(v, (np.integer,)):
-        return int(v)
-    if isinstance(v, (np.floating,)):
-        return None if np.isnan(v) else float(v)
-    if isinstance(v, (pd.Timestamp,)):
-        return v.date().isoformat() if v == v.normalize() else v.isoformat()
-    if isinstance(v, np.ndarray):
-        return [jsonable(x) for x in v.tolist()]
-    if isinstance(v, (list, tuple)):
-        return [jsonable(x) for x in v]
-    if v is pd.NA or v is pd.NaT:
-        return None
-    if isinstance(v, float) and np.isnan(v):
-        return None
-    return v

@@ -71,9 +71,12 @@ class ChurnRisk(Schema):
 
 
 class AtRiskQuery(Schema):
-    min_risk = fields.Float(load_default=C.RISK_BANDS[1], validate=validate.Range(min=0, max=1),
-                            metadata={"description": "churn probability from which customers are listed (default: the high band)"})
-    band = fields.String(load_default=None, validate=validate.OneOf(("low", "medium", "high")))
+    min_risk = fields.Float(
+        load_default=C.HIGH_RISK,
+        validate=validate.Range(min=0, max=1),
+        metadata={"description": "churn probability from which customers are listed (default: the high band)"},
+    )
+    band = fields.String(load_default=None, validate=validate.OneOf(C.RISK_BAND_NAMES))
     segment = fields.String(load_default=None)
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=10_000))
     cursor = fields.String(load_default=None)

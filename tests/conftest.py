@@ -8,8 +8,8 @@ import uuid
 import pandas as pd
 import pytest
 
-from recsys.data.synthetic import TRUTH_DIR, generate
 from recsys.data.sources import write_tables
+from recsys.data.synthetic import TRUTH_DIR, generate
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
@@ -91,9 +91,17 @@ def synth_bundle_dir(tmp_path_factory, synth_dir):
     mp.chdir(tmp)
     mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp / 'mlflow.db'}")
     try:
-        result = train(TrainConfig(data=str(synth_dir), experiment="bundle", horizon_days=30, churn_snapshots=14,
-                                   als={"factors": 16, "iterations": 8, "regularization": 0.5},
-                                   min_campaign_offers=5, until="package"))
+        result = train(
+            TrainConfig(
+                data=str(synth_dir),
+                experiment="bundle",
+                horizon_days=30,
+                churn_snapshots=14,
+                als={"factors": 16, "iterations": 8, "regularization": 0.5},
+                min_campaign_offers=5,
+                until="package",
+            )
+        )
     finally:
         mp.undo()
         mlflow.set_tracking_uri(None)

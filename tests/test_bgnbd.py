@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsys.bgnbd import BGNBD, rfm_summary
+from recsys.customers.bgnbd import BGNBD, rfm_summary
 
 # Table 1 of Fader, Hardie & Lee (2005), CDNOW sample of 2,357 customers, weeks.
 PUBLISHED = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
@@ -61,14 +61,18 @@ def test_agrees_with_reference_implementation(fitted, cdnow):
 def test_penalty_shrinks_parameters(cdnow):
     free = BGNBD().fit(cdnow)
     shrunk = BGNBD(penalizer=0.1).fit(cdnow)
-    assert sum(v ** 2 for v in shrunk.params_.values()) < sum(v ** 2 for v in free.params_.values())
+    assert sum(v**2 for v in shrunk.params_.values()) < sum(v**2 for v in free.params_.values())
 
 
 def test_rfm_summary_by_purchase_day():
-    t = pd.DataFrame({
-        "customer_id": ["A", "A", "A", "B"],
-        "timestamp": pd.to_datetime(["2024-01-01 09:00", "2024-01-01 17:00", "2024-01-15 00:00", "2024-01-08 00:00"]),
-    })
+    t = pd.DataFrame(
+        {
+            "customer_id": ["A", "A", "A", "B"],
+            "timestamp": pd.to_datetime(
+                ["2024-01-01 09:00", "2024-01-01 17:00", "2024-01-15 00:00", "2024-01-08 00:00"]
+            ),
+        }
+    )
     s = rfm_summary(t, "2024-01-29")
     assert s.loc["A"].tolist() == [1.0, 2.0, 4.0]  # one repeat day, last at week 2, observed 4 weeks
     assert s.loc["B"].tolist() == [0.0, 0.0, 3.0]

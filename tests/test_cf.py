@@ -5,8 +5,17 @@ import pytest
 import scipy.sparse as sp
 
 from recsys import constants as C
-from recsys.cf import (ALSRecommender, ItemKNNRecommender, ModelFileError, PopularityRecommender,
-                       RepeatPurchaseRecommender, _weight, evaluate_next_period, next_period_split, select_als)
+from recsys.cf import (
+    ALSRecommender,
+    ItemKNNRecommender,
+    ModelFileError,
+    PopularityRecommender,
+    RepeatPurchaseRecommender,
+    evaluate_next_period,
+    next_period_split,
+    select_als,
+)
+from recsys.cf.als import _weight
 from recsys.data.dataset import Dataset
 from recsys.data.synthetic import DEPARTMENTS, SEGMENT_DEPARTMENT
 from recsys.data.validate import validate_tables
@@ -45,15 +54,21 @@ def test_als_recommends_the_planted_department(ds, synth, als):
         return np.mean([np.mean([dept_of[p] == d for p in r]) for r, d in zip(recs, preferred)])
 
     als_share = share(als.recommend_many(customers, 10, exclude_purchased=True))
-    pop_share = share(PopularityRecommender().fit(ds.transactions).recommend_many(customers, 10, exclude_purchased=True))
+    pop_share = share(
+        PopularityRecommender().fit(ds.transactions).recommend_many(customers, 10, exclude_purchased=True)
+    )
     assert als_share > 0.6
     assert als_share > pop_share + 0.25
 
 
 def test_next_period_metrics_beside_baselines(split, als):
     train, test, _ = split
-    models = {"popularity": PopularityRecommender().fit(train), "repeat": RepeatPurchaseRecommender().fit(train),
-              "als": als, "item_knn": ItemKNNRecommender().fit(train)}
+    models = {
+        "popularity": PopularityRecommender().fit(train),
+        "repeat": RepeatPurchaseRecommender().fit(train),
+        "als": als,
+        "item_knn": ItemKNNRecommender().fit(train),
+    }
     r = evaluate_next_period(models, train, test, k=10).set_index(["model", "task"])
     assert set(r.index.get_level_values("task")) == {"all", "discovery"}
     for col in ("precision_at_10", "recall_at_10", "ndcg_at_10", "map_at_10", "hit_at_10", "coverage_at_10"):
@@ -78,7 +93,7 @@ def test_save_and_load_give_identical_model(tmp_path, als):
 def test_load_names_what_is_missing(tmp_path, als):
     als.save(tmp_path / "m")
     (tmp_path / "m" / "products.parquet").unlink()
-    with pytest.raises(ModelFileError, match="missing products.parquet"):
+    with pytest.raises(ModelFileError, match=r"missing products\.parquet"):
         ALSRecommender.load(tmp_path / "m")
 
 
@@ -110,8 +125,9 @@ def test_weighting_matches_implicit_on_training_rows():
     avg = float(np.ravel(counts.sum(axis=1)).mean())
     ours = _weight(counts, "bm25", idf, avg, 100.0, 0.8).toarray()
     np.testing.assert_allclose(ours, bm25_weight(counts, K1=100, B=0.8).toarray(), rtol=1e-5)
-    np.testing.assert_allclose(_weight(counts, "tfidf", idf, avg, 0, 0).toarray(), tfidf_weight(counts).toarray(),
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        _weight(counts, "tfidf", idf, avg, 0, 0).toarray(), tfidf_weight(counts).toarray(), rtol=1e-5
+    )
     # one customer alone is weighted exactly as inside the matrix
     np.testing.assert_allclose(_weight(counts[5], "bm25", idf, avg, 100.0, 0.8).toarray(), ours[5:6], rtol=1e-6)
 
@@ -122,7 +138,7 @@ def test_bad_weighting_is_named(split):
 
 
 def test_selection_uses_a_split_inside_training(split):
-    train, _, cut = split
+    train, _, _cut = split
     best, table = select_als(train, {"factors": (4, 16), "regularization": (0.05,)}, iterations=5)
     assert len(table) == 2 and set(table["factors"]) == {4, 16}
     assert isinstance(best["factors"], int) and best["iterations"] == 5

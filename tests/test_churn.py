@@ -7,23 +7,44 @@ import pandas as pd
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from recsys.churn import (ChurnEvaluation, ChurnModel, bootstrap_differences, bootstrap_interval, churn_features,
-                          churn_labels, classification_metrics, evaluate, lift_and_capture, reasons, risk_band,
-                          snapshot_dates, training_set, weighted_ranking_metrics)
+from recsys.churn import (
+    ChurnEvaluation,
+    ChurnModel,
+    churn_labels,
+    evaluate,
+    reasons,
+    risk_band,
+    snapshot_dates,
+    training_set,
+)
+from recsys.customers import customer_profile as churn_features
 from recsys.data.dataset import Dataset
+from recsys.evaluation import (
+    bootstrap_differences,
+    bootstrap_interval,
+    classification_metrics,
+    lift_and_capture,
+    weighted_ranking_metrics,
+)
 
 
 def tx(rows):
     return pd.DataFrame(rows, columns=["customer_id", "timestamp"]).assign(
-        timestamp=lambda d: pd.to_datetime(d["timestamp"], format="ISO8601"), amount=1.0, product_id=1,
-        quantity=1)
+        timestamp=lambda d: pd.to_datetime(d["timestamp"], format="ISO8601"), amount=1.0, product_id=1, quantity=1
+    )
 
 
 def test_labels():
-    t = tx([("A", "2024-01-10"), ("A", "2024-02-10"),   # buys inside the horizon: stays
-            ("B", "2024-01-05"),                        # silent: churns
-            ("C", "2024-01-20"), ("C", "2024-04-01"),   # buys only after the horizon: churns
-            ("D", "2024-02-05")])                       # first purchase after as_of: not scored
+    t = tx(
+        [
+            ("A", "2024-01-10"),
+            ("A", "2024-02-10"),  # buys inside the horizon: stays
+            ("B", "2024-01-05"),  # silent: churns
+            ("C", "2024-01-20"),
+            ("C", "2024-04-01"),  # buys only after the horizon: churns
+            ("D", "2024-02-05"),
+        ]
+    )  # first purchase after as_of: not scored
     labels = churn_labels(t, "2024-02-01", horizon_days=30)
     assert labels.to_dict() == {"A": 0, "B": 1, "C": 1}
 
@@ -55,8 +76,9 @@ def test_validation_is_later_than_training(synth):
     tables, _ = synth
     ds = Dataset(**tables)
     data = training_set(ds, snapshot_dates("2024-03-01", "2024-07-01", 14), horizon_days=60)
-    model = ChurnModel(horizon_days=60, param_grid={"learning_rate": (0.1,), "max_leaf_nodes": (7,),
-                                                    "min_samples_leaf": (20,)}).fit(data)
+    model = ChurnModel(
+        horizon_days=60, param_grid={"learning_rate": (0.1,), "max_leaf_nodes": (7,), "min_samples_leaf": (20,)}
+    ).fit(data)
     assert model.validation_snapshot_ == max(data["snapshot"])
     assert all(s + pd.Timedelta(days=60) <= model.validation_snapshot_ for s in model.train_snapshots_)
 
@@ -98,7 +120,8 @@ def test_bootstrap_differences_tell_a_real_gap_from_none():
     good = y + rng.normal(0, 0.5, 600)  # separates churners well
     noise = rng.random(600)
     d = bootstrap_differences(y, {"model": good, "same": good.copy(), "noise": noise}, n_boot=200).set_index(
-        ["baseline", "metric"])
+        ["baseline", "metric"]
+    )
     same, vs_noise = d.loc["same"], d.loc["noise"]
     assert (same[["difference", "low", "high"]].to_numpy() == 0).all()
     assert (vs_noise["low"] > 0).all()  # the whole interval above zero
@@ -120,24 +143,34 @@ def test_evaluation_intervals_are_the_bootstrap_functions_on_one_set_of_resample
     rng = np.random.default_rng(4)
     y = (rng.random(500) < 0.1).astype(int)
     scores = {"model": y + rng.normal(0, 0.7, 500), "recency_rule": y + rng.normal(0, 1.5, 500)}
-    result = ChurnEvaluation(pd.Timestamp("2024-01-01"), {n: classification_metrics(y, s) for n, s in scores.items()},
-                             pd.DataFrame(), pd.DataFrame(), pd.DataFrame({"churned": y, **scores}))
+    result = ChurnEvaluation(
+        pd.Timestamp("2024-01-01"),
+        {n: classification_metrics(y, s) for n, s in scores.items()},
+        pd.DataFrame(),
+        pd.DataFrame(),
+        pd.DataFrame({"churned": y, **scores}),
+    )
     ci = result.intervals(n_boot=200)
     d = bootstrap_differences(y, scores, n_boot=200).set_index(["baseline", "metric"])
     for metric in ("roc_auc", "average_precision"):
         assert (ci[f"model_{metric}_low"], ci[f"model_{metric}_high"]) == pytest.approx(
-            bootstrap_interval(y, scores["model"], metric, n_boot=200))
+            bootstrap_interval(y, scores["model"], metric, n_boot=200)
+        )
         key = f"model_minus_recency_rule_{metric}"
         assert [ci[key], ci[f"{key}_low"], ci[f"{key}_high"]] == pytest.approx(
-            d.loc[("recency_rule", metric), ["difference", "low", "high"]].tolist())
+            d.loc[("recency_rule", metric), ["difference", "low", "high"]].tolist()
+        )
         assert ci[f"{key}_low"] > 0  # the model separates churners far better
 
 
 def test_weighted_ranking_metrics_equal_scikit_learn_on_each_resample():
     rng = np.random.default_rng(5)
     y = (rng.random(300) < 0.2).astype(int)
-    scores = {"continuous": y + rng.normal(0, 1, 300), "tied": np.round(y + rng.normal(0, 1, 300)),
-              "days": rng.integers(0, 5, 300).astype(float)}  # few distinct values: ties everywhere
+    scores = {
+        "continuous": y + rng.normal(0, 1, 300),
+        "tied": np.round(y + rng.normal(0, 1, 300)),
+        "days": rng.integers(0, 5, 300).astype(float),
+    }  # few distinct values: ties everywhere
     draws = rng.integers(0, 300, size=(20, 300))
     counts = np.stack([np.bincount(d, minlength=300) for d in draws])
     for score in scores.values():
@@ -149,26 +182,46 @@ def test_weighted_ranking_metrics_equal_scikit_learn_on_each_resample():
 
 def test_risk_bands():
     assert risk_band([0.1, 0.2, 0.39, 0.4, 0.95]).tolist() == ["low", "medium", "medium", "high", "high"]
-    assert risk_band([0.5], bands=(0.2, 0.4)).tolist() == ["high"]
-    with pytest.raises(ValueError, match="0 < low < high < 1"):
-        risk_band([0.5], bands=(0.6, 0.3))
+    assert risk_band([0.5], bands={"low": 0.0, "medium": 0.2, "high": 0.4}).tolist() == ["high"]
+    assert risk_band([0.5, 0.05], bands={"low": 0.0, "high": 0.1}).tolist() == ["high", "low"]
+    with pytest.raises(ValueError, match="start at 0 and rise"):
+        risk_band([0.5], bands={"low": 0.0, "medium": 0.6, "high": 0.3})
 
 
 def customer(**over):
-    base = dict(recency_days=3.0, gap_mean_days=7.0, overdue_ratio=3 / 7, trend_90d=0.0, frequency=30,
-                spend_30d=120.0, tenure_days=300.0, monetary_total=1200.0, p_alive=0.98)
+    base = {
+        "recency_days": 3.0,
+        "gap_mean_days": 7.0,
+        "overdue_ratio": 3 / 7,
+        "trend_90d": 0.0,
+        "frequency": 30,
+        "spend_30d": 120.0,
+        "tenure_days": 300.0,
+        "monetary_total": 1200.0,
+        "p_alive": 0.98,
+    }
     base.update(over)
     return base
 
 
 def test_reasons_on_constructed_customers():
-    f = pd.DataFrame([
-        customer(recency_days=45.0, overdue_ratio=45 / 7, spend_30d=0.0, p_alive=0.2),   # lapsed regular
-        customer(trend_90d=-0.6),                                                          # fading
-        customer(recency_days=80.0, gap_mean_days=np.nan, overdue_ratio=np.nan, frequency=1, tenure_days=80.0,
-                 monetary_total=20.0, spend_30d=0.0),                                       # one-off
-        customer(),                                                                        # healthy
-    ], index=["lapsed", "fading", "oneoff", "healthy"])
+    f = pd.DataFrame(
+        [
+            customer(recency_days=45.0, overdue_ratio=45 / 7, spend_30d=0.0, p_alive=0.2),  # lapsed regular
+            customer(trend_90d=-0.6),  # fading
+            customer(
+                recency_days=80.0,
+                gap_mean_days=np.nan,
+                overdue_ratio=np.nan,
+                frequency=1,
+                tenure_days=80.0,
+                monetary_total=20.0,
+                spend_30d=0.0,
+            ),  # one-off
+            customer(),  # healthy
+        ],
+        index=["lapsed", "fading", "oneoff", "healthy"],
+    )
     r = reasons(f)
     assert r["lapsed"][0] == "no purchase for 45 days; usually buys every 7 days"
     assert any("P(alive) 0.20" in s for s in r["lapsed"]) and len(r["lapsed"]) == 3

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from recsys.cli import main
+from commands import main
 
 
 @pytest.fixture
@@ -18,9 +18,9 @@ def runner():
 
 def all_commands(group, prefix=()):
     for name, cmd in group.commands.items():
-        yield prefix + (name,)
+        yield (*prefix, name)
         if hasattr(cmd, "commands"):
-            yield from all_commands(cmd, prefix + (name,))
+            yield from all_commands(cmd, (*prefix, name))
 
 
 def test_every_command_has_help(runner):
@@ -34,8 +34,9 @@ def test_every_command_has_help(runner):
 
 def test_synth_then_validate(runner, tmp_path):
     out = tmp_path / "syn"
-    result = runner.invoke(main, ["data", "synth", "--customers", "80", "--products", "40", "--seed", "1",
-                                  "--out", str(out)])
+    result = runner.invoke(
+        main, ["data", "synth", "--customers", "80", "--products", "40", "--seed", "1", "--out", str(out)]
+    )
     assert result.exit_code == 0, result.output
     assert (out / "_truth" / "customers.parquet").exists()
     result = runner.invoke(main, ["data", "validate", str(out), "--json"])

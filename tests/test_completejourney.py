@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from recsys.data import load_dataset
 from recsys.data import completejourney as cj
+from recsys.data import load_dataset
 from recsys.data.validate import validate_tables
 
 pytestmark = [pytest.mark.slow, pytest.mark.completejourney]
@@ -31,7 +31,9 @@ def test_row_counts(tables):
 
 
 def test_sent_events_are_campaign_households_times_coupons(raw, tables):
-    per_campaign = raw["campaigns"].groupby("campaign_id").size() * cj.campaign_coupons(raw).groupby("campaign_id").size()
+    per_campaign = (
+        raw["campaigns"].groupby("campaign_id").size() * cj.campaign_coupons(raw).groupby("campaign_id").size()
+    )
     sent = tables["offer_events"].query("event == 'sent'")
     assert len(sent) == per_campaign.sum()
     c8 = sent[sent["campaign_id"] == 8]

@@ -25,8 +25,16 @@ def _event(i, customer="7", offer="101", kind="sent", ts="2018-01-02T10:00:00"):
 
 def test_rows_are_typed_sorted_and_the_same_for_one_or_many_customers(url):
     store = EventStore(url)
-    assert store.add([_event(1, ts="2018-01-03T09:00:00"), _event(2, kind="redeemed", ts="2018-01-02T08:30:00"),
-                      _event(3, customer="8", offer="A-7")]) == 3
+    assert (
+        store.add(
+            [
+                _event(1, ts="2018-01-03T09:00:00"),
+                _event(2, kind="redeemed", ts="2018-01-02T08:30:00"),
+                _event(3, customer="8", offer="A-7"),
+            ]
+        )
+        == 3
+    )
     assert store.add([_event(1), _event(4, customer="8")]) == 1  # e1 again: stored once
     one = store.rows_by_customer([7], id_type=int)
     many = store.rows_by_customer([7, 8, 9], id_type=int)

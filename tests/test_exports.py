@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from commands import main as cli
+from inference.exports import export_offers, write_atomic
 from recsys.bundle import ModelBundle
-from recsys.cli import main as cli
-from training.exports import export_offers, write_atomic
 
 
 @pytest.fixture(scope="module")
@@ -23,12 +23,36 @@ def _during(bundle) -> str:
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
 def test_export_offers_cli(synth_bundle_dir, synth_dir, bundle, tmp_path, suffix):
     out = tmp_path / f"offers{suffix}"
-    r = CliRunner().invoke(cli, ["export", "offers", "--k", "3", "--as-of", _during(bundle), "--model",
-                                 str(synth_bundle_dir), "--data", str(synth_dir), "--out", str(out)])
+    r = CliRunner().invoke(
+        cli,
+        [
+            "export",
+            "offers",
+            "--k",
+            "3",
+            "--as-of",
+            _during(bundle),
+            "--model",
+            str(synth_bundle_dir),
+            "--data",
+            str(synth_dir),
+            "--out",
+            str(out),
+        ],
+    )
     assert r.exit_code == 0, r.output
     frame = pd.read_csv(out) if suffix == ".csv" else pd.read_parquet(out)
-    assert list(frame.columns[:7]) == ["customer_id", "rank", "offer_id", "score", "p_redeem", "expected_value",
-                                       "reason"]
+    assert list(frame.columns[:9]) == [
+        "customer_id",
+        "rank",
+        "offer_id",
+        "tier",
+        "score",
+        "p_redeem",
+        "expected_value",
+        "reason",
+        "cold_start",
+    ]
     assert {"name", "offer_type", "value", "start_date", "end_date"} <= set(frame.columns)
     assert frame.groupby("customer_id")["rank"].apply(lambda r: list(r) == list(range(1, len(r) + 1))).all()
     assert frame["rank"].max() <= 3 and frame["customer_id"].nunique() > 0.9 * len(bundle.customers)
@@ -37,12 +61,23 @@ def test_export_offers_cli(synth_bundle_dir, synth_dir, bundle, tmp_path, suffix
 
 def test_export_at_risk_cli(synth_bundle_dir, bundle, tmp_path):
     out = tmp_path / "risk.csv"
-    r = CliRunner().invoke(cli, ["export", "at-risk", "--min-risk", "0.5", "--model", str(synth_bundle_dir),
-                                 "--out", str(out)])
+    r = CliRunner().invoke(
+        cli, ["export", "at-risk", "--min-risk", "0.5", "--model", str(synth_bundle_dir), "--out", str(out)]
+    )
     assert r.exit_code == 0, r.output
     frame = pd.read_csv(out)
-    assert list(frame.columns) == ["customer_id", "churn_probability", "risk_band", "reasons", "segment", "p_alive",
-                                   "expected_purchases", "total_spend"]
+    # the same columns as the API's at-risk CSV (serving.blueprints.churn)
+    assert list(frame.columns) == [
+        "customer_id",
+        "churn_probability",
+        "risk_band",
+        "reasons",
+        "segment",
+        "cluster",
+        "p_alive",
+        "expected_purchases",
+        "total_spend",
+    ]
     assert (frame["churn_probability"] >= 0.5).all()
     value = frame["churn_probability"] * frame["total_spend"].clip(lower=0)
     assert value.is_monotonic_decreasing
@@ -50,8 +85,9 @@ def test_export_at_risk_cli(synth_bundle_dir, bundle, tmp_path):
 
 
 def test_bad_output_name_is_refused(synth_bundle_dir, tmp_path):
-    r = CliRunner().invoke(cli, ["export", "at-risk", "--model", str(synth_bundle_dir), "--out",
-                                 str(tmp_path / "x.xlsx")])
+    r = CliRunner().invoke(
+        cli, ["export", "at-risk", "--model", str(synth_bundle_dir), "--out", str(tmp_path / "x.xlsx")]
+    )
     assert r.exit_code == 2 and "must end in .csv or .parquet" in r.output
     assert not list(tmp_path.iterdir())
 
@@ -73,8 +109,14 @@ def test_frequency_caps_apply_to_exports(bundle):
     day = _during(bundle)
     plain = export_offers(bundle, k=1, as_of=day)
     first = plain.iloc[0]
-    sent = pd.DataFrame({"customer_id": [first["customer_id"]] * 3, "offer_id": [first["offer_id"]] * 3,
-                         "event": "sent", "timestamp": [pd.Timestamp(day) - pd.Timedelta(days=d) for d in (1, 2, 3)]})
+    sent = pd.DataFrame(
+        {
+            "customer_id": [first["customer_id"]] * 3,
+            "offer_id": [first["offer_id"]] * 3,
+            "event": "sent",
+            "timestamp": [pd.Timestamp(day) - pd.Timedelta(days=d) for d in (1, 2, 3)],
+        }
+    )
     capped = export_offers(bundle, k=1, as_of=day, events=sent)
     mine = capped[capped["customer_id"] == first["customer_id"]]
     assert mine.empty or mine.iloc[0]["offer_id"] != first["offer_id"]

@@ -6,38 +6,44 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsys.features import FEATURE_COLUMNS, build_features, department_shares
+from recsys.customers.features import FEATURE_COLUMNS, build_features, department_shares
 
 AS_OF = pd.Timestamp("2024-03-01")
 
 
 def tx(rows):
-    return pd.DataFrame(rows, columns=["customer_id", "product_id", "timestamp", "quantity", "amount", "basket_id",
-                                       "discount"]).astype({"timestamp": "datetime64[ns]"})
+    return pd.DataFrame(
+        rows, columns=["customer_id", "product_id", "timestamp", "quantity", "amount", "basket_id", "discount"]
+    ).astype({"timestamp": "datetime64[ns]"})
 
 
 @pytest.fixture
 def example():
-    transactions = tx([
-        # customer A: baskets on Jan 1, Jan 11 (two lines, one discounted), Feb 20
-        ("A", 1, "2024-01-01 10:00", 1, 10.0, 1, 0.0),
-        ("A", 2, "2024-01-11 09:00", 1, 20.0, 2, 2.0),
-        ("A", 3, "2024-01-11 09:00", 2, 10.0, 2, 0.0),
-        ("A", 1, "2024-02-20 12:00", 1, 5.0, 3, 0.0),
-        # customer B: one basket on Feb 28
-        ("B", 3, "2024-02-28 00:00", 1, 8.0, 4, 0.0),
-        # after as_of: must not count
-        ("A", 2, "2024-03-01 00:00", 1, 99.0, 5, 0.0),
-        ("C", 2, "2024-03-05 00:00", 1, 99.0, 6, 0.0),
-    ])
-    products = pd.DataFrame({"product_id": [1, 2, 3], "category": ["milk", "milk", "bread"],
-                             "department": ["DAIRY", "DAIRY", "BAKERY"]})
-    events = pd.DataFrame({
-        "customer_id": ["A", "A", "A", "A", "B"],
-        "offer_id": ["o1", "o2", "o1", "o3", "o1"],
-        "event": ["sent", "sent", "redeemed", "sent", "sent"],
-        "timestamp": pd.to_datetime(["2024-01-05", "2024-01-05", "2024-01-10", "2024-03-02", "2024-01-05"]),
-    })
+    transactions = tx(
+        [
+            # customer A: baskets on Jan 1, Jan 11 (two lines, one discounted), Feb 20
+            ("A", 1, "2024-01-01 10:00", 1, 10.0, 1, 0.0),
+            ("A", 2, "2024-01-11 09:00", 1, 20.0, 2, 2.0),
+            ("A", 3, "2024-01-11 09:00", 2, 10.0, 2, 0.0),
+            ("A", 1, "2024-02-20 12:00", 1, 5.0, 3, 0.0),
+            # customer B: one basket on Feb 28
+            ("B", 3, "2024-02-28 00:00", 1, 8.0, 4, 0.0),
+            # after as_of: must not count
+            ("A", 2, "2024-03-01 00:00", 1, 99.0, 5, 0.0),
+            ("C", 2, "2024-03-05 00:00", 1, 99.0, 6, 0.0),
+        ]
+    )
+    products = pd.DataFrame(
+        {"product_id": [1, 2, 3], "category": ["milk", "milk", "bread"], "department": ["DAIRY", "DAIRY", "BAKERY"]}
+    )
+    events = pd.DataFrame(
+        {
+            "customer_id": ["A", "A", "A", "A", "B"],
+            "offer_id": ["o1", "o2", "o1", "o3", "o1"],
+            "event": ["sent", "sent", "redeemed", "sent", "sent"],
+            "timestamp": pd.to_datetime(["2024-01-05", "2024-01-05", "2024-01-10", "2024-03-02", "2024-01-05"]),
+        }
+    )
     return transactions, products, events
 
 
@@ -73,8 +79,13 @@ def test_hand_computed_features(example):
 
 
 def test_two_baskets_on_one_day_are_one_visit_for_gaps():
-    t = tx([("A", 1, "2024-01-01 09:00", 1, 1.0, 1, 0.0), ("A", 1, "2024-01-01 18:00", 1, 1.0, 2, 0.0),
-            ("A", 1, "2024-01-08 09:00", 1, 1.0, 3, 0.0)])
+    t = tx(
+        [
+            ("A", 1, "2024-01-01 09:00", 1, 1.0, 1, 0.0),
+            ("A", 1, "2024-01-01 18:00", 1, 1.0, 2, 0.0),
+            ("A", 1, "2024-01-08 09:00", 1, 1.0, 3, 0.0),
+        ]
+    )
     f = build_features(t, AS_OF)
     assert f.loc["A", "frequency"] == 3
     assert f.loc["A", "gap_mean_days"] == pytest.approx(7.0)
@@ -84,19 +95,31 @@ def test_nothing_after_as_of_leaks_in(synth):
     tables, _ = synth
     t = tables["transactions"]
     as_of = pd.Timestamp("2024-09-01")
-    full = build_features(t, as_of, products=tables["products"], customers=tables["customers"],
-                          offer_events=tables["offer_events"])
-    past_only = build_features(t[t["timestamp"] < as_of], as_of, products=tables["products"],
-                               customers=tables["customers"],
-                               offer_events=tables["offer_events"][tables["offer_events"]["timestamp"] < as_of])
+    full = build_features(
+        t, as_of, products=tables["products"], customers=tables["customers"], offer_events=tables["offer_events"]
+    )
+    past_only = build_features(
+        t[t["timestamp"] < as_of],
+        as_of,
+        products=tables["products"],
+        customers=tables["customers"],
+        offer_events=tables["offer_events"][tables["offer_events"]["timestamp"] < as_of],
+    )
     pd.testing.assert_frame_equal(full, past_only)
     # and scrambling the future changes nothing
     future = t["timestamp"] >= as_of
     scrambled = t.copy()
     scrambled.loc[future, "amount"] = scrambled.loc[future, "amount"] * 100
-    pd.testing.assert_frame_equal(build_features(scrambled, as_of, products=tables["products"],
-                                                 customers=tables["customers"],
-                                                 offer_events=tables["offer_events"]), full)
+    pd.testing.assert_frame_equal(
+        build_features(
+            scrambled,
+            as_of,
+            products=tables["products"],
+            customers=tables["customers"],
+            offer_events=tables["offer_events"],
+        ),
+        full,
+    )
 
 
 def test_columns_and_one_row_per_customer(synth):

@@ -19,7 +19,6 @@ from tests.procs import child_env, free_port, stop
 BIN = Path(sys.executable).parent
 
 
-
 def _get(url, key=None, timeout=10):
     req = urllib.request.Request(url, headers={"X-API-Key": key} if key else {})
     try:
@@ -32,16 +31,28 @@ def _get(url, key=None, timeout=10):
 @pytest.mark.slow
 def test_serve_under_gunicorn(synth_bundle_dir, tmp_path):
     keys = tmp_path / "keys.json"
-    made = subprocess.run([str(BIN / "recsys"), "keys", "create", "--role", "read", "--file", str(keys)],
-                          capture_output=True, text=True, timeout=60)
+    made = subprocess.run(
+        [str(BIN / "recsys"), "keys", "create", "--role", "read", "--file", str(keys)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert made.returncode == 0
     key = made.stdout.strip()
     assert key.startswith("rk_") and key not in keys.read_text() and "not shown again" in made.stderr
     port = free_port()
-    env = child_env(RECSYS_MODEL_URI=str(synth_bundle_dir), RECSYS_API_KEYS_FILE=str(keys),
-                    RECSYS_EVENTS_URL=f"sqlite:///{tmp_path / 'events.db'}")
-    proc = subprocess.Popen([str(BIN / "recsys"), "serve", "--port", str(port), "--workers", "2"], cwd=tmp_path,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    env = child_env(
+        RECSYS_MODEL_URI=str(synth_bundle_dir),
+        RECSYS_API_KEYS_FILE=str(keys),
+        RECSYS_EVENTS_URL=f"sqlite:///{tmp_path / 'events.db'}",
+    )
+    proc = subprocess.Popen(
+        [str(BIN / "recsys"), "serve", "--port", str(port), "--workers", "2"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
@@ -80,14 +91,27 @@ def test_workers_share_metrics_and_follow_a_reload(synth_bundle_dir, tmp_path):
     """Two workers: /metrics counts every worker's requests whichever answers the scrape, and a
     reload asked of one worker reaches the other."""
     keys = tmp_path / "keys.json"
-    made = subprocess.run([str(BIN / "recsys"), "keys", "create", "--role", "admin", "--file", str(keys)],
-                          capture_output=True, text=True, timeout=60)
+    made = subprocess.run(
+        [str(BIN / "recsys"), "keys", "create", "--role", "admin", "--file", str(keys)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     key = made.stdout.strip()
     port = free_port()
-    env = child_env(RECSYS_MODEL_URI=str(synth_bundle_dir), RECSYS_API_KEYS_FILE=str(keys),
-                    RECSYS_EVENTS_URL=f"sqlite:///{tmp_path / 'events.db'}", RECSYS_RUN_DIR=str(tmp_path / "run"))
-    proc = subprocess.Popen([str(BIN / "recsys"), "serve", "--port", str(port), "--workers", "2"], cwd=tmp_path,
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    env = child_env(
+        RECSYS_MODEL_URI=str(synth_bundle_dir),
+        RECSYS_API_KEYS_FILE=str(keys),
+        RECSYS_EVENTS_URL=f"sqlite:///{tmp_path / 'events.db'}",
+        RECSYS_RUN_DIR=str(tmp_path / "run"),
+    )
+    proc = subprocess.Popen(
+        [str(BIN / "recsys"), "serve", "--port", str(port), "--workers", "2"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_http(f"{base}/readyz", proc)

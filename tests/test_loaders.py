@@ -59,10 +59,15 @@ def test_postgresql_database(postgres_url, reference):
 def test_string_ids_that_look_like_numbers_stay_strings(tmp_path):
     path = tmp_path / "ids"
     path.mkdir()
-    pd.DataFrame({
-        "customer_id": ["007", "042"], "product_id": ["1", "2"], "timestamp": ["2024-01-01", "2024-01-02"],
-        "quantity": ["1", "1"], "amount": ["1.0", "2.0"],
-    }).to_csv(path / "transactions.csv", index=False)
+    pd.DataFrame(
+        {
+            "customer_id": ["007", "042"],
+            "product_id": ["1", "2"],
+            "timestamp": ["2024-01-01", "2024-01-02"],
+            "quantity": ["1", "1"],
+            "amount": ["1.0", "2.0"],
+        }
+    ).to_csv(path / "transactions.csv", index=False)
     ds = load_dataset(path)
     assert ds.transactions["customer_id"].tolist() == ["007", "042"]
     assert ds.transactions["product_id"].tolist() == [1, 2]
@@ -73,10 +78,15 @@ def test_string_ids_that_look_like_numbers_stay_strings(tmp_path):
 def test_timezones_become_utc(tmp_path):
     path = tmp_path / "tz"
     path.mkdir()
-    pd.DataFrame({
-        "customer_id": [1], "product_id": [2], "timestamp": ["2024-03-01T12:00:00+02:00"],
-        "quantity": [1], "amount": [1.0],
-    }).to_csv(path / "transactions.csv", index=False)
+    pd.DataFrame(
+        {
+            "customer_id": [1],
+            "product_id": [2],
+            "timestamp": ["2024-03-01T12:00:00+02:00"],
+            "quantity": [1],
+            "amount": [1.0],
+        }
+    ).to_csv(path / "transactions.csv", index=False)
     assert load_dataset(path).transactions["timestamp"].iloc[0] == pd.Timestamp("2024-03-01T10:00:00")
 
 
@@ -89,7 +99,7 @@ def test_write_refuses_to_clobber_and_leaves_nothing_half_written(tmp_path, refe
 
     broken = dict(reference)
     broken["products"] = reference["products"].assign(bad=[object()] * len(reference["products"]))
-    with pytest.raises(Exception):
+    with pytest.raises(Exception):  # noqa: B017 - whichever error the writer raises, nothing is left
         write_tables(broken, dest, overwrite=True)
     assert sorted(p.name for p in dest.iterdir()) == before
     assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no staging left behind
@@ -99,7 +109,7 @@ def test_sql_write_is_one_transaction(tmp_path, reference):
     url = f"sqlite:///{tmp_path / 'data.db'}"
     broken = dict(reference)
     broken["products"] = reference["products"].assign(bad=[object()] * len(reference["products"]))
-    with pytest.raises(Exception):
+    with pytest.raises(Exception):  # noqa: B017 - whichever error the writer raises, nothing is left
         write_tables(broken, url)
     import sqlalchemy as sa
 

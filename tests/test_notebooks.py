@@ -14,8 +14,12 @@ pytestmark = [pytest.mark.notebooks, pytest.mark.slow]
 
 
 def test_the_four_notebooks_exist():
-    assert [p.name for p in NOTEBOOKS] == ["01_data_tour.ipynb", "02_segments_and_retention.ipynb",
-                                           "03_churn.ipynb", "04_offers.ipynb"]
+    assert [p.name for p in NOTEBOOKS] == [
+        "01_data_tour.ipynb",
+        "02_segments_and_retention.ipynb",
+        "03_churn.ipynb",
+        "04_offers.ipynb",
+    ]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
@@ -25,7 +29,9 @@ def test_notebook_runs(path, synth_dir, monkeypatch):
     monkeypatch.setenv("RECSYS_NOTEBOOK_DATA", str(synth_dir))
     monkeypatch.setenv("RECSYS_NOTEBOOK_HORIZON", "30")
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
-    NotebookClient(book, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+    NotebookClient(
+        book, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+    ).execute()
     errors = [o for c in book.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
     assert not errors
     images = [o for c in book.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {})]

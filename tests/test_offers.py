@@ -7,13 +7,24 @@ import pytest
 from scipy.stats import spearmanr
 
 from recsys import constants as C
-from recsys.campaign_eval import HeldOutCampaignError, evaluate_campaign
 from recsys.data.dataset import Dataset
 from recsys.data.validate import validate_tables
-from recsys.offer_features import OFFER_FEATURES, affinity_features, basket_lines, prepare_catalog, snapshot
-from recsys.offers import (REASON_HISTORY, REASON_RETENTION, EligibilityRules, EventArrays, InvalidRequestError,
-                           OfferRanker)
-from recsys.redemption import RedemptionModel, past_campaigns, redemption_examples
+from recsys.offers import (
+    OFFER_FEATURES,
+    REASON_HISTORY,
+    REASON_RETENTION,
+    EligibilityRules,
+    EventArrays,
+    InvalidRequestError,
+    OfferRanker,
+    affinity_features,
+    basket_lines,
+    prepare_catalog,
+    snapshot,
+)
+from recsys.offers.campaigns import HeldOutCampaignError, evaluate_campaign
+from recsys.offers.diversity import diverse_top
+from recsys.offers.redemption import RedemptionModel, past_campaigns, redemption_examples
 
 ALS_SMALL = {"factors": 16, "iterations": 10}
 
@@ -34,8 +45,15 @@ def ranker(ds, last_start):
 
 
 def _offer(offer_id, products, start="2024-01-01", end="2030-12-31", **extra):
-    row = {C.OFFER_ID: offer_id, C.NAME: f"offer {offer_id}", C.OFFER_TYPE: "amount_off", C.VALUE: 1.0,
-           C.PRODUCT_IDS: list(products), C.START_DATE: pd.Timestamp(start), C.END_DATE: pd.Timestamp(end)}
+    row = {
+        C.OFFER_ID: offer_id,
+        C.NAME: f"offer {offer_id}",
+        C.OFFER_TYPE: "amount_off",
+        C.VALUE: 1.0,
+        C.PRODUCT_IDS: list(products),
+        C.START_DATE: pd.Timestamp(start),
+        C.END_DATE: pd.Timestamp(end),
+    }
     row.update(extra)
     return row
 
@@ -52,8 +70,11 @@ def test_affinity_counts_match_brute_force(ds, last_start):
     tx = ds.transactions[ds.transactions[C.TIMESTAMP] < last_start]
     cats = ds.products.set_index(C.PRODUCT_ID)[C.CATEGORY]
     for j, offer in offers.iterrows():
-        products = offer[C.PRODUCT_IDS] if isinstance(offer[C.PRODUCT_IDS], list) else \
-            cats[cats == offer[C.CATEGORY]].index.tolist()
+        products = (
+            offer[C.PRODUCT_IDS]
+            if isinstance(offer[C.PRODUCT_IDS], list)
+            else cats[cats == offer[C.CATEGORY]].index.tolist()
+        )
         for i, cid in enumerate(customers[:8]):
             mine = tx[(tx[C.CUSTOMER_ID] == cid) & tx[C.PRODUCT_ID].isin(products) & (tx[C.QUANTITY] > 0)]
             expected = mine.drop_duplicates([C.PRODUCT_ID, C.BASKET_ID]).shape[0]
@@ -64,9 +85,16 @@ def test_affinity_counts_match_brute_force(ds, last_start):
 
 def test_basket_lines_sum_a_product_scanned_twice_and_leave_out_returns():
     t = pd.Timestamp("2024-03-01 10:00")
-    tx = pd.DataFrame({C.CUSTOMER_ID: [1, 1, 1, 1, 2], C.PRODUCT_ID: [10, 10, 11, 12, 10],
-                       C.BASKET_ID: ["a", "a", "a", "a", "b"], C.TIMESTAMP: [t] * 5,
-                       C.QUANTITY: [1, 2, 1, -1, 1], C.AMOUNT: [2.0, 4.5, -0.5, -3.0, 1.25]})
+    tx = pd.DataFrame(
+        {
+            C.CUSTOMER_ID: [1, 1, 1, 1, 2],
+            C.PRODUCT_ID: [10, 10, 11, 12, 10],
+            C.BASKET_ID: ["a", "a", "a", "a", "b"],
+            C.TIMESTAMP: [t] * 5,
+            C.QUANTITY: [1, 2, 1, -1, 1],
+            C.AMOUNT: [2.0, 4.5, -0.5, -3.0, 1.25],
+        }
+    )
     lines = basket_lines(tx).set_index([C.CUSTOMER_ID, C.PRODUCT_ID])[C.AMOUNT]
     assert lines.to_dict() == {(1, 10): 6.5, (1, 11): 0.0, (2, 10): 1.25}  # 12 is a return
 
@@ -75,9 +103,16 @@ def test_features_never_see_the_future(ds, last_start):
     offers = ds.offers.head(4).reset_index(drop=True)
     cid = ds.transactions[C.CUSTOMER_ID].iloc[0]
     product = offers[C.PRODUCT_IDS].dropna().iloc[0][0]
-    future = pd.DataFrame({C.CUSTOMER_ID: [cid] * 5, C.PRODUCT_ID: [product] * 5,
-                           C.TIMESTAMP: [last_start + pd.Timedelta(hours=h) for h in range(5)],
-                           C.QUANTITY: 1, C.AMOUNT: 2.0, C.BASKET_ID: [f"future{h}" for h in range(5)]})
+    future = pd.DataFrame(
+        {
+            C.CUSTOMER_ID: [cid] * 5,
+            C.PRODUCT_ID: [product] * 5,
+            C.TIMESTAMP: [last_start + pd.Timedelta(hours=h) for h in range(5)],
+            C.QUANTITY: 1,
+            C.AMOUNT: 2.0,
+            C.BASKET_ID: [f"future{h}" for h in range(5)],
+        }
+    )
     tx = pd.concat([ds.transactions, future], ignore_index=True)
 
     def feats(transactions):
@@ -95,8 +130,9 @@ def test_training_examples_only_from_finished_campaigns(ds, last_start):
     assert len(camps) >= 3
     assert (camps["ended_at"] <= last_start).all()
     ex = redemption_examples(ds.transactions, ds.offers, ds.offer_events, last_start, products=ds.products)
-    sent = ds.offer_events[(ds.offer_events[C.EVENT] == "sent")
-                           & ds.offer_events[C.CAMPAIGN_ID].astype("string").isin(camps["campaign"])]
+    sent = ds.offer_events[
+        (ds.offer_events[C.EVENT] == "sent") & ds.offer_events[C.CAMPAIGN_ID].astype("string").isin(camps["campaign"])
+    ]
     assert len(ex) == len(sent.drop_duplicates([C.CUSTOMER_ID, C.OFFER_ID]))
     assert 0 < ex["redeemed"].mean() < 1
 
@@ -112,8 +148,9 @@ def test_p_redeem_recovers_planted_affinity(synth, ds, ranker, last_start):
     assert rho > 0.6
     # the learned model is at least as good as the heuristic it replaces
     feats, _, _ = ranker.score(customers, ranker.prepare(current))
-    from recsys.offer_features import feature_matrix
-    from recsys.redemption import heuristic_p_redeem
+    from recsys.offers import feature_matrix
+    from recsys.offers.redemption import heuristic_p_redeem
+
     h = heuristic_p_redeem(feature_matrix(feats)).reshape(p.shape)
     rho_h = np.nanmean([spearmanr(h[i], true_p[i]).statistic for i in range(len(customers))])
     assert rho >= rho_h - 0.05
@@ -141,7 +178,8 @@ def test_campaign_gain_interval_is_a_paired_bootstrap(ds):
 
 
 def test_heuristic_p_redeem_rises_with_spend_and_cf_score():
-    from recsys.redemption import heuristic_p_redeem
+    from recsys.offers.redemption import heuristic_p_redeem
+
     X = pd.DataFrame(0.0, index=range(4), columns=list(OFFER_FEATURES))
     X["hist_spend"] = [0.0, 10.0, 0.0, 10.0]
     X["cf_score"] = [0.0, 0.0, 0.8, 0.8]
@@ -199,27 +237,31 @@ def test_eligibility_rules(ranker, december_state):
     products = ranker.snapshot_.product_map.ids[:12].tolist()
     cust = ranker.snapshot_.customer_map.ids[:2].tolist()
     today = pd.Timestamp("2024-12-01")
-    offers = pd.DataFrame([
-        _offer("ok", products[:2]),
-        _offer("expired", products[:2], end="2024-11-30"),
-        _offer("not_yet", products[:2], start="2024-12-02"),
-        _offer("sms_only", products[:2], **{C.CHANNELS: ["sms"]}),
-        _offer("segment", products[:2], **{C.SEGMENTS: ["gold"]}),
-        _offer("at_risk_only", products[:2], **{C.MIN_CHURN_RISK: 0.5}),
-        _offer("once", products[:2], **{C.MAX_REDEMPTIONS: 1}),
-        _offer("capped", products[:2]),
-        _offer("excluded", products[:2]),
-    ])
+    offers = pd.DataFrame(
+        [
+            _offer("ok", products[:2]),
+            _offer("expired", products[:2], end="2024-11-30"),
+            _offer("not_yet", products[:2], start="2024-12-02"),
+            _offer("sms_only", products[:2], **{C.CHANNELS: ["sms"]}),
+            _offer("segment", products[:2], **{C.SEGMENTS: ["gold"]}),
+            _offer("at_risk_only", products[:2], **{C.MIN_CHURN_RISK: 0.5}),
+            _offer("once", products[:2], **{C.MAX_REDEMPTIONS: 1}),
+            _offer("capped", products[:2]),
+            _offer("excluded", products[:2]),
+        ]
+    )
     ranker = OfferRanker(rules=EligibilityRules(frequency_cap=2, frequency_days=30))
     ranker.__dict__.update(december_state)
     ranker.segments_ = pd.Series({cust[0]: "gold", cust[1]: "silver"}, dtype=object)
     ranker.churn_ = pd.Series({cust[0]: 0.9, cust[1]: 0.1})
-    events = pd.DataFrame({
-        C.CUSTOMER_ID: [cust[0], cust[0], cust[0], cust[1]],
-        C.OFFER_ID: ["capped", "capped", "once", "capped"],
-        C.EVENT: ["sent", "sent", "redeemed", "sent"],
-        C.TIMESTAMP: [today - pd.Timedelta(days=d) for d in (1, 2, 3, 40)],
-    })
+    events = pd.DataFrame(
+        {
+            C.CUSTOMER_ID: [cust[0], cust[0], cust[0], cust[1]],
+            C.OFFER_ID: ["capped", "capped", "once", "capped"],
+            C.EVENT: ["sent", "sent", "redeemed", "sent"],
+            C.TIMESTAMP: [today - pd.Timedelta(days=d) for d in (1, 2, 3, 40)],
+        }
+    )
     prepared = ranker.prepare(offers)
     m = ranker.eligibility(pd.Index(cust), prepared, today, "email", events, exclude=["excluded"])
     got = {c: set(offers[C.OFFER_ID][m[i]]) for i, c in enumerate(cust)}
@@ -236,8 +278,10 @@ def test_eligibility_rules(ranker, december_state):
 def test_diversity_caps_departments_unless_nothing_else_is_left(ranker, ds):
     by_dept = ds.products.groupby(C.DEPARTMENT)[C.PRODUCT_ID].agg(list)
     cid = ranker.snapshot_.customer_map.ids[0]
-    rows = [_offer(f"d{i}", by_dept.iloc[0][i:i + 1], **{C.OFFER_TYPE: t})
-            for i, t in enumerate(["amount_off", "percent_off", "bogo", "gift", "points_multiplier"])]
+    rows = [
+        _offer(f"d{i}", by_dept.iloc[0][i : i + 1], **{C.OFFER_TYPE: t})
+        for i, t in enumerate(["amount_off", "percent_off", "bogo", "gift", "points_multiplier"])
+    ]
     rows.append(_offer("other", by_dept.iloc[1][:1]))
     offers = pd.DataFrame(rows)
     r = OfferRanker(max_per_department=2, max_per_type=5)
@@ -277,7 +321,7 @@ def _greedy_reference(key, dept, blank, types, k, max_dept, max_type):
         per_type[types[j]] = per_type.get(types[j], 0) + 1
         if len(chosen) == k:
             break
-    return chosen + skipped[:k - len(chosen)]
+    return chosen + skipped[: k - len(chosen)]
 
 
 @pytest.mark.parametrize("n_types,n_depts", [(1, 1), (1, 4), (3, 2), (5, 8)])
@@ -286,35 +330,38 @@ def test_diversity_rule_matches_its_plain_statement(ranker, n_types, n_depts):
     n = 40
     depts = np.array([f"dept{i}" for i in rng.integers(0, n_depts, n)], dtype=object)
     depts[rng.random(n) < 0.1] = ""  # no department: never capped by department
-    offers = pd.DataFrame([_offer(f"o{i}", [], **{C.OFFER_TYPE: f"type{t}"})
-                           for i, t in enumerate(rng.integers(0, n_types, n))])
+    offers = pd.DataFrame(
+        [_offer(f"o{i}", [], **{C.OFFER_TYPE: f"type{t}"}) for i, t in enumerate(rng.integers(0, n_types, n))]
+    )
     prepared = ranker.prepare(offers)
     prepared.department[:] = depts
     prepared.__post_init__()
     for max_dept, max_type in ((1, 1), (2, 3), (3, 4), (99, 99)):
-        r = OfferRanker(max_per_department=max_dept, max_per_type=max_type)
         for _ in range(20):
             key = rng.random(n)
             key[rng.random(n) < 0.2] = -np.inf  # ineligible
             for k in (1, 5, 12, 50):
-                want = _greedy_reference(key, prepared.department_code, prepared.department_blank,
-                                         prepared.type_code, k, max_dept, max_type)
+                want = _greedy_reference(
+                    key, prepared.department_code, prepared.department_blank, prepared.type_code, k, max_dept, max_type
+                )
                 order = np.argsort(np.where(np.isfinite(key), -key, np.inf), kind="stable")
-                got = r._diverse_top(order[:int(np.isfinite(key).sum())].tolist(), prepared, k)
-                assert got == want
+                chosen, filled = diverse_top(
+                    order[: int(np.isfinite(key).sum())].tolist(), prepared, k, max_dept, max_type
+                )
+                assert chosen + filled == want
 
 
 def test_batch_scores_equal_one_customer_at_a_time(ranker, ds, last_start):
     """Features and P(redeem) of many customers at once (the batch code paths) are those of each
     customer alone (the request code paths)."""
-    from recsys.offer_features import cf_max_scores
+    from recsys.cf import cf_max_scores
 
     current = ds.offers[ds.offers[C.START_DATE] == last_start]
     prepared = ranker.prepare(current)
     ids = pd.Index(ranker.snapshot_.customer_map.ids[:60])
-    feats, p, cold = ranker.score(ids, prepared)
+    feats, p, _cold = ranker.score(ids, prepared)
     for i in (0, 17, 59):
-        f1, p1, _ = ranker.score(ids[i:i + 1], prepared)
+        f1, p1, _ = ranker.score(ids[i : i + 1], prepared)
         np.testing.assert_allclose(p1[0], p[i], rtol=1e-5)
         np.testing.assert_allclose(f1["cf_score"][0], feats["cf_score"][i], rtol=1e-5, atol=1e-5)
     vectors = ranker.cf_model_.user_factors_[:60]
@@ -325,12 +372,12 @@ def test_batch_scores_equal_one_customer_at_a_time(ranker, ds, last_start):
 
 @pytest.mark.parametrize("kind", ["logistic", "gbm", "heuristic"])
 def test_p_redeem_of_all_pairs_equals_row_by_row(ranker, ds, last_start, kind):
-    from recsys.offer_features import OFFER_FEATURES, feature_matrix
+    from recsys.offers import OFFER_FEATURES, feature_matrix
 
-    examples = redemption_examples(ds.transactions, ds.offers, ds.offer_events, before=last_start,
-                                   products=ds.products)
-    model = RedemptionModel(kind="logistic" if kind == "heuristic" else kind,
-                            min_positives=10**9 if kind == "heuristic" else 5, max_iter=30).fit(examples)
+    examples = redemption_examples(ds.transactions, ds.offers, ds.offer_events, before=last_start, products=ds.products)
+    model = RedemptionModel(
+        kind="logistic" if kind == "heuristic" else kind, min_positives=10**9 if kind == "heuristic" else 5, max_iter=30
+    ).fit(examples)
     assert model.learned_ == (kind != "heuristic")
     current = ds.offers[ds.offers[C.START_DATE] == last_start]
     feats, _, _ = ranker.score(pd.Index(ranker.snapshot_.customer_map.ids[:25]), ranker.prepare(current))

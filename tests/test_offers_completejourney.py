@@ -3,7 +3,7 @@ campaign 13; campaign 18 is held back)."""
 
 import pytest
 
-from recsys.campaign_eval import evaluate_campaign
+from recsys.offers.campaigns import evaluate_campaign
 
 pytestmark = [pytest.mark.slow, pytest.mark.completejourney]
 
@@ -24,7 +24,7 @@ def test_campaign_13_rankers(cj_dataset):
 
 
 def test_campaign_8_heuristic_beats_personal_history(cj_dataset):
-    from recsys.redemption import MIN_POSITIVES
+    from recsys.offers.redemption import MIN_POSITIVES
 
     r = evaluate_campaign(cj_dataset, 8)
     m = r.metrics["recall_at_10"]

@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from recsys.ranking_metrics import ranking_metrics, user_metrics
+from recsys.evaluation.ranking import ranking_metrics, user_metrics
 
 
 def test_one_customer_by_hand():

@@ -76,18 +76,30 @@ def workspace(tmp_path_factory):
     mlflow.MlflowClient(tracking).create_experiment("loyalty-offers", artifact_location=(ws / "mlruns").as_uri())
     port = free_port()
     proc = subprocess.Popen(
-        ["make", "run", f"VENV={BIN.parent}", f"DATA_DIR={ws / 'data' / 'completejourney'}", f"PORT={port}",
-         f"KEYS_FILE={ws / 'api_keys.json'}"],
-        cwd=ROOT, env=child_env(MLFLOW_TRACKING_URI=tracking), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True, start_new_session=True)
+        [
+            "make",
+            "run",
+            f"VENV={BIN.parent}",
+            f"DATA_DIR={ws / 'data' / 'completejourney'}",
+            f"PORT={port}",
+            f"KEYS_FILE={ws / 'api_keys.json'}",
+        ],
+        cwd=ROOT,
+        env=child_env(MLFLOW_TRACKING_URI=tracking),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     out = Output(proc)
     try:
         key = out.wait_for("API key:", proc, timeout=900).split()[2]
         ui = out.wait_for("MLflow UI:", proc, timeout=5)
         tried = out.wait_for("try:", proc, timeout=5)
         wait_http(f"http://127.0.0.1:{port}/readyz", proc, timeout=120)
-        answer = subprocess.run(["bash", "-c", tried.split(":", 1)[1].strip()], capture_output=True, text=True,
-                                timeout=60)
+        answer = subprocess.run(
+            ["bash", "-c", tried.split(":", 1)[1].strip()], capture_output=True, text=True, timeout=60
+        )
     finally:
         stop_group(proc)
     assert ui.split()[2:5] == [str(BIN / "mlflow"), "ui", "--backend-store-uri"] and tracking in ui
@@ -127,8 +139,13 @@ def test_every_readme_command_runs(workspace, tmp_path):
                 continue
             if tool == "mlflow" and words[1] == "ui":
                 ui_port = free_port()
-                proc = subprocess.Popen([*words, "--host", "127.0.0.1", "--port", str(ui_port)], cwd=ws, env=env,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                proc = subprocess.Popen(
+                    [*words, "--host", "127.0.0.1", "--port", str(ui_port)],
+                    cwd=ws,
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE,
+                )
                 try:
                     wait_http(f"http://127.0.0.1:{ui_port}/health", proc, timeout=120)
                     found = _get_json(f"http://127.0.0.1:{ui_port}/api/2.0/mlflow/experiments/search?max_results=10")
@@ -139,8 +156,9 @@ def test_every_readme_command_runs(workspace, tmp_path):
                 continue
             if tool == "recsys" and words[1] == "serve":
                 words[words.index("--port") + 1] = str(port)
-                server = subprocess.Popen(words, cwd=ws, env=env, stdout=subprocess.DEVNULL,
-                                          stderr=subprocess.DEVNULL, start_new_session=True)
+                server = subprocess.Popen(
+                    words, cwd=ws, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+                )
                 wait_http(f"http://127.0.0.1:{port}/readyz", server, timeout=120)
                 seen.add("recsys serve")
                 continue
@@ -159,8 +177,15 @@ def test_every_readme_command_runs(workspace, tmp_path):
     assert (ws / "data" / "synth.db").exists()
     assert (ws / "reports" / "segments").is_dir() and (ws / "reports" / "retention").is_dir()
     offers = pd.read_csv(ws / "exports" / "offers.csv")
-    assert list(offers.columns[:7]) == ["customer_id", "rank", "offer_id", "score", "p_redeem", "expected_value",
-                                        "reason"]
+    assert list(offers.columns[:7]) == [
+        "customer_id",
+        "rank",
+        "offer_id",
+        "score",
+        "p_redeem",
+        "expected_value",
+        "reason",
+    ]
     assert offers.groupby("customer_id")["rank"].max().max() <= 5 and offers["customer_id"].nunique() > 2000
     at_risk = pd.read_parquet(ws / "exports" / "at_risk.parquet")
     assert (at_risk["churn_probability"] >= 0.3).all() and len(at_risk) > 50
@@ -168,20 +193,23 @@ def test_every_readme_command_runs(workspace, tmp_path):
         rows = list(csv.DictReader(f))
     assert rows and all(float(r["churn_probability"]) >= 0.3 for r in rows)
     # train made version 2 (champion by the gate), promote 1 then rollback gave it back
-    listed = subprocess.run([str(BIN / "recsys"), "models", "list"], cwd=ws, env=env, capture_output=True, text=True,
-                            timeout=120)
+    listed = subprocess.run(
+        [str(BIN / "recsys"), "models", "list"], cwd=ws, env=env, capture_output=True, text=True, timeout=120
+    )
     assert re.search(r"^\s+2\s+\S*champion", listed.stdout, re.M), listed.stdout
 
 
 def test_benchmark_scripts_start():
     """`make benchmark` and the scripts README names exist and parse their arguments."""
     recipe = re.search(r"^benchmark:.*\n((?:\t.*\n)+)", (ROOT / "Makefile").read_text(), re.M).group(1)
-    scripts = set(re.findall(r"(benchmarks/\w+\.py)", recipe)) | set(re.findall(r"(benchmarks/\w+\.py)",
-                                                                               README.read_text()))
+    scripts = set(re.findall(r"(benchmarks/\w+\.py)", recipe)) | set(
+        re.findall(r"(benchmarks/\w+\.py)", README.read_text())
+    )
     assert len(scripts) >= 8
     for script in sorted(scripts):
-        helped = subprocess.run([sys.executable, str(ROOT / script), "--help"], capture_output=True, text=True,
-                                timeout=120, cwd=ROOT)
+        helped = subprocess.run(
+            [sys.executable, str(ROOT / script), "--help"], capture_output=True, text=True, timeout=120, cwd=ROOT
+        )
         assert helped.returncode == 0 and "usage:" in helped.stdout, f"{script}: {helped.stderr[-2000:]}"
 
 

@@ -9,26 +9,33 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from recsys.cli import main
-from recsys.retention import active_customers, cohort_matrix, period_retention, repeat_purchase_rate
+from commands import main
+from recsys.customers.retention import active_customers, cohort_matrix, period_retention, repeat_purchase_rate
 
 
 def tx(rows):
     return pd.DataFrame(rows, columns=["customer_id", "timestamp"]).assign(
-        timestamp=lambda d: pd.to_datetime(d["timestamp"], format="ISO8601"), amount=1.0, product_id=1)
+        timestamp=lambda d: pd.to_datetime(d["timestamp"], format="ISO8601"), amount=1.0, product_id=1
+    )
 
 
 @pytest.fixture
 def example():
     # Activity window 30 days; period (Mar 1, Apr 1].
-    return tx([
-        ("A", "2024-02-15"), ("A", "2024-03-20"),  # active at start and end: retained
-        ("B", "2024-02-20"),                       # active at start only: churned
-        ("C", "2024-02-25"), ("C", "2024-03-28"),  # retained
-        ("D", "2024-03-15"), ("D", "2024-03-16"),  # new in the period, active at end
-        ("E", "2024-01-01"), ("E", "2024-03-25"),  # reactivated: active at end, not new, not active at start
-        ("F", "2024-03-31"),                       # new in the period; the data now covers all of March
-    ])
+    return tx(
+        [
+            ("A", "2024-02-15"),
+            ("A", "2024-03-20"),  # active at start and end: retained
+            ("B", "2024-02-20"),  # active at start only: churned
+            ("C", "2024-02-25"),
+            ("C", "2024-03-28"),  # retained
+            ("D", "2024-03-15"),
+            ("D", "2024-03-16"),  # new in the period, active at end
+            ("E", "2024-01-01"),
+            ("E", "2024-03-25"),  # reactivated: active at end, not new, not active at start
+            ("F", "2024-03-31"),  # new in the period; the data now covers all of March
+        ]
+    )
 
 
 def test_retention_rate_formula(example):
@@ -75,8 +82,15 @@ def test_segment_report_command(runner, synth_dir, tmp_path):
     result = runner.invoke(main, ["report", "segments", "--data", str(synth_dir), "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "Champions" in result.output and "Behavioural clusters" in result.output
-    for name in ("segments.csv", "clusters.csv", "customers.csv", "segment_sizes.png", "cluster_profiles.png",
-                 "p_alive.png", "metrics.json"):
+    for name in (
+        "segments.csv",
+        "clusters.csv",
+        "customers.csv",
+        "segment_sizes.png",
+        "cluster_profiles.png",
+        "p_alive.png",
+        "metrics.json",
+    ):
         assert (out / name).stat().st_size > 0, name
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["customers"] == 300 and 2 <= metrics["clusters_k"] <= 8
@@ -87,13 +101,15 @@ def test_segment_report_command(runner, synth_dir, tmp_path):
 
 def test_retention_report_command(runner, synth_dir, tmp_path):
     out = tmp_path / "ret"
-    result = runner.invoke(main, ["report", "retention", "--data", str(synth_dir), "--out", str(out),
-                                  "--as-of", "2024-10-01"])
+    result = runner.invoke(
+        main, ["report", "retention", "--data", str(synth_dir), "--out", str(out), "--as-of", "2024-10-01"]
+    )
     assert result.exit_code == 0, result.output
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["as_of"] == "2024-10-01"
     assert metrics["retention_rate"] == pytest.approx(
-        (metrics["active_at_end"] - metrics["new_customers"]) / metrics["active_at_start"] * 100)
+        (metrics["active_at_end"] - metrics["new_customers"]) / metrics["active_at_start"] * 100
+    )
     assert 0 < metrics["churn_rate"] < 100
     assert (out / "cohorts.csv").exists() and (out / "cohort_retention.png").exists()
 

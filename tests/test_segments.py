@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from recsys.features import build_features, department_shares
-from recsys.segments import BehaviourSegmenter, SEGMENT_NAMES, quintile_score, rfm_segments, segment_summary
+from recsys.customers.features import build_features, department_shares
+from recsys.customers.segments import SEGMENT_NAMES, BehaviourSegmenter, quintile_score, rfm_segments, segment_summary
 
 ARI_BOUND = 0.8
 
@@ -19,12 +19,24 @@ def test_quintile_scores():
     assert quintile_score(pd.Series(range(1, 11)), higher_is_better=False).tolist() == [5, 5, 4, 4, 3, 3, 2, 2, 1, 1]
 
 
-@pytest.mark.parametrize("r, f, m, segment", [
-    (5, 5, 5, "Champions"), (5, 4, 4, "Champions"), (3, 5, 4, "Loyal"), (4, 2, 3, "Potential loyalists"),
-    (5, 1, 1, "New"), (4, 1, 1, "Promising"), (3, 3, 3, "Need attention"), (3, 1, 2, "About to sleep"),
-    (2, 5, 5, "Can't lose them"), (1, 4, 3, "At risk"), (2, 1, 1, "Hibernating"), (1, 2, 2, "Hibernating"),
-    (1, 1, 1, "Lost"),
-])
+@pytest.mark.parametrize(
+    "r, f, m, segment",
+    [
+        (5, 5, 5, "Champions"),
+        (5, 4, 4, "Champions"),
+        (3, 5, 4, "Loyal"),
+        (4, 2, 3, "Potential loyalists"),
+        (5, 1, 1, "New"),
+        (4, 1, 1, "Promising"),
+        (3, 3, 3, "Need attention"),
+        (3, 1, 2, "About to sleep"),
+        (2, 5, 5, "Can't lose them"),
+        (1, 4, 3, "At risk"),
+        (2, 1, 1, "Hibernating"),
+        (1, 2, 2, "Hibernating"),
+        (1, 1, 1, "Lost"),
+    ],
+)
 def test_rule_table(r, f, m, segment):
     # Build 5 customers per score level so quintiles are exact, then read the one we want.
     n = 5
@@ -32,8 +44,10 @@ def test_rule_table(r, f, m, segment):
     freq = np.repeat([1, 2, 3, 4, 5], n)
     mon = np.repeat([10, 20, 30, 40, 50], n)
     features = pd.DataFrame({"recency_days": rec, "frequency": freq, "monetary_total": mon})
-    probe = pd.DataFrame({"recency_days": [rec[(r - 1) * n]], "frequency": [freq[(f - 1) * n]],
-                          "monetary_total": [mon[(m - 1) * n]]}, index=["probe"])
+    probe = pd.DataFrame(
+        {"recency_days": [rec[(r - 1) * n]], "frequency": [freq[(f - 1) * n]], "monetary_total": [mon[(m - 1) * n]]},
+        index=["probe"],
+    )
     scored = rfm_segments(pd.concat([features, probe]))
     row = scored.loc["probe"]
     assert (row["r_score"], row["f_score"], row["m_score"]) == (r, f, m)

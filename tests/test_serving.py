@@ -17,8 +17,15 @@ def service(synth_bundle_dir, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("service")
     store = KeyStore(tmp / "keys.json")
     keys = {role: store.create(role, f"test {role}") for role in ("read", "events", "admin")}
-    app = create_app({"model_uri": str(synth_bundle_dir), "api_keys_file": str(tmp / "keys.json"),
-                      "events_url": f"sqlite:///{tmp / 'events.db'}", "max_batch": 50, "max_body_bytes": 20_000})
+    app = create_app(
+        {
+            "model_uri": str(synth_bundle_dir),
+            "api_keys_file": str(tmp / "keys.json"),
+            "events_url": f"sqlite:///{tmp / 'events.db'}",
+            "max_batch": 50,
+            "max_body_bytes": 20_000,
+        }
+    )
     return app, keys
 
 
@@ -46,8 +53,17 @@ def test_keys_and_roles(client, service):
     assert r.status_code == 401 and r.json["error"]["code"] == "unauthorized"
     r = client.get("/v1/segments", headers={"X-API-Key": "rk_wrong"})
     assert r.status_code == 401
-    event = {"events": [{"event_id": "auth-1", "customer_id": "C000001", "offer_id": "OF0001", "event": "viewed",
-                         "timestamp": "2024-06-01T10:00:00Z"}]}
+    event = {
+        "events": [
+            {
+                "event_id": "auth-1",
+                "customer_id": "C000001",
+                "offer_id": "OF0001",
+                "event": "viewed",
+                "timestamp": "2024-06-01T10:00:00Z",
+            }
+        ]
+    }
     r = client.post("/v1/events", json=event, headers=H(service, "read"))
     assert r.status_code == 403 and "'read' does not allow 'events'" in r.json["error"]["message"]
     assert client.post("/v1/events", json=event, headers=H(service, "events")).status_code == 201
@@ -73,8 +89,18 @@ def test_offers_for_a_customer(client, service):
     assert body["customer_id"] == "C000002" and body["cold_start"] is False
     assert 1 <= len(body["offers"]) <= 3
     first = body["offers"][0]
-    assert {"offer_id", "name", "offer_type", "value", "score", "p_redeem", "expected_value", "reason",
-            "start_date", "end_date"} <= set(first)
+    assert {
+        "offer_id",
+        "name",
+        "offer_type",
+        "value",
+        "score",
+        "p_redeem",
+        "expected_value",
+        "reason",
+        "start_date",
+        "end_date",
+    } <= set(first)
     assert [o["rank"] for o in body["offers"]] == list(range(1, len(body["offers"]) + 1))
     assert all(o["start_date"] <= during(app) <= o["end_date"] for o in body["offers"])
 
@@ -84,8 +110,9 @@ def test_unknown_customer_gets_cold_start_offers(client, service):
     assert r.status_code == 200 and r.json["cold_start"] is True and r.json["offers"]
 
 
-@pytest.mark.parametrize("query, name", [("k=0", "k"), ("k=abc", "k"), ("channel=fax", "channel"),
-                                         ("as_of=tomorrowish", "as_of")])
+@pytest.mark.parametrize(
+    "query, name", [("k=0", "k"), ("k=abc", "k"), ("channel=fax", "channel"), ("as_of=tomorrowish", "as_of")]
+)
 def test_bad_parameters_are_named(client, service, query, name):
     r = client.get(f"/v1/customers/C000001/offers?{query}", headers=H(service))
     assert r.status_code == 400
@@ -94,13 +121,15 @@ def test_bad_parameters_are_named(client, service, query, name):
 
 def test_batch_offers(client, service):
     ids = ["C000001", "C000003", "nobody"]
-    r = client.post("/v1/offers/batch", json={"customer_ids": ids, "k": 2, "as_of": during(service[0])},
-                    headers=H(service))
+    r = client.post(
+        "/v1/offers/batch", json={"customer_ids": ids, "k": 2, "as_of": during(service[0])}, headers=H(service)
+    )
     assert r.status_code == 200
     assert [x["customer_id"] for x in r.json["results"]] == ids
     assert r.json["results"][2]["cold_start"] is True
-    too_many = client.post("/v1/offers/batch", json={"customer_ids": [f"C{i:06d}" for i in range(51)]},
-                           headers=H(service))
+    too_many = client.post(
+        "/v1/offers/batch", json={"customer_ids": [f"C{i:06d}" for i in range(51)]}, headers=H(service)
+    )
     assert too_many.status_code == 400 and "at most 50" in too_many.json["error"]["message"]
     missing = client.post("/v1/offers/batch", json={"k": 2}, headers=H(service))
     assert missing.status_code == 400 and missing.json["error"]["message"].startswith("customer_ids:")
@@ -163,8 +192,16 @@ def test_events_are_idempotent_and_feed_the_frequency_cap(client, service):
     offers = client.get(f"/v1/customers/C000004/offers?k=3&as_of={day}", headers=H(service)).json["offers"]
     top = offers[0]["offer_id"]
     sent_day = str((pd.Timestamp(day) - pd.Timedelta(days=1)).date())
-    events = [{"event_id": f"cap-{i}", "customer_id": "C000004", "offer_id": top, "event": "sent",
-               "timestamp": f"{sent_day}T0{i}:00:00Z"} for i in range(3)]
+    events = [
+        {
+            "event_id": f"cap-{i}",
+            "customer_id": "C000004",
+            "offer_id": top,
+            "event": "sent",
+            "timestamp": f"{sent_day}T0{i}:00:00Z",
+        }
+        for i in range(3)
+    ]
     r = client.post("/v1/events", json={"events": events}, headers=H(service, "events"))
     assert r.status_code == 201 and r.json == {"received": 3, "stored": 3, "duplicates": 0}
     again = client.post("/v1/events", json={"events": events}, headers=H(service, "events")).json
@@ -183,8 +220,9 @@ def test_internal_errors_do_not_leak(client, service, monkeypatch):
 
     monkeypatch.setattr(bundle, "churn_risk", boom)
     r = client.get("/v1/customers/C000001/churn-risk", headers=H(service))
-    assert r.status_code == 500 and r.json == {"error": {"code": "internal_error",
-                                                        "message": "internal error; the request was logged"}}
+    assert r.status_code == 500 and r.json == {
+        "error": {"code": "internal_error", "message": "internal error; the request was logged"}
+    }
 
 
 def test_model_info_reload_and_metrics(client, service):
@@ -203,16 +241,30 @@ def test_model_info_reload_and_metrics(client, service):
 def test_openapi_document_and_docs_page(client):
     spec = client.get("/openapi.json").json
     paths = set(spec["paths"])
-    assert {"/v1/customers/{customer_id}/offers", "/v1/offers/batch", "/v1/customers/{customer_id}/churn-risk",
-            "/v1/churn/at-risk", "/v1/segments", "/v1/segments/{name}/customers", "/v1/events", "/v1/model",
-            "/v1/admin/reload"} <= paths
+    assert {
+        "/v1/customers/{customer_id}/offers",
+        "/v1/offers/batch",
+        "/v1/customers/{customer_id}/churn-risk",
+        "/v1/churn/at-risk",
+        "/v1/segments",
+        "/v1/segments/{name}/customers",
+        "/v1/events",
+        "/v1/model",
+        "/v1/admin/reload",
+    } <= paths
     assert spec["components"]["securitySchemes"]["ApiKey"]["name"] == "X-API-Key"
     assert client.get("/docs").status_code == 200
 
 
 def test_unloadable_model_reports_not_ready(tmp_path):
-    app = create_app({"model_uri": str(tmp_path / "missing"), "api_keys_file": str(tmp_path / "k.json"),
-                      "events_url": f"sqlite:///{tmp_path / 'e.db'}", "tracking_uri": f"sqlite:///{tmp_path / 'm.db'}"})
+    app = create_app(
+        {
+            "model_uri": str(tmp_path / "missing"),
+            "api_keys_file": str(tmp_path / "k.json"),
+            "events_url": f"sqlite:///{tmp_path / 'e.db'}",
+            "tracking_uri": f"sqlite:///{tmp_path / 'm.db'}",
+        }
+    )
     c = app.test_client()
     assert c.get("/healthz").status_code == 200
     r = c.get("/readyz")
@@ -226,8 +278,9 @@ def test_answers_come_from_the_cache_until_an_event_changes_them(client, service
 
     app = service[0]
     settings = app.extensions["recsys"].settings
-    other = create_app({"model_uri": settings.model_uri, "api_keys_file": settings.api_keys_file,
-                        "events_url": settings.events_url})
+    other = create_app(
+        {"model_uri": settings.model_uri, "api_keys_file": settings.api_keys_file, "events_url": settings.events_url}
+    )
     day = during(app)
     url = f"/v1/customers/C000005/offers?k=3&as_of={day}"
 
@@ -240,16 +293,27 @@ def test_answers_come_from_the_cache_until_an_event_changes_them(client, service
     cached_before = served("cache")
     second = client.get(url, headers=H(service))
     assert first.data == second.data and served("cache") == cached_before + 1
-    batch = client.post("/v1/offers/batch", json={"customer_ids": ["C000005"], "k": 3, "as_of": day},
-                        headers=H(service)).json
+    batch = client.post(
+        "/v1/offers/batch", json={"customer_ids": ["C000005"], "k": 3, "as_of": day}, headers=H(service)
+    ).json
     assert batch["results"][0] == jsonlib.loads(first.data)
     assert other.test_client().get(url, headers=H(service)).json == first.json  # same model, same answer
 
     top = first.json["offers"][0]["offer_id"]
     sent_day = str((pd.Timestamp(day) - pd.Timedelta(days=1)).date())
-    events = [{"event_id": f"other-worker-{i}", "customer_id": "C000005", "offer_id": top, "event": "sent",
-               "timestamp": f"{sent_day}T0{i}:00:00Z"} for i in range(3)]
-    assert other.test_client().post("/v1/events", json={"events": events}, headers=H(service, "events")).status_code == 201
+    events = [
+        {
+            "event_id": f"other-worker-{i}",
+            "customer_id": "C000005",
+            "offer_id": top,
+            "event": "sent",
+            "timestamp": f"{sent_day}T0{i}:00:00Z",
+        }
+        for i in range(3)
+    ]
+    assert (
+        other.test_client().post("/v1/events", json={"events": events}, headers=H(service, "events")).status_code == 201
+    )
     later = client.get(url, headers=H(service)).json["offers"]
     assert top not in [o["offer_id"] for o in later]
 
@@ -257,20 +321,31 @@ def test_answers_come_from_the_cache_until_an_event_changes_them(client, service
 def test_without_the_answer_cache_the_answers_are_the_same(service, tmp_path):
     app = service[0]
     settings = app.extensions["recsys"].settings
-    plain = create_app({"model_uri": settings.model_uri, "api_keys_file": settings.api_keys_file,
-                        "events_url": f"sqlite:///{tmp_path / 'events.db'}", "answer_cache": 0})
+    plain = create_app(
+        {
+            "model_uri": settings.model_uri,
+            "api_keys_file": settings.api_keys_file,
+            "events_url": f"sqlite:///{tmp_path / 'events.db'}",
+            "answer_cache": 0,
+        }
+    )
     day = during(app)
     for customer in ("C000001", "C000009", "new-customer"):
         url = f"/v1/customers/{customer}/offers?k=4&as_of={day}"
-        assert plain.test_client().get(url, headers=H(service)).json == \
-            app.test_client().get(url, headers=H(service)).json
+        assert (
+            plain.test_client().get(url, headers=H(service)).json == app.test_client().get(url, headers=H(service)).json
+        )
     assert len(plain.extensions["recsys"].model.current.answers) == 0
 
 
 def test_a_reload_announced_by_one_worker_is_followed_by_another(service, tmp_path):
     settings = service[0].extensions["recsys"].settings
-    config = {"model_uri": settings.model_uri, "api_keys_file": settings.api_keys_file,
-              "events_url": f"sqlite:///{tmp_path / 'events.db'}", "reload_file": str(tmp_path / "reload")}
+    config = {
+        "model_uri": settings.model_uri,
+        "api_keys_file": settings.api_keys_file,
+        "events_url": f"sqlite:///{tmp_path / 'events.db'}",
+        "reload_file": str(tmp_path / "reload"),
+    }
     one, two = create_app(config), create_app(config)
     before = two.extensions["recsys"].model.current
     assert two.extensions["recsys"].model.check() is False  # nothing announced yet
@@ -332,8 +407,14 @@ def test_six_significant_digits_as_printed():
     from serving.answers import sig6
 
     rng = np.random.default_rng(3)
-    values = np.concatenate([rng.random(20_000), rng.random(20_000) * 10.0 ** rng.integers(-30, 30, 20_000),
-                             -rng.lognormal(0, 4, 20_000), [0.0, -0.0, 1.0, 1e22, 1e-17, 123456.5, 999999.5, 5e-324]])
+    values = np.concatenate(
+        [
+            rng.random(20_000),
+            rng.random(20_000) * 10.0 ** rng.integers(-30, 30, 20_000),
+            -rng.lognormal(0, 4, 20_000),
+            [0.0, -0.0, 1.0, 1e22, 1e-17, 123456.5, 999999.5, 5e-324],
+        ]
+    )
     assert sig6(values) == [float(f"{v:.6g}") for v in values.tolist()]
     with pytest.raises(ValueError, match="not JSON compliant"):
         sig6(np.array([0.5, np.nan]))

@@ -35,10 +35,13 @@ def test_generated_data_is_valid(synth):
 def test_segments_prefer_their_department(synth):
     tables, truth = synth
     tx = tables["transactions"].merge(tables["products"], on="product_id").merge(truth["customers"], on="customer_id")
-    share = pd.crosstab(tx["segment_name"], tx["department"], values=tx["amount"].clip(lower=0), aggfunc="sum",
-                        normalize="index")
+    share = pd.crosstab(
+        tx["segment_name"], tx["department"], values=tx["amount"].clip(lower=0), aggfunc="sum", normalize="index"
+    )
     for segment, row in share.iterrows():
-        preferred = truth["customers"].loc[truth["customers"]["segment_name"] == segment, "preferred_department"].iloc[0]
+        preferred = (
+            truth["customers"].loc[truth["customers"]["segment_name"] == segment, "preferred_department"].iloc[0]
+        )
         assert row.idxmax() == preferred
         assert row.max() > 0.5
     assert set(share.index) == set(SEGMENT_NAMES)

@@ -18,28 +18,47 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
-
 @pytest.mark.slow
 @pytest.mark.postgres
 def test_train_against_a_tracking_server_backed_by_postgresql(postgres_url, synth_dir, tmp_path, monkeypatch):
     port = free_port()
     server = subprocess.Popen(
-        [str(BIN / "mlflow"), "server", "--backend-store-uri", postgres_url,
-         "--artifacts-destination", str(tmp_path / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1"],
-        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        [
+            str(BIN / "mlflow"),
+            "server",
+            "--backend-store-uri",
+            postgres_url,
+            "--artifacts-destination",
+            str(tmp_path / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     uri = f"http://127.0.0.1:{port}"
     try:
         wait_http(f"{uri}/health", server)
         env = child_env(MLFLOW_TRACKING_URI=uri)
-        done = subprocess.run([str(BIN / "recsys"), "train", "--data", str(synth_dir), "--horizon-days", "30",
-                               "--churn-snapshots", "14"], cwd=tmp_path, env=env, capture_output=True, text=True,
-                              timeout=600)
+        done = subprocess.run(
+            [str(BIN / "recsys"), "train", "--data", str(synth_dir), "--horizon-days", "30", "--churn-snapshots", "14"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert done.returncode in (0, 3), done.stderr[-3000:]
         assert "quality gate for version 1" in done.stdout
         if done.returncode == 3:  # the gate kept the champion alias unset: promote by hand
-            promoted = subprocess.run([str(BIN / "recsys"), "models", "promote", "1"], env=env,
-                                      capture_output=True, text=True, timeout=120)
+            promoted = subprocess.run(
+                [str(BIN / "recsys"), "models", "promote", "1"], env=env, capture_output=True, text=True, timeout=120
+            )
             assert promoted.returncode == 0, promoted.stderr
         monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
         mlflow.set_tracking_uri(uri)
@@ -59,12 +78,33 @@ def test_train_against_a_tracking_server_backed_by_postgresql(postgres_url, synt
 
 @pytest.mark.slow
 def test_mlflow_run_entry_point(synth_dir, tmp_path):
-    env = child_env(MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}",
-                    PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")  # as in an activated environment
-    done = subprocess.run([str(BIN / "mlflow"), "run", str(ROOT), "-e", "main", "--env-manager", "local",
-                           "--experiment-name", "mlproject", "-P", f"data={synth_dir}", "-P", "horizon_days=30",
-                           "-P", "churn_snapshots=14"],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    env = child_env(
+        MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}", PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
+    )  # as in an activated environment
+    done = subprocess.run(
+        [
+            str(BIN / "mlflow"),
+            "run",
+            str(ROOT),
+            "-e",
+            "main",
+            "--env-manager",
+            "local",
+            "--experiment-name",
+            "mlproject",
+            "-P",
+            f"data={synth_dir}",
+            "-P",
+            "horizon_days=30",
+            "-P",
+            "churn_snapshots=14",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     client = mlflow.tracking.MlflowClient(env["MLFLOW_TRACKING_URI"])
     exp = client.get_experiment_by_name("mlproject")
@@ -72,8 +112,17 @@ def test_mlflow_run_entry_point(synth_dir, tmp_path):
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     assert len(parents) == 1  # the project's run is the pipeline's parent run
     stages = {r.info.run_name for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id}
-    assert set(stages) == {"load", "features", "segmentation", "churn", "cf", "offers", "evaluate", "package",
-                           "register"}, stages
+    assert set(stages) == {
+        "load",
+        "features",
+        "segmentation",
+        "churn",
+        "cf",
+        "offers",
+        "evaluate",
+        "package",
+        "register",
+    }, stages
     assert {"churn_model_roc_auc", "cf_als_all_ndcg_at_10"} <= set(parents[0].data.metrics)
     # registered, and on this data the quality gate passes: the champion is the new version
     assert str(client.get_model_version_by_alias("loyalty-offers", "champion").version) == "1"

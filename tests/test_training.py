@@ -8,12 +8,20 @@ import pytest
 from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 
-from recsys.cli import main as cli
-from training import registry
-from training.pipeline import GATE_METRICS, STAGES, TrainConfig, evaluation_campaigns, train
+from commands import main as cli
+from recsys.constants import GATE_METRICS
+from recsys.offers import evaluation_campaigns, hold_out_events
+from registry import loader, store
+from training.config import STAGES, TrainConfig
+from training.gate import quality_gate
+from training.pipeline import train
 
-SMALL = dict(horizon_days=30, churn_snapshots=14, als={"factors": 16, "iterations": 8, "regularization": 0.5},
-             min_campaign_offers=5)
+SMALL = {
+    "horizon_days": 30,
+    "churn_snapshots": 14,
+    "als": {"factors": 16, "iterations": 8, "regularization": 0.5},
+    "min_campaign_offers": 5,
+}
 
 
 @pytest.fixture
@@ -42,16 +50,24 @@ def test_every_stage_is_a_nested_run_with_timings_and_artifacts(trained):
     result, uri, _ = trained
     client = MlflowClient(uri)
     parent = client.get_run(result.run_id)
-    children = client.search_runs([parent.info.experiment_id],
-                                  f"tags.mlflow.parentRunId = '{result.run_id}'")
+    children = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{result.run_id}'")
     assert sorted(r.info.run_name for r in children) == sorted(STAGES)
     assert all("seconds" in r.data.metrics for r in children)
     m = parent.data.metrics
     for key in GATE_METRICS:
         assert key in m, key
-    for key in ("churn_recency_rule_roc_auc", "churn_bgnbd_roc_auc", "churn_logistic_roc_auc", "churn_model_brier",
-                "churn_model_lift_top10", "cf_popularity_all_ndcg_at_10", "cf_repeat_purchase_discovery_recall_at_10",
-                "offers_personal_history_recall_at_10", "offers_als_recall_at_10", "stage_churn_seconds"):
+    for key in (
+        "churn_recency_rule_roc_auc",
+        "churn_bgnbd_roc_auc",
+        "churn_logistic_roc_auc",
+        "churn_model_brier",
+        "churn_model_lift_top10",
+        "cf_popularity_all_ndcg_at_10",
+        "cf_repeat_purchase_discovery_recall_at_10",
+        "offers_personal_history_recall_at_10",
+        "offers_als_recall_at_10",
+        "stage_churn_seconds",
+    ):
         assert key in m, key
     gains = [k for k in m if k.endswith("_engine_gain_vs_personal_history")]
     assert gains  # one per evaluation campaign, inside its bootstrap interval
@@ -90,7 +106,7 @@ def test_registered_with_candidate_alias_and_gate_decides_champion(trained):
     assert str(mv.version) == result.version
     gate = result.gate
     assert gate.passed == all(c["ok"] for c in gate.checks) and gate.checks
-    champion = registry.alias_version("loyalty-offers", "champion")
+    champion = store.alias_version("loyalty-offers", "champion")
     assert (champion == result.version) == gate.passed
     assert client.get_run(result.run_id).data.tags["quality_gate"] == ("passed" if gate.passed else "failed")
 
@@ -101,7 +117,7 @@ def test_pyfunc_model_predicts_offers_and_churn(trained):
     customers = result.bundle.customers.index[:3].tolist()
     catalog = result.bundle.catalog
     during = str((catalog["start_date"].max() + pd.Timedelta(days=1)).date())  # the last campaign runs
-    out = model.predict(pd.DataFrame({"customer_id": customers + ["nobody"]}), params={"k": 2, "as_of": during})
+    out = model.predict(pd.DataFrame({"customer_id": [*customers, "nobody"]}), params={"k": 2, "as_of": during})
     assert out.loc[out["customer_id"] == "nobody", "cold_start"].all()
     assert set(out["customer_id"]) <= set(customers) | {"nobody"}
     assert {"offer_id", "p_redeem", "expected_value", "reason", "churn_probability", "risk_band"} <= set(out.columns)
@@ -134,22 +150,22 @@ def test_gate_compares_with_the_champion_and_rollback_restores_it(trained):
         client.log_metric(run.info.run_id, key, value - 0.05 if key == "offers_engine_recall_at_10" else value)
     client.set_terminated(run.info.run_id)
     src = client.get_model_version(name, result.version).source
-    registry.promote(name, result.version)
+    store.promote(name, result.version)
     worse = client.create_model_version(name, src, run_id=run.info.run_id).version
-    gate = registry.quality_gate(name, str(worse), tolerance=0.01)
+    gate = quality_gate(name, str(worse), tolerance=0.01)
     assert not gate.passed and not gate.promoted
     failing = [c for c in gate.checks if not c["ok"]]
     assert [c["metric"] for c in failing] == ["offers_engine_recall_at_10"]
     assert "champion v" in failing[0]["what"] and "FAILED" in gate.report()
-    assert registry.alias_version(name, "champion") == result.version
+    assert store.alias_version(name, "champion") == result.version
     # by hand: promote the worse one, then roll back
     runner = CliRunner()
     out = runner.invoke(cli, ["models", "promote", str(worse)], env={"MLFLOW_TRACKING_URI": uri})
     assert out.exit_code == 0, out.output
-    assert registry.alias_version(name, "champion") == str(worse)
+    assert store.alias_version(name, "champion") == str(worse)
     out = runner.invoke(cli, ["models", "rollback"], env={"MLFLOW_TRACKING_URI": uri})
     assert out.exit_code == 0 and f"back to version {result.version}" in out.output
-    assert registry.alias_version(name, "champion") == result.version
+    assert store.alias_version(name, "champion") == result.version
     out = runner.invoke(cli, ["models", "list"], env={"MLFLOW_TRACKING_URI": uri})
     assert "champion" in out.output and str(worse) in out.output
     out = runner.invoke(cli, ["models", "promote", "999"], env={"MLFLOW_TRACKING_URI": uri})
@@ -161,11 +177,10 @@ def test_held_out_campaigns_never_evaluated(synth_dir):
 
     ds = load_dataset(synth_dir)
     as_of = ds.transactions["timestamp"].max()
-    cfg = TrainConfig(data="x", min_campaign_offers=5, held_out_campaigns=(5,))
-    chosen = evaluation_campaigns(ds, as_of, cfg)
+    chosen = evaluation_campaigns(ds, as_of, min_offers=5, held_out=(5,))
     assert chosen and 5 not in chosen
     with pytest.raises(ValueError, match="campaign 5 is held out"):
-        evaluation_campaigns(ds, as_of, TrainConfig(data="x", eval_campaigns=(4, 5), held_out_campaigns=(5,)))
+        evaluation_campaigns(ds, as_of, configured=(4, 5), held_out=(5,))
 
 
 def test_unknown_stage_is_named():
@@ -175,7 +190,6 @@ def test_unknown_stage_is_named():
 
 def test_held_out_campaign_events_are_dropped_before_training(synth_dir):
     from recsys.data import load_dataset
-    from training.pipeline import hold_out_events
 
     ds = load_dataset(synth_dir)
     kept, dropped = hold_out_events(ds, (5,))
@@ -186,17 +200,23 @@ def test_held_out_campaign_events_are_dropped_before_training(synth_dir):
 
 def test_registry_uris_load_the_bundle_for_service_and_exports(trained, tmp_path):
     result, uri, _ = trained
-    by_version = registry.load_bundle(f"models:/loyalty-offers/{result.version}", uri)
-    by_alias = registry.load_bundle("models:/loyalty-offers@candidate", uri)
+    by_version = loader.load_bundle(f"models:/loyalty-offers/{result.version}", uri)
+    by_alias = loader.load_bundle("models:/loyalty-offers@candidate", uri)
     assert by_alias.version == result.version and by_alias.alias == "candidate" and by_alias.name == "loyalty-offers"
     pd.testing.assert_frame_equal(by_version.bundle.customers, result.bundle.customers)
-    with pytest.raises(registry.RegistryError, match="models:/loyalty-offers@nobody"):
-        registry.load_bundle("models:/loyalty-offers@nobody", uri)
+    with pytest.raises(store.RegistryError, match="models:/loyalty-offers@nobody"):
+        loader.load_bundle("models:/loyalty-offers@nobody", uri)
     from serving import create_app
     from serving.auth import KeyStore
 
     key = KeyStore(tmp_path / "keys.json").create("read")
-    app = create_app({"model_uri": "models:/loyalty-offers@candidate", "tracking_uri": uri,
-                      "api_keys_file": str(tmp_path / "keys.json"), "events_url": f"sqlite:///{tmp_path / 'e.db'}"})
+    app = create_app(
+        {
+            "model_uri": "models:/loyalty-offers@candidate",
+            "tracking_uri": uri,
+            "api_keys_file": str(tmp_path / "keys.json"),
+            "events_url": f"sqlite:///{tmp_path / 'e.db'}",
+        }
+    )
     info = app.test_client().get("/v1/model", headers={"X-API-Key": key}).json
     assert info["version"] == result.version and info["alias"] == "candidate" and info["name"] == "loyalty-offers"

@@ -1,5 +1,5 @@
 """Data layer: the contract, validated loading, writers, importers and generators."""
 
-from recsys.data.dataset import Dataset, load_dataset
+from recsys.data.dataset import Dataset, load_dataset, load_offer_tables
 
-__all__ = ["Dataset", "load_dataset"]
+__all__ = ["Dataset", "load_dataset", "load_offer_tables"]

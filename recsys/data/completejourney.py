@@ -23,8 +23,15 @@ from recsys import constants as C
 
 logger = logging.getLogger(__name__)
 
-SOURCE_TABLES = ("transactions", "products", "demographics", "campaigns", "campaign_descriptions",
-                 "coupons", "coupon_redemptions")
+SOURCE_TABLES = (
+    "transactions",
+    "products",
+    "demographics",
+    "campaigns",
+    "campaign_descriptions",
+    "coupons",
+    "coupon_redemptions",
+)
 
 
 def read_package() -> dict[str, pd.DataFrame]:
@@ -43,27 +50,31 @@ def campaign_coupons(raw: dict[str, pd.DataFrame]) -> pd.DataFrame:
 def build_tables(raw: dict[str, pd.DataFrame] | None = None) -> dict[str, pd.DataFrame]:
     raw = read_package() if raw is None else raw
     tx_raw = raw["transactions"]
-    transactions = pd.DataFrame({
-        C.CUSTOMER_ID: tx_raw["household_id"].astype("int64"),
-        C.PRODUCT_ID: tx_raw["product_id"].astype("int64"),
-        C.TIMESTAMP: tx_raw["transaction_timestamp"].astype("datetime64[ns]"),
-        C.QUANTITY: tx_raw["quantity"].astype("int64"),
-        C.AMOUNT: tx_raw["sales_value"].astype("float64"),
-        C.BASKET_ID: tx_raw["basket_id"].astype("int64"),
-        C.STORE_ID: tx_raw["store_id"].astype("int64"),
-        C.DISCOUNT: (tx_raw["retail_disc"] + tx_raw["coupon_disc"] + tx_raw["coupon_match_disc"]).round(2),
-    })
+    transactions = pd.DataFrame(
+        {
+            C.CUSTOMER_ID: tx_raw["household_id"].astype("int64"),
+            C.PRODUCT_ID: tx_raw["product_id"].astype("int64"),
+            C.TIMESTAMP: tx_raw["transaction_timestamp"].astype("datetime64[ns]"),
+            C.QUANTITY: tx_raw["quantity"].astype("int64"),
+            C.AMOUNT: tx_raw["sales_value"].astype("float64"),
+            C.BASKET_ID: tx_raw["basket_id"].astype("int64"),
+            C.STORE_ID: tx_raw["store_id"].astype("int64"),
+            C.DISCOUNT: (tx_raw["retail_disc"] + tx_raw["coupon_disc"] + tx_raw["coupon_match_disc"]).round(2),
+        }
+    )
 
     p = raw["products"]
-    products = pd.DataFrame({
-        C.PRODUCT_ID: p["product_id"].astype("int64"),
-        C.CATEGORY: p["product_category"],
-        C.DEPARTMENT: p["department"],
-        C.BRAND: p["brand"],
-        C.NAME: p["product_type"],
-        "manufacturer_id": p["manufacturer_id"].astype("int64"),
-        "package_size": p["package_size"],
-    })
+    products = pd.DataFrame(
+        {
+            C.PRODUCT_ID: p["product_id"].astype("int64"),
+            C.CATEGORY: p["product_category"],
+            C.DEPARTMENT: p["department"],
+            C.BRAND: p["brand"],
+            C.NAME: p["product_type"],
+            "manufacturer_id": p["manufacturer_id"].astype("int64"),
+            "package_size": p["package_size"],
+        }
+    )
 
     households = pd.DataFrame({C.CUSTOMER_ID: np.sort(transactions[C.CUSTOMER_ID].unique())})
     demo = raw["demographics"].rename(columns={"household_id": C.CUSTOMER_ID})
@@ -94,8 +105,11 @@ def _offers(raw: dict[str, pd.DataFrame], tx_raw: pd.DataFrame, products: pd.Dat
     value = seen.groupby("coupon_upc")["coupon_disc"].median().round(2)
 
     cats = items.merge(products[[C.PRODUCT_ID, C.CATEGORY]], on=C.PRODUCT_ID, how="left")
-    top_cat = cats.dropna(subset=[C.CATEGORY]).groupby("coupon_upc")[C.CATEGORY].agg(
-        lambda s: s.value_counts().sort_index().idxmax())
+    top_cat = (
+        cats.dropna(subset=[C.CATEGORY])
+        .groupby("coupon_upc")[C.CATEGORY]
+        .agg(lambda s: s.value_counts().sort_index().idxmax())
+    )
 
     offers = span.join(product_ids).join(value.rename(C.VALUE)).join(top_cat.rename("top_category"))
     offers[C.VALUE] = offers[C.VALUE].fillna(1.0)
@@ -110,23 +124,28 @@ def _offers(raw: dict[str, pd.DataFrame], tx_raw: pd.DataFrame, products: pd.Dat
 def _offer_events(raw: dict[str, pd.DataFrame]) -> pd.DataFrame:
     starts = raw["campaign_descriptions"].set_index("campaign_id")["start_date"]
     sent = raw["campaigns"].merge(campaign_coupons(raw), on="campaign_id")
-    sent = pd.DataFrame({
-        C.CUSTOMER_ID: sent["household_id"].astype("int64"),
-        C.OFFER_ID: sent[C.OFFER_ID].astype("int64"),
-        C.EVENT: "sent",
-        C.TIMESTAMP: sent["campaign_id"].map(starts).astype("datetime64[ns]"),
-        C.CAMPAIGN_ID: sent["campaign_id"].astype("int64"),
-    })
+    sent = pd.DataFrame(
+        {
+            C.CUSTOMER_ID: sent["household_id"].astype("int64"),
+            C.OFFER_ID: sent[C.OFFER_ID].astype("int64"),
+            C.EVENT: "sent",
+            C.TIMESTAMP: sent["campaign_id"].map(starts).astype("datetime64[ns]"),
+            C.CAMPAIGN_ID: sent["campaign_id"].astype("int64"),
+        }
+    )
     r = raw["coupon_redemptions"]
-    redeemed = pd.DataFrame({
-        C.CUSTOMER_ID: r["household_id"].astype("int64"),
-        C.OFFER_ID: r["coupon_upc"].astype("int64"),
-        C.EVENT: "redeemed",
-        C.TIMESTAMP: r["redemption_date"].astype("datetime64[ns]"),
-        C.CAMPAIGN_ID: r["campaign_id"].astype("int64"),
-    })
+    redeemed = pd.DataFrame(
+        {
+            C.CUSTOMER_ID: r["household_id"].astype("int64"),
+            C.OFFER_ID: r["coupon_upc"].astype("int64"),
+            C.EVENT: "redeemed",
+            C.TIMESTAMP: r["redemption_date"].astype("datetime64[ns]"),
+            C.CAMPAIGN_ID: r["campaign_id"].astype("int64"),
+        }
+    )
     events = pd.concat([sent, redeemed], ignore_index=True)
-    events = events.sort_values([C.TIMESTAMP, C.CAMPAIGN_ID, C.CUSTOMER_ID, C.OFFER_ID, C.EVENT],
-                                kind="stable").reset_index(drop=True)
+    events = events.sort_values(
+        [C.TIMESTAMP, C.CAMPAIGN_ID, C.CUSTOMER_ID, C.OFFER_ID, C.EVENT], kind="stable"
+    ).reset_index(drop=True)
     events.insert(0, C.EVENT_ID, np.arange(1, len(events) + 1, dtype="int64"))
     return events

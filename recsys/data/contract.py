@@ -126,9 +126,7 @@ OFFER_EVENTS = TableSpec(
     ),
 )
 
-SPECS: dict[str, TableSpec] = {
-    s.name: s for s in (TRANSACTIONS, PRODUCTS, CUSTOMERS, OFFERS, OFFER_EVENTS)
-}
+SPECS: dict[str, TableSpec] = {s.name: s for s in (TRANSACTIONS, PRODUCTS, CUSTOMERS, OFFERS, OFFER_EVENTS)}
 
 
 @dataclass
@@ -144,14 +142,9 @@ class Reference:
 
 # Referential rules and what a broken reference costs (documented in docs/data.md).
 REFERENCES = (
-    Reference(C.TRANSACTIONS, C.PRODUCT_ID, C.PRODUCTS, "warning",
-              "the product gets no category or department"),
-    Reference(C.TRANSACTIONS, C.CUSTOMER_ID, C.CUSTOMERS, "warning",
-              "the customer gets no attributes"),
-    Reference(C.OFFERS, C.PRODUCT_IDS, C.PRODUCTS, "warning",
-              "unknown products can only match by future purchases"),
-    Reference(C.OFFER_EVENTS, C.OFFER_ID, C.OFFERS, "error",
-              "an event must name an offer of the catalog"),
-    Reference(C.OFFER_EVENTS, C.CUSTOMER_ID, C.CUSTOMERS, "warning",
-              "the customer is known only by the event"),
+    Reference(C.TRANSACTIONS, C.PRODUCT_ID, C.PRODUCTS, "warning", "the product gets no category or department"),
+    Reference(C.TRANSACTIONS, C.CUSTOMER_ID, C.CUSTOMERS, "warning", "the customer gets no attributes"),
+    Reference(C.OFFERS, C.PRODUCT_IDS, C.PRODUCTS, "warning", "unknown products can only match by future purchases"),
+    Reference(C.OFFER_EVENTS, C.OFFER_ID, C.OFFERS, "error", "an event must name an offer of the catalog"),
+    Reference(C.OFFER_EVENTS, C.CUSTOMER_ID, C.CUSTOMERS, "warning", "the customer is known only by the event"),
 )

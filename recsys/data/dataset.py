@@ -43,13 +43,16 @@ class Dataset:
         tx = self.transactions
         out = {
             "source": self.source,
-            "rows": {name: int(len(df)) for name, df in self.tables().items()},
-            "customers": int(len(self.customer_ids())),
+            "rows": {name: len(df) for name, df in self.tables().items()},
+            "customers": len(self.customer_ids()),
             "customers_with_transactions": int(tx[C.CUSTOMER_ID].nunique()),
             "products": int(len(self.products) if self.products is not None else tx[C.PRODUCT_ID].nunique()),
-            "offers": int(len(self.offers)) if self.offers is not None else 0,
-            "events": ({str(k): int(v) for k, v in self.offer_events[C.EVENT].value_counts().sort_index().items()}
-                       if self.offer_events is not None else {}),
+            "offers": len(self.offers) if self.offers is not None else 0,
+            "events": (
+                {str(k): int(v) for k, v in self.offer_events[C.EVENT].value_counts().sort_index().items()}
+                if self.offer_events is not None
+                else {}
+            ),
             "first_transaction": tx[C.TIMESTAMP].min().isoformat(),
             "last_transaction": tx[C.TIMESTAMP].max().isoformat(),
             "warnings": [str(w) for w in self.warnings],
@@ -64,7 +67,7 @@ class Dataset:
         for name, df in self.tables().items():
             digest.update(name.encode())
             digest.update(",".join(map(str, df.columns)).encode())
-            hashable = df.map(lambda v: repr(v) if isinstance(v, list) else v) if (df.dtypes == object).any() else df
+            hashable = df.map(lambda v: repr(v) if isinstance(v, list) else v) if (df.dtypes == "object").any() else df
             digest.update(pd.util.hash_pandas_object(hashable, index=False).to_numpy().tobytes())
         return digest.hexdigest()[:16]
 
@@ -81,6 +84,15 @@ def load_dataset(source: str | os.PathLike, *, strict: bool = False, now: pd.Tim
     """
     raw = read_tables(source)
     frames, warnings = validate_tables(raw.frames, text_tables=raw.text_tables, strict=strict, now=now)
-    logger.info("loaded %s: %s", describe_source(source),
-                ", ".join(f"{n}={len(df)}" for n, df in frames.items()))
+    logger.info("loaded %s: %s", describe_source(source), ", ".join(f"{n}={len(df)}" for n, df in frames.items()))
     return Dataset(**frames, source=describe_source(source), warnings=warnings)
+
+
+def load_offer_tables(
+    source: str | os.PathLike, tables: tuple[str, ...] = (C.OFFERS, C.OFFER_EVENTS)
+) -> dict[str, pd.DataFrame]:
+    """The offer catalog and offer events of a source, validated on their own (no transactions
+    needed): for ranking against a newer catalog than the model's."""
+    raw = read_tables(source, tables=tables)
+    frames, _ = validate_tables(raw.frames, text_tables=raw.text_tables, partial=True)
+    return frames

@@ -11,11 +11,9 @@ import io
 import json
 import logging
 import os
-import shutil
-import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 import pandas as pd
@@ -23,6 +21,7 @@ import pandas as pd
 from recsys.constants import TABLES
 from recsys.data import contract as K
 from recsys.errors import DataSourceError, DataValidationError, Issue
+from recsys.io import atomic_directory
 
 logger = logging.getLogger(__name__)
 
@@ -96,11 +95,16 @@ def _read_csv(file: Path, table: str) -> pd.DataFrame:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        raise DataValidationError([Issue(
-            table, None,
-            f"{file.name} is not UTF-8: byte 0x{data[exc.start]:02x} at offset {exc.start} (line {line}); "
-            "save the file as UTF-8",
-        )]) from None
+        raise DataValidationError(
+            [
+                Issue(
+                    table,
+                    None,
+                    f"{file.name} is not UTF-8: byte 0x{data[exc.start]:02x} at offset {exc.start} (line {line}); "
+                    "save the file as UTF-8",
+                )
+            ]
+        ) from None
     del data
     if not text.strip():
         raise DataValidationError([Issue(table, None, f"{file.name} is empty (no header row)")])
@@ -145,14 +149,21 @@ def _for_text_store(df: pd.DataFrame) -> pd.DataFrame:
     out = df.copy()
     for col in out.columns:
         spec_kind = next((c.kind for s in K.SPECS.values() for c in s.columns if c.name == col), None)
-        if spec_kind in (K.ID_LIST, K.TEXT_LIST) or (out[col].dtype == object and out[col].map(
-                lambda v: isinstance(v, (list, np.ndarray))).any()):
+        if spec_kind in (K.ID_LIST, K.TEXT_LIST) or (
+            out[col].dtype == object and out[col].map(lambda v: isinstance(v, (list, np.ndarray))).any()
+        ):
             out[col] = out[col].map(_list_to_text)
     return out
 
 
-def write_tables(frames: Mapping[str, pd.DataFrame], dest: str | os.PathLike, *, fmt: str = "parquet",
-                 overwrite: bool = False, extras: Mapping[str, Mapping[str, pd.DataFrame]] | None = None) -> None:
+def write_tables(
+    frames: Mapping[str, pd.DataFrame],
+    dest: str | os.PathLike,
+    *,
+    fmt: str = "parquet",
+    overwrite: bool = False,
+    extras: Mapping[str, Mapping[str, pd.DataFrame]] | None = None,
+) -> None:
     """Write tables all or nothing: a directory is filled aside and renamed into place;
     a database gets its tables in one transaction.
 
@@ -167,15 +178,19 @@ def write_tables(frames: Mapping[str, pd.DataFrame], dest: str | os.PathLike, *,
         _write_directory(frames, Path(dest), fmt=fmt, overwrite=overwrite, extras=extras or {})
 
 
-def _write_directory(frames: Mapping[str, pd.DataFrame], dest: Path, *, fmt: str, overwrite: bool,
-                     extras: Mapping[str, Mapping[str, pd.DataFrame]]) -> None:
+def _write_directory(
+    frames: Mapping[str, pd.DataFrame],
+    dest: Path,
+    *,
+    fmt: str,
+    overwrite: bool,
+    extras: Mapping[str, Mapping[str, pd.DataFrame]],
+) -> None:
     if fmt not in FILE_FORMATS:
         raise DataSourceError(f"unknown file format {fmt!r}; use one of {', '.join(FILE_FORMATS)}")
     if dest.exists() and not overwrite and any(dest.iterdir()):
         raise DataSourceError(f"{dest} exists and is not empty; pass overwrite to replace it")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
-    try:
+    with atomic_directory(dest) as staging:
         for name, df in frames.items():
             target = staging / f"{name}.{fmt}"
             if fmt == "parquet":
@@ -186,21 +201,6 @@ def _write_directory(frames: Mapping[str, pd.DataFrame], dest: Path, *, fmt: str
             (staging / sub).mkdir()
             for name, df in tables.items():
                 df.to_parquet(staging / sub / f"{name}.parquet", index=False)
-        replace_directory(staging, dest)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-
-
-def replace_directory(staging: Path, dest: Path) -> None:
-    """Move a finished staging directory to ``dest``, replacing what was there."""
-    old = None
-    if dest.exists():
-        old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
-        dest.rename(old)
-    staging.rename(dest)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def transactional_engine(url: str):
@@ -213,6 +213,7 @@ def transactional_engine(url: str):
 
     engine = sa.create_engine(url)
     if engine.dialect.name == "sqlite":
+
         @sa.event.listens_for(engine, "connect")
         def _no_implicit_transactions(dbapi_connection, _record):
             dbapi_connection.isolation_level = None
@@ -220,6 +221,7 @@ def transactional_engine(url: str):
         @sa.event.listens_for(engine, "begin")
         def _begin(conn):
             conn.exec_driver_sql("BEGIN")
+
     return engine
 
 
@@ -232,8 +234,9 @@ def _write_sql(frames: Mapping[str, pd.DataFrame], url: str, *, overwrite: bool)
             present = set(sa.inspect(conn).get_table_names())
             clash = sorted(present & set(frames))
             if clash and not overwrite:
-                raise DataSourceError(f"tables {', '.join(clash)} exist in {describe_source(url)}; "
-                                      "pass overwrite to replace them")
+                raise DataSourceError(
+                    f"tables {', '.join(clash)} exist in {describe_source(url)}; pass overwrite to replace them"
+                )
             for name, df in frames.items():
                 _for_text_store(df).to_sql(name, conn, if_exists="replace", index=False, chunksize=50_000)
     finally:

@@ -72,13 +72,15 @@ def generate(config: SynthConfig | None = None, **overrides) -> tuple[dict[str, 
     prod_ids = np.arange(100_001, 100_001 + cfg.products, dtype="int64")
     price = np.round(np.exp(rng.normal(1.0, 0.5, cfg.products)), 2) + 0.29
     popularity = 1.0 / (1.0 + np.arange(cfg.products) // n_cat) ** 1.1
-    products = pd.DataFrame({
-        C.PRODUCT_ID: prod_ids,
-        C.CATEGORY: [cats[k][1] for k in prod_cat],
-        C.DEPARTMENT: [cats[k][0] for k in prod_cat],
-        C.BRAND: rng.choice(["House", "National", "Premium"], cfg.products),
-        C.NAME: [f"{cats[k][1]} item {i}" for i, k in enumerate(prod_cat)],
-    })
+    products = pd.DataFrame(
+        {
+            C.PRODUCT_ID: prod_ids,
+            C.CATEGORY: [cats[k][1] for k in prod_cat],
+            C.DEPARTMENT: [cats[k][0] for k in prod_cat],
+            C.BRAND: rng.choice(["House", "National", "Premium"], cfg.products),
+            C.NAME: [f"{cats[k][1]} item {i}" for i, k in enumerate(prod_cat)],
+        }
+    )
 
     # Customers: segment, preferences, sign-up, churn.
     n = cfg.customers
@@ -98,7 +100,7 @@ def generate(config: SynthConfig | None = None, **overrides) -> tuple[dict[str, 
     n_baskets = rng.poisson(rate * (end_day - signup)) + 1
     b_cust = np.repeat(np.arange(n), n_baskets)
     u = rng.random(len(b_cust))
-    u = np.where(churned[b_cust], u ** 1.3, u)
+    u = np.where(churned[b_cust], u**1.3, u)
     b_time = signup[b_cust] + u * (end_day - signup)[b_cust]
     b_items = 1 + rng.poisson(np.array(SEGMENT_ITEMS)[seg][b_cust])
 
@@ -123,40 +125,56 @@ def generate(config: SynthConfig | None = None, **overrides) -> tuple[dict[str, 
     seconds = np.floor(b_time * day_s)[l_basket]
 
     cust_ids = _customer_ids(n)
-    transactions = pd.DataFrame({
-        C.CUSTOMER_ID: cust_ids[l_cust],
-        C.PRODUCT_ID: prod_ids[l_prod],
-        C.TIMESTAMP: start + pd.to_timedelta(seconds, unit="s"),
-        C.QUANTITY: qty.astype("int64"),
-        C.AMOUNT: amount,
-        C.BASKET_ID: (l_basket + 1).astype("int64"),
-        C.STORE_ID: (1 + l_cust % 7).astype("int64"),
-        C.DISCOUNT: discount,
-    }).sort_values([C.TIMESTAMP, C.BASKET_ID], kind="stable").reset_index(drop=True)
+    transactions = (
+        pd.DataFrame(
+            {
+                C.CUSTOMER_ID: cust_ids[l_cust],
+                C.PRODUCT_ID: prod_ids[l_prod],
+                C.TIMESTAMP: start + pd.to_timedelta(seconds, unit="s"),
+                C.QUANTITY: qty.astype("int64"),
+                C.AMOUNT: amount,
+                C.BASKET_ID: (l_basket + 1).astype("int64"),
+                C.STORE_ID: (1 + l_cust % 7).astype("int64"),
+                C.DISCOUNT: discount,
+            }
+        )
+        .sort_values([C.TIMESTAMP, C.BASKET_ID], kind="stable")
+        .reset_index(drop=True)
+    )
     transactions[C.TIMESTAMP] = transactions[C.TIMESTAMP].astype("datetime64[ns]")
 
-    customers = pd.DataFrame({
-        C.CUSTOMER_ID: cust_ids,
-        C.SIGNUP_DATE: (start + pd.to_timedelta(np.floor(signup), unit="D")).astype("datetime64[ns]"),
-        "region": rng.choice(["north", "south", "east", "west"], n),
-    })
+    customers = pd.DataFrame(
+        {
+            C.CUSTOMER_ID: cust_ids,
+            C.SIGNUP_DATE: (start + pd.to_timedelta(np.floor(signup), unit="D")).astype("datetime64[ns]"),
+            "region": rng.choice(["north", "south", "east", "west"], n),
+        }
+    )
 
-    offers, events, affinity = _offers_and_events(cfg, rng, start, cats, prod_cat, prod_ids, popularity,
-                                                  pref, signup, end_day, cust_ids)
-    truth_customers = pd.DataFrame({
-        C.CUSTOMER_ID: cust_ids,
-        "segment": seg.astype("int64"),
-        "segment_name": np.array(SEGMENT_NAMES)[seg],
-        "preferred_department": np.array(list(DEPARTMENTS))[np.array(SEGMENT_DEPARTMENT)[seg]],
-        "signup_date": customers[C.SIGNUP_DATE],
-        "churned": churned,
-        "churn_date": (start + pd.to_timedelta(churn_day, unit="D")).astype("datetime64[ns]"),
-        "baskets_per_week": rate * 7.0,
-    })
+    offers, events, affinity = _offers_and_events(
+        cfg, rng, start, cats, prod_cat, prod_ids, popularity, pref, signup, end_day, cust_ids
+    )
+    truth_customers = pd.DataFrame(
+        {
+            C.CUSTOMER_ID: cust_ids,
+            "segment": seg.astype("int64"),
+            "segment_name": np.array(SEGMENT_NAMES)[seg],
+            "preferred_department": np.array(list(DEPARTMENTS))[np.array(SEGMENT_DEPARTMENT)[seg]],
+            "signup_date": customers[C.SIGNUP_DATE],
+            "churned": churned,
+            "churn_date": (start + pd.to_timedelta(churn_day, unit="D")).astype("datetime64[ns]"),
+            "baskets_per_week": rate * 7.0,
+        }
+    )
     truth_pref = pd.DataFrame(pref, columns=[c for _, c in cats])
     truth_pref.insert(0, C.CUSTOMER_ID, cust_ids)
-    tables = {C.TRANSACTIONS: transactions, C.PRODUCTS: products, C.CUSTOMERS: customers,
-              C.OFFERS: offers, C.OFFER_EVENTS: events}
+    tables = {
+        C.TRANSACTIONS: transactions,
+        C.PRODUCTS: products,
+        C.CUSTOMERS: customers,
+        C.OFFERS: offers,
+        C.OFFER_EVENTS: events,
+    }
     truth = {"customers": truth_customers, "category_preferences": truth_pref, "offer_affinity": affinity}
     return tables, truth
 
@@ -182,9 +200,13 @@ def _offers_and_events(cfg, rng, start, cats, prod_cat, prod_ids, popularity, pr
     off_cat = rng.permutation(np.resize(np.arange(n_cat), n_off))
     types = np.array([t for t in C.OFFER_TYPES if t not in ("free_shipping", "free_trial")])
     off_type = rng.choice(types, n_off)
-    value = np.where(off_type == "percent_off", rng.choice([10.0, 15.0, 20.0, 25.0], n_off),
-                     np.where(off_type == "points_multiplier", rng.choice([2.0, 3.0], n_off),
-                              rng.choice([0.5, 1.0, 2.0, 3.0], n_off)))
+    value = np.where(
+        off_type == "percent_off",
+        rng.choice([10.0, 15.0, 20.0, 25.0], n_off),
+        np.where(
+            off_type == "points_multiplier", rng.choice([2.0, 3.0], n_off), rng.choice([0.5, 1.0, 2.0, 3.0], n_off)
+        ),
+    )
     by_products = rng.random(n_off) < 0.5
     product_lists, categories = [], []
     for i in range(n_off):
@@ -199,21 +221,25 @@ def _offers_and_events(cfg, rng, start, cats, prod_cat, prod_ids, popularity, pr
     duration = 28
     off_start = campaign_start[off_campaign]
     offer_ids = np.array([f"OF{i:04d}" for i in range(1, n_off + 1)], dtype=object)
-    channels = [None if rng.random() < 0.5 else sorted(rng.choice(list(C.CHANNEL_NAMES), 2, replace=False).tolist())
-                for _ in range(n_off)]
-    offers = pd.DataFrame({
-        C.OFFER_ID: offer_ids,
-        C.NAME: [offer_name(off_type[i], value[i], cats[off_cat[i]][1]) for i in range(n_off)],
-        C.OFFER_TYPE: off_type,
-        C.VALUE: value,
-        C.PRODUCT_IDS: pd.Series(product_lists, dtype=object),
-        C.CATEGORY: pd.Series(categories, dtype="string"),
-        C.START_DATE: (start + pd.to_timedelta(np.floor(off_start), unit="D")).astype("datetime64[ns]"),
-        C.END_DATE: (start + pd.to_timedelta(np.floor(off_start) + duration, unit="D")).astype("datetime64[ns]"),
-        C.CHANNELS: pd.Series(channels, dtype=object),
-        C.COST: np.round(np.where(off_type == "percent_off", value / 100 * 8.0, value * 0.6), 2),
-        "campaign": off_campaign.astype("int64") + 1,
-    })
+    channels = [
+        None if rng.random() < 0.5 else sorted(rng.choice(list(C.CHANNEL_NAMES), 2, replace=False).tolist())
+        for _ in range(n_off)
+    ]
+    offers = pd.DataFrame(
+        {
+            C.OFFER_ID: offer_ids,
+            C.NAME: [offer_name(off_type[i], value[i], cats[off_cat[i]][1]) for i in range(n_off)],
+            C.OFFER_TYPE: off_type,
+            C.VALUE: value,
+            C.PRODUCT_IDS: pd.Series(product_lists, dtype=object),
+            C.CATEGORY: pd.Series(categories, dtype="string"),
+            C.START_DATE: (start + pd.to_timedelta(np.floor(off_start), unit="D")).astype("datetime64[ns]"),
+            C.END_DATE: (start + pd.to_timedelta(np.floor(off_start) + duration, unit="D")).astype("datetime64[ns]"),
+            C.CHANNELS: pd.Series(channels, dtype=object),
+            C.COST: np.round(np.where(off_type == "percent_off", value / 100 * 8.0, value * 0.6), 2),
+            "campaign": off_campaign.astype("int64") + 1,
+        }
+    )
 
     # Planted affinity: the customer's preference for the offer's category.
     affinity = pref[:, off_cat]  # customers x offers
@@ -234,24 +260,32 @@ def _offers_and_events(cfg, rng, start, cats, prod_cat, prod_ids, popularity, pr
         t_view = t_sent + rng.uniform(0.05, 2.0, len(cc))
         t_redeem = t_view + rng.uniform(0.1, 20.0, len(cc))
         t_redeem = np.minimum(t_redeem, np.minimum(end_day[cc], np.floor(day0) + duration))
-        for mask, name, t in ((np.ones(len(cc), bool), "sent", t_sent), (viewed, "viewed", t_view),
-                              (redeemed, "redeemed", t_redeem)):
-            rows.append(pd.DataFrame({"c": cc[mask], "o": oo[mask], C.EVENT: name, "t": t[mask],
-                                      C.CAMPAIGN_ID: k + 1}))
+        for mask, name, t in (
+            (np.ones(len(cc), bool), "sent", t_sent),
+            (viewed, "viewed", t_view),
+            (redeemed, "redeemed", t_redeem),
+        ):
+            rows.append(pd.DataFrame({"c": cc[mask], "o": oo[mask], C.EVENT: name, "t": t[mask], C.CAMPAIGN_ID: k + 1}))
     ev = pd.concat(rows, ignore_index=True).sort_values(["t", "c", "o"], kind="stable").reset_index(drop=True)
-    events = pd.DataFrame({
-        C.EVENT_ID: [f"E{i:08d}" for i in range(1, len(ev) + 1)],
-        C.CUSTOMER_ID: cust_ids[ev["c"].to_numpy()],
-        C.OFFER_ID: offer_ids[ev["o"].to_numpy()],
-        C.EVENT: ev[C.EVENT].to_numpy(),
-        C.TIMESTAMP: (start + pd.to_timedelta(np.floor(ev["t"].to_numpy() * 86_400), unit="s")).astype("datetime64[ns]"),
-        C.CAMPAIGN_ID: ev[C.CAMPAIGN_ID].astype("int64").to_numpy(),
-    })
+    events = pd.DataFrame(
+        {
+            C.EVENT_ID: [f"E{i:08d}" for i in range(1, len(ev) + 1)],
+            C.CUSTOMER_ID: cust_ids[ev["c"].to_numpy()],
+            C.OFFER_ID: offer_ids[ev["o"].to_numpy()],
+            C.EVENT: ev[C.EVENT].to_numpy(),
+            C.TIMESTAMP: (start + pd.to_timedelta(np.floor(ev["t"].to_numpy() * 86_400), unit="s")).astype(
+                "datetime64[ns]"
+            ),
+            C.CAMPAIGN_ID: ev[C.CAMPAIGN_ID].astype("int64").to_numpy(),
+        }
+    )
     cc, oo = np.meshgrid(np.arange(len(cust_ids)), np.arange(n_off), indexing="ij")
-    affinity_truth = pd.DataFrame({
-        C.CUSTOMER_ID: cust_ids[cc.ravel()],
-        C.OFFER_ID: offer_ids[oo.ravel()],
-        "affinity": affinity.ravel(),
-        "p_redeem": p_redeem.ravel(),
-    })
+    affinity_truth = pd.DataFrame(
+        {
+            C.CUSTOMER_ID: cust_ids[cc.ravel()],
+            C.OFFER_ID: offer_ids[oo.ravel()],
+            "affinity": affinity.ravel(),
+            "p_redeem": p_redeem.ravel(),
+        }
+    )
     return offers, events, affinity_truth

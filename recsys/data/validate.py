@@ -10,7 +10,8 @@ Three passes, each collecting every problem before anything is raised:
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -48,8 +49,9 @@ def _examples(values: Any) -> tuple:
     return tuple(out)
 
 
-def _issue(table: str, column: str | None, problem: str, values: Any = (), severity: str = "error",
-           label: str = "") -> Issue:
+def _issue(
+    table: str, column: str | None, problem: str, values: Any = (), severity: str = "error", label: str = ""
+) -> Issue:
     values = list(values)
     return Issue(table, column, problem, len(values), _examples(values), severity, label)
 
@@ -77,17 +79,21 @@ def _value_schema(spec: K.TableSpec, now: pd.Timestamp) -> pa.DataFrameSchema:
             checks.append(pa.Check.isin(list(col.allowed), error=f"is not one of {', '.join(col.allowed)}"))
         if col.allowed is not None and col.kind == K.TEXT_LIST:
             allowed = set(col.allowed)
-            checks.append(pa.Check(
-                lambda s, allowed=allowed: s.map(lambda v: v is None or set(v) <= allowed),
-                element_wise=False,
-                error=f"names values outside {', '.join(col.allowed)}",
-            ))
+            checks.append(
+                pa.Check(
+                    lambda s, allowed=allowed: s.map(lambda v: v is None or set(v) <= allowed),
+                    element_wise=False,
+                    error=f"names values outside {', '.join(col.allowed)}",
+                )
+            )
         if col.min_value is not None:
             checks.append(pa.Check.ge(col.min_value, error=f"is below the minimum {col.min_value:g}"))
         if col.max_value is not None:
             checks.append(pa.Check.le(col.max_value, error=f"is above the maximum {col.max_value:g}"))
         if col.not_future:
-            checks.append(pa.Check.le(now + FUTURE_TOLERANCE, error=f"is in the future (after {now:%Y-%m-%d %H:%M} UTC)"))
+            checks.append(
+                pa.Check.le(now + FUTURE_TOLERANCE, error=f"is in the future (after {now:%Y-%m-%d %H:%M} UTC)")
+            )
         columns[col.name] = pa.Column(
             checks=checks,
             nullable=col.nullable,
@@ -129,23 +135,33 @@ def _check_table_rules(name: str, df: pd.DataFrame, out: _Collector) -> None:
         if C.PRODUCT_IDS in df and C.CATEGORY in df:
             both = df[df[C.PRODUCT_IDS].notna() & df[C.CATEGORY].notna()]
             if len(both):
-                out.add(_issue(name, C.PRODUCT_IDS, "and category are both set; an offer targets one or the other",
-                               both[C.OFFER_ID], label="offer_id"))
+                out.add(
+                    _issue(
+                        name,
+                        C.PRODUCT_IDS,
+                        "and category are both set; an offer targets one or the other",
+                        both[C.OFFER_ID],
+                        label="offer_id",
+                    )
+                )
         if C.MIN_CHURN_RISK in df and C.MAX_CHURN_RISK in df:
             bad = df[df[C.MIN_CHURN_RISK] > df[C.MAX_CHURN_RISK]]
             if len(bad):
                 out.add(_issue(name, C.MIN_CHURN_RISK, "is above max_churn_risk", bad[C.OFFER_ID], label="offer_id"))
         pct = df[(df[C.OFFER_TYPE] == "percent_off") & ((df[C.VALUE] <= 0) | (df[C.VALUE] > 100))]
         if len(pct):
-            out.add(_issue(name, C.VALUE, "of a percent_off offer must be in (0, 100]", pct[C.OFFER_ID], label="offer_id"))
+            out.add(
+                _issue(name, C.VALUE, "of a percent_off offer must be in (0, 100]", pct[C.OFFER_ID], label="offer_id")
+            )
     if name == C.TRANSACTIONS:
         bad = df[(df[C.AMOUNT] < 0) & (df[C.QUANTITY] > 0)]
         if len(bad):
             out.add(_issue(name, C.AMOUNT, "is negative on a purchase (quantity > 0)", bad[C.AMOUNT]))
 
 
-def _coerce_table(name: str, raw: pd.DataFrame, spec: K.TableSpec, *, from_text: bool,
-                  list_id_kind: str, out: _Collector) -> pd.DataFrame | None:
+def _coerce_table(
+    name: str, raw: pd.DataFrame, spec: K.TableSpec, *, from_text: bool, list_id_kind: str, out: _Collector
+) -> pd.DataFrame | None:
     if len(raw.columns) != len(set(raw.columns)):
         dup = raw.columns[raw.columns.duplicated()].tolist()
         out.add(Issue(name, None, "has duplicate column names", len(dup), _examples(dup)))
@@ -266,8 +282,9 @@ def validate_tables(
         if name == C.OFFERS:
             ref = frames.get(C.PRODUCTS, frames.get(C.TRANSACTIONS))
             list_kind = id_kind(ref[C.PRODUCT_ID]) if ref is not None else ("str" if name in text_tables else "int")
-        df = _coerce_table(name, raw[name], K.SPECS[name], from_text=name in text_tables,
-                           list_id_kind=list_kind, out=out)
+        df = _coerce_table(
+            name, raw[name], K.SPECS[name], from_text=name in text_tables, list_id_kind=list_kind, out=out
+        )
         if df is not None:
             frames[name] = df
 

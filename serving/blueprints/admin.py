@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from flask.views import MethodView
 
@@ -15,11 +15,18 @@ blp = Blueprint("model", __name__, url_prefix="/v1", description="Model informat
 def model_info() -> dict:
     loaded = state().model.current
     b = loaded.bundle
-    return {"name": loaded.name, "version": loaded.version, "alias": loaded.alias, "model_uri": loaded.model_uri,
-            "trained_at": b.config.get("trained_at"), "as_of": b.config.get("as_of"),
-            "loaded_at": datetime.fromtimestamp(loaded.loaded_at, timezone.utc).isoformat(),
-            "metrics": {k: float(v) for k, v in b.metrics.items()}, "catalog_offers": len(loaded.catalog),
-            "customers": len(b.customers)}
+    return {
+        "name": loaded.name,
+        "version": loaded.version,
+        "alias": loaded.alias,
+        "model_uri": loaded.model_uri,
+        "trained_at": b.config.get("trained_at"),
+        "as_of": b.config.get("as_of"),
+        "loaded_at": datetime.fromtimestamp(loaded.loaded_at, UTC).isoformat(),
+        "metrics": {k: float(v) for k, v in b.metrics.items()},
+        "catalog_offers": len(loaded.catalog),
+        "customers": len(b.customers),
+    }
 
 
 @blp.route("/model")

@@ -8,15 +8,15 @@ import io
 from flask import Response, request, stream_with_context
 from flask.views import MethodView
 
-
-from recsys.bundle import CUSTOMER_COLUMNS
-from serving.model import jsonable
+from recsys import constants as C
+from recsys.io import json_safe
 from serving.schemas import AtRiskPage, AtRiskQuery, ChurnRisk
 from serving.web import ApiError, Blueprint, decode_cursor, encode_cursor, require, state
 
 blp = Blueprint("churn", __name__, url_prefix="/v1", description="Churn risk and at-risk lists")
 
-CSV_COLUMNS = ["customer_id", *CUSTOMER_COLUMNS]
+CUSTOMER_COLUMNS = list(C.CUSTOMER_COLUMNS)
+CSV_COLUMNS = list(C.AT_RISK_COLUMNS)
 
 
 @blp.route("/customers/<customer_id>/churn-risk")
@@ -31,12 +31,15 @@ class ChurnRiskView(MethodView):
         risk = loaded.bundle.churn_risk(cid)
         if risk is None:
             raise ApiError(404, "not_found", f"customer {customer_id} is not known to model version {loaded.version}")
-        return {"customer_id": jsonable(cid), **{k: jsonable(v) for k, v in risk.items()},
-                "model_version": loaded.version}
+        return {
+            "customer_id": json_safe(cid),
+            **{k: json_safe(v) for k, v in risk.items()},
+            "model_version": loaded.version,
+        }
 
 
 def _row(cid, r) -> dict:
-    return {"customer_id": jsonable(cid), **{c: jsonable(r[i]) for i, c in enumerate(CUSTOMER_COLUMNS)}}
+    return {"customer_id": json_safe(cid), **{c: json_safe(r[i]) for i, c in enumerate(CUSTOMER_COLUMNS)}}
 
 
 @blp.route("/churn/at-risk")
@@ -56,11 +59,14 @@ class AtRiskView(MethodView):
         wants_csv = q["format"] == "csv" or (q["format"] is None and request.accept_mimetypes.best == "text/csv")
         if wants_csv:
             return _csv(rows.iloc[start:])
-        page = rows.iloc[start:start + q["limit"]]
+        page = rows.iloc[start : start + q["limit"]]
         values = page[CUSTOMER_COLUMNS].to_numpy(dtype=object)
         end = start + len(page)
-        return {"customers": [_row(cid, v) for cid, v in zip(page.index, values)],
-                "next_cursor": encode_cursor(end, loaded.version) if end < len(rows) else None, "total": len(rows)}
+        return {
+            "customers": [_row(cid, v) for cid, v in zip(page.index, values)],
+            "next_cursor": encode_cursor(end, loaded.version) if end < len(rows) else None,
+            "total": len(rows),
+        }
 
 
 def _csv(rows):
@@ -79,5 +85,8 @@ def _csv(rows):
                 buf.truncate()
         yield buf.getvalue()
 
-    return Response(stream_with_context(generate()), mimetype="text/csv",
-                    headers={"Content-Disposition": "attachment; filename=at-risk.csv"})
+    return Response(
+        stream_with_context(generate()),
+        mimetype="text/csv",
+        headers={"Content-Disposition": "attachment; filename=at-risk.csv"},
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask.views import MethodView
 
-from serving.model import jsonable
+from recsys.io import json_safe
 from serving.schemas import PageQuery, SegmentCustomers, Segments
 from serving.web import ApiError, Blueprint, decode_cursor, encode_cursor, require, state
 
@@ -18,8 +18,9 @@ class SegmentsView(MethodView):
     def get(self):
         """Every segment with its size, mean churn probability and mean spend."""
         table = state().model.current.bundle.segments()
-        return {"segments": [{"name": name, **{k: jsonable(v) for k, v in row.items()}}
-                             for name, row in table.iterrows()]}
+        return {
+            "segments": [{"name": name, **{k: json_safe(v) for k, v in row.items()}} for name, row in table.iterrows()]
+        }
 
 
 @blp.route("/segments/<name>/customers")
@@ -36,7 +37,11 @@ class SegmentCustomersView(MethodView):
             known = ", ".join(sorted(customers["segment"].dropna().unique()))
             raise ApiError(404, "not_found", f"no segment {name!r}; segments: {known}")
         start = decode_cursor(q["cursor"], loaded.version)
-        page = ids[start:start + q["limit"]]
+        page = ids[start : start + q["limit"]]
         end = start + len(page)
-        return {"segment": name, "customer_ids": [jsonable(c) for c in page],
-                "next_cursor": encode_cursor(end, loaded.version) if end < len(ids) else None, "total": len(ids)}
+        return {
+            "segment": name,
+            "customer_ids": [json_safe(c) for c in page],
+            "next_cursor": encode_cursor(end, loaded.version) if end < len(ids) else None,
+            "total": len(ids),
+        }

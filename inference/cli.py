@@ -1,0 +1,75 @@
+"""``recsys export``: batch files of the champion's offers and at-risk customers."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from recsys import constants as C
+from shell import fail_on_bad_data
+
+
+@click.group()
+def export():
+    """Batch files of the champion's offers and at-risk customers."""
+
+
+@export.command("offers")
+@click.option("--k", default=5, show_default=True, type=click.IntRange(1, 100))
+@click.option("--channel", type=click.Choice(C.CHANNEL_NAMES), default=None)
+@click.option("--as-of", "as_of", default=None, help="Date the offers must be valid on (default: today).")
+@click.option(
+    "--data",
+    default=None,
+    help="Catalog and offer events from this source (default: the one the model was trained on).",
+)
+@click.option("--model", "model_uri", default=C.CHAMPION_URI, show_default=True)
+@click.option("--out", required=True, help="Output file, .csv or .parquet.")
+@fail_on_bad_data
+def export_offers_cmd(k, channel, as_of, data, model_uri, out):
+    """Ranked offers for every customer: customer_id, rank, offer_id, score, p_redeem,
+    expected_value, reason and the offer's fields."""
+    from inference.exports import export_offers, load_model, read_offer_tables, write_atomic
+
+    _check_suffix(out)
+    bundle, version = load_model(model_uri)
+    source = data or bundle.config.get("data_source")
+    catalog, events = read_offer_tables(source) if source else (None, None)
+    with click.progressbar(length=len(bundle.customers), label="ranking", file=sys.stderr) as bar:
+        frame = export_offers(
+            bundle, k=k, channel=channel, as_of=as_of, catalog=catalog, events=events, progress=bar.update
+        )
+    path = write_atomic(frame, out)
+    click.echo(
+        f"{len(frame):,} rows for {frame['customer_id'].nunique():,} customers (model version "
+        f"{version or '-'}) -> {path}"
+    )
+
+
+@export.command("at-risk")
+@click.option(
+    "--min-risk",
+    default=C.HIGH_RISK,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="churn probability from which a customer is listed (default: the high risk band)",
+)
+@click.option("--segment", default=None)
+@click.option("--data", default=None, hidden=True)
+@click.option("--model", "model_uri", default=C.CHAMPION_URI, show_default=True)
+@click.option("--out", required=True, help="Output file, .csv or .parquet.")
+def export_at_risk_cmd(min_risk, segment, data, model_uri, out):
+    """Customers at or above --min-risk, sorted by risk x value."""
+    from inference.exports import export_at_risk, load_model, write_atomic
+
+    _check_suffix(out)
+    bundle, version = load_model(model_uri)
+    frame = export_at_risk(bundle, min_risk=min_risk, segment=segment)
+    path = write_atomic(frame, out)
+    click.echo(f"{len(frame):,} customers at risk >= {min_risk} (model version {version or '-'}) -> {path}")
+
+
+def _check_suffix(out: str) -> None:
+    if not out.lower().endswith((".csv", ".parquet")):
+        raise click.BadParameter("the file name must end in .csv or .parquet", param_hint="--out")

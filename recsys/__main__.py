@@ -1,3 +1,0 @@
-from recsys.cli import main
-
-main()

@@ -1,0 +1,90 @@
+"""The recommender interface every collaborative-filtering model and baseline follows.
+
+``fit(transactions)`` returns self; ``recommend_many(customer_ids, n, exclude_purchased)``
+returns lists of product ids, so the evaluation treats the models and the baselines alike;
+``save(path)`` / ``load(path)`` persist a fitted model without pickle where the model supports it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+
+from recsys import constants as C
+from recsys.cf.interactions import IdMap, purchase_counts
+from recsys.errors import RecsysError
+
+
+class ModelFileError(RecsysError):
+    """A saved model directory is missing a file or was written by another version."""
+
+
+def _top_n(scores: np.ndarray, n: int) -> np.ndarray:
+    """Column positions of the ``n`` best scores of each row, best first (ties by position)."""
+    n = min(n, scores.shape[1])
+    part = np.argpartition(-scores, n - 1, axis=1)[:, :n]
+    order = np.lexsort((part, -np.take_along_axis(scores, part, axis=1)), axis=1)
+    return np.take_along_axis(part, order, axis=1)
+
+
+class Recommender(BaseEstimator):
+    """Base class: shared fitting of id maps and counts, and batched top-n recommendation.
+
+    Subclasses implement ``fit`` (calling :meth:`_fit_counts`) and ``_scores(rows)``, the
+    customers x products score matrix of the given customer rows.
+
+    Fitted attributes: ``customer_map_`` and ``product_map_`` (:class:`IdMap`), ``user_counts_``
+    (customers x products basket counts), ``popularity_`` (customers buying each product).
+    """
+
+    def fit(self, transactions: pd.DataFrame, y=None) -> Recommender:
+        raise NotImplementedError
+
+    def save(self, path: str | Path) -> Path:
+        raise NotImplementedError(f"{type(self).__name__} cannot be saved")
+
+    @classmethod
+    def load(cls, path: str | Path) -> Recommender:
+        raise NotImplementedError(f"{cls.__name__} cannot be loaded")
+
+    def recommend(self, customer_id, n: int = C.DEFAULT_K, exclude_purchased: bool = False) -> list:
+        """Top ``n`` product ids of one customer (see :meth:`recommend_many`)."""
+        return self.recommend_many([customer_id], n, exclude_purchased)[0]
+
+    def _fit_counts(self, transactions: pd.DataFrame) -> sp.csr_matrix:
+        if transactions.empty:
+            raise ValueError("no transactions to fit on")
+        self.customer_map_ = IdMap.of(transactions[C.CUSTOMER_ID])
+        self.product_map_ = IdMap.of(transactions[C.PRODUCT_ID])
+        counts = purchase_counts(transactions, self.customer_map_, self.product_map_)
+        self.popularity_ = np.asarray((counts > 0).sum(axis=0)).ravel().astype(np.float32)
+        return counts
+
+    def _scores(self, rows: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def recommend_many(
+        self, customer_ids, n: int = C.DEFAULT_K, exclude_purchased: bool = False, chunk: int = 512
+    ) -> list[list]:
+        """Top ``n`` product ids per customer; unknown customers get the most popular products."""
+        check_is_fitted(self, "customer_map_")
+        rows = self.customer_map_.positions(list(customer_ids))
+        products = self.product_map_.ids.to_numpy()
+        popular = products[_top_n(self.popularity_[None, :], n)[0]].tolist()
+        out: list[list] = [popular] * len(rows)
+        known = np.flatnonzero(rows >= 0)
+        for start in range(0, len(known), chunk):
+            idx = known[start : start + chunk]
+            scores = self._scores(rows[idx]).astype(np.float32, copy=True)
+            if exclude_purchased:
+                bought = self.user_counts_[rows[idx]].tocoo()
+                scores[bought.row, bought.col] = -np.inf
+            top = _top_n(scores, n)
+            for i, r in zip(idx, top):
+                out[i] = products[r].tolist()
+        return out

@@ -1,0 +1,69 @@
+"""Baselines every CF model is compared with: popularity and each customer's own repeat purchases."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+from sklearn.utils.validation import check_is_fitted
+
+from recsys import constants as C
+from recsys.cf.base import Recommender, _top_n
+from recsys.cf.interactions import purchase_counts
+
+logger = logging.getLogger(__name__)
+
+
+class PopularityRecommender(Recommender):
+    """Baseline: the products bought by most customers in the last ``window_days`` of training."""
+
+    def __init__(self, window_days: int | None = 28):
+        self.window_days = window_days
+
+    def fit(self, transactions: pd.DataFrame, y=None) -> PopularityRecommender:
+        self.user_counts_ = self._fit_counts(transactions)
+        if self.window_days:
+            end = transactions[C.TIMESTAMP].max()
+            recent = transactions[transactions[C.TIMESTAMP] > end - pd.Timedelta(days=self.window_days)]
+            counts = purchase_counts(recent, self.customer_map_, self.product_map_)
+            self.popularity_ = np.asarray((counts > 0).sum(axis=0)).ravel().astype(np.float32)
+        return self
+
+    def _scores(self, rows: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(self.popularity_, (len(rows), len(self.popularity_)))
+
+    def recommend_many(
+        self, customer_ids, n: int = C.DEFAULT_K, exclude_purchased: bool = False, chunk: int = 512
+    ) -> list[list]:
+        """The same ranking for everyone: computed once, then each customer's purchases removed."""
+        check_is_fitted(self, "customer_map_")
+        rows = self.customer_map_.positions(list(customer_ids))
+        products = self.product_map_.ids.to_numpy()
+        longest = int(np.diff(self.user_counts_.indptr).max()) if exclude_purchased and self.user_counts_.nnz else 0
+        top = _top_n(self.popularity_[None, :], n + longest)[0]
+        if not exclude_purchased:
+            first = products[top[:n]].tolist()
+            return [first] * len(rows)
+        out = []
+        for r in rows:
+            if r < 0:
+                out.append(products[top[:n]].tolist())
+                continue
+            bought = self.user_counts_.indices[self.user_counts_.indptr[r] : self.user_counts_.indptr[r + 1]]
+            keep = top[~np.isin(top, bought)][:n]
+            out.append(products[keep].tolist())
+        return out
+
+
+class RepeatPurchaseRecommender(Recommender):
+    """Baseline: each customer's own most-bought products (ties: more recent, then popular)."""
+
+    def fit(self, transactions: pd.DataFrame, y=None) -> RepeatPurchaseRecommender:
+        self.user_counts_ = self._fit_counts(transactions)
+        return self
+
+    def _scores(self, rows: np.ndarray) -> np.ndarray:
+        counts = self.user_counts_[rows].toarray()
+        pop = self.popularity_ / (self.popularity_.max() + 1.0)  # < 1: breaks ties only
+        return counts + pop[None, :]

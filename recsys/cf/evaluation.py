@@ -1,0 +1,81 @@
+"""Next-period evaluation of recommenders and the temporal choice of ALS hyperparameters."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+
+import pandas as pd
+
+from recsys import constants as C
+from recsys.cf.als import ALSRecommender
+from recsys.cf.base import Recommender
+from recsys.evaluation.ranking import ranking_metrics
+
+logger = logging.getLogger(__name__)
+
+
+def next_period_split(
+    transactions: pd.DataFrame, test_days: int = 28
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.Timestamp]:
+    """Train on everything before the last ``test_days`` days, test on those days."""
+    cut = transactions[C.TIMESTAMP].max().normalize() - pd.Timedelta(days=test_days - 1)
+    t = transactions[C.TIMESTAMP]
+    return transactions[t < cut], transactions[t >= cut], cut
+
+
+def evaluate_next_period(
+    models: dict[str, Recommender], train: pd.DataFrame, test: pd.DataFrame, k: int = C.DEFAULT_K
+) -> pd.DataFrame:
+    """Metrics@k of fitted ``models`` on next-period purchases of customers known in training.
+
+    Two tasks: ``all`` (every product bought in the test period is relevant; recommendations may
+    repeat past purchases) and ``discovery`` (only products new to the customer are relevant and
+    past purchases are excluded from the recommendations).
+    """
+    known = pd.Index(train[C.CUSTOMER_ID].unique())
+    test = test[test[C.CUSTOMER_ID].isin(known) & (test[C.QUANTITY] > 0 if C.QUANTITY in test else True)]
+    bought_test = test.groupby(C.CUSTOMER_ID)[C.PRODUCT_ID].agg(set)
+    bought_train = train[train[C.CUSTOMER_ID].isin(bought_test.index)].groupby(C.CUSTOMER_ID)[C.PRODUCT_ID].agg(set)
+    customers = bought_test.index.tolist()
+    new = [bought_test[c] - bought_train.get(c, set()) for c in customers]
+    catalog = train[C.PRODUCT_ID].nunique()
+    rows = []
+    for name, model in models.items():
+        rec = model.recommend_many(customers, k, exclude_purchased=False)
+        rows.append(
+            {"model": name, "task": "all", **ranking_metrics(rec, [bought_test[c] for c in customers], k, catalog)}
+        )
+        rec_new = model.recommend_many(customers, k, exclude_purchased=True)
+        rows.append({"model": name, "task": "discovery", **ranking_metrics(rec_new, new, k, catalog)})
+    return pd.DataFrame(rows)
+
+
+DEFAULT_ALS_GRID = {"factors": (32, 64), "regularization": (0.05, 0.5)}
+
+
+def select_als(
+    train: pd.DataFrame,
+    grid: dict | None = None,
+    valid_days: int = 28,
+    k: int = C.DEFAULT_K,
+    metric: str = "ndcg",
+    **fixed,
+) -> tuple[dict, pd.DataFrame]:
+    """Choose ALS hyperparameters on a temporal split of ``train``: fit on all but its last
+    ``valid_days`` days, score next-period ``metric``@k on those days. Returns (best, table)."""
+    grid = grid or DEFAULT_ALS_GRID
+    fit_part, valid, _ = next_period_split(train, valid_days)
+    valid = valid[valid[C.CUSTOMER_ID].isin(fit_part[C.CUSTOMER_ID].unique())]
+    relevant = valid.groupby(C.CUSTOMER_ID)[C.PRODUCT_ID].agg(set)
+    names = sorted(grid)
+    rows = []
+    for values in itertools.product(*(grid[n] for n in names)):
+        params = {**fixed, **dict(zip(names, values))}
+        model = ALSRecommender(**params).fit(fit_part)
+        rec = model.recommend_many(relevant.index.tolist(), k)
+        score = ranking_metrics(rec, relevant.tolist(), k)[f"{metric}_at_{k}"]
+        rows.append({**params, f"{metric}_at_{k}": score})
+        logger.info("ALS %s: %s@%d = %.4f", params, metric, k, score)
+    best = max(rows, key=lambda r: r[f"{metric}_at_{k}"])  # first of equals: grid order
+    return {n: best[n] for n in (*fixed, *names)}, pd.DataFrame(rows)

@@ -1,0 +1,288 @@
+"""The offer-ranking engine: which eligible offers to send a customer, in what order and why.
+
+``OfferRanker.fit`` learns from the past (collaborative filtering, the customer snapshot, the
+redemption model); ``rank_many`` scores today's catalog for many customers at once:
+
+1. affinity features per (customer, offer) (recsys.offers.features) and P(redeem)
+   (recsys.offers.redemption);
+2. eligibility (recsys.offers.eligibility);
+3. objective: expected value = P(redeem) x (value to the business - cost)
+   (recsys.offers.economics);
+4. order: by ``tier`` (retention offers first for customers at risk), then by ``score``;
+5. diversity: at most ``max_per_department`` offers of one department and ``max_per_type`` of
+   one offer type in the top k, unless too few offers remain to fill it
+   (recsys.offers.diversity);
+6. a reason in plain words (recsys.offers.reasons).
+
+Every answer sorts by ``tier`` ascending, then ``score`` descending: that is ``rank``.
+docs/offers.md documents every rule and default.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import NotFittedError
+
+from recsys import constants as C
+from recsys.cf import ALSRecommender, IdMap
+from recsys.customers import default_as_of
+from recsys.errors import InvalidRequestError
+from recsys.offers.catalog import prepare_catalog
+from recsys.offers.diversity import diverse_top
+from recsys.offers.eligibility import EligibilityRules, EventArrays, eligibility
+from recsys.offers.features import affinity_features
+from recsys.offers.prepared import PreparedOffers, prepare_offers
+from recsys.offers.reasons import REASONS, reason_codes
+from recsys.offers.redemption import RedemptionModel, redemption_examples
+from recsys.offers.snapshot import basket_lines, snapshot
+
+logger = logging.getLogger(__name__)
+
+RANKING_COLUMNS = list(C.RANKED_OFFER_COLUMNS)
+# The tiers of the order (docs/offers.md, "Order"): a lower tier always ranks first.
+TIER_RETENTION = 0  # a retention offer for a customer at risk
+TIER_STANDARD = 1  # any other eligible offer
+TIER_FILL = 2  # added to an offer's tier when the diversity caps skipped it and it fills the top k
+
+
+class OfferRanker(BaseEstimator):
+    """Fitted on a dataset as of a date; ranks any catalog of offers afterwards.
+
+    Parameters: ``als_params`` (for the ALS model fitted when none is given), ``redemption_kind``
+    (``logistic`` or ``gbm``), ``max_per_department`` and ``max_per_type`` (the diversity caps),
+    ``rules`` (:class:`EligibilityRules`), ``random_state``.
+
+    Fitted: ``as_of_``, ``cf_model_`` (ALS), ``snapshot_`` (customer x product state at
+    ``as_of_``), ``redemption_model_``, ``training_examples_``, ``price_`` (mean price per
+    product), ``churn_`` and ``segments_`` (per customer), ``products_``.
+    """
+
+    def __init__(
+        self,
+        als_params: dict | None = None,
+        redemption_kind: str = "logistic",
+        max_per_department: int = 3,
+        max_per_type: int = 4,
+        rules: EligibilityRules | None = None,
+        random_state: int = C.SEED,
+    ):
+        self.als_params = als_params
+        self.redemption_kind = redemption_kind
+        self.max_per_department = max_per_department
+        self.max_per_type = max_per_type
+        self.rules = rules
+        self.random_state = random_state
+
+    def fit(
+        self,
+        ds,
+        as_of=None,
+        *,
+        cf_model: ALSRecommender | None = None,
+        churn: pd.Series | None = None,
+        segments: pd.Series | None = None,
+    ) -> OfferRanker:
+        """``churn``: churn probability per customer_id; ``segments``: segment name per customer_id."""
+        as_of = pd.Timestamp(as_of) if as_of is not None else default_as_of(ds.transactions)
+        tx = ds.transactions[ds.transactions[C.TIMESTAMP] < as_of]
+        events = ds.offer_events[ds.offer_events[C.TIMESTAMP] < as_of] if ds.offer_events is not None else None
+        self.as_of_ = as_of
+        self.cf_model_ = (
+            cf_model
+            if cf_model is not None
+            else ALSRecommender(**(self.als_params or {}), random_state=self.random_state).fit(tx)
+        )
+        self.products_ = ds.products
+        lines = basket_lines(tx)
+        self.snapshot_ = snapshot(
+            tx, as_of, products=ds.products, offer_events=events, product_map=self.cf_model_.product_map_, lines=lines
+        )
+        examples = (
+            redemption_examples(
+                tx, ds.offers, events, as_of, products=ds.products, cf_model=self.cf_model_, lines=lines
+            )
+            if ds.offers is not None
+            else pd.DataFrame(columns=["redeemed"])
+        )
+        self.redemption_model_ = RedemptionModel(kind=self.redemption_kind, random_state=self.random_state).fit(
+            examples
+        )
+        self.training_examples_ = len(examples)
+        bought = tx[tx[C.QUANTITY] > 0] if C.QUANTITY in tx else tx
+        price = bought.groupby(C.PRODUCT_ID)[C.AMOUNT].mean()
+        self.price_ = price.reindex(self.snapshot_.product_map.ids).to_numpy(np.float64)
+        self.churn_ = churn.astype("float64") if churn is not None else pd.Series(dtype="float64")
+        self.segments_ = segments.astype(object) if segments is not None else pd.Series(dtype=object)
+        return self
+
+    def _risk(self, ids: pd.Index) -> np.ndarray:
+        if len(ids) <= 8:
+            return np.array([self.churn_.get(c, np.nan) for c in ids], dtype=np.float64)
+        return self.churn_.reindex(ids).to_numpy(np.float64)
+
+    def _segment(self, ids: pd.Index) -> np.ndarray:
+        if len(ids) <= 8:
+            return np.array([self.segments_.get(c, None) for c in ids], dtype=object)
+        return self.segments_.reindex(ids).to_numpy(dtype=object)
+
+    def _rules(self) -> EligibilityRules:
+        return self.rules or EligibilityRules()
+
+    def _check_fitted(self) -> None:
+        # sklearn's check_is_fitted costs ~0.1 ms: too much for a one-customer ranking
+        if not hasattr(self, "snapshot_"):
+            raise NotFittedError("this OfferRanker is not fitted yet; call fit first")
+
+    def prepare(self, offers: pd.DataFrame) -> PreparedOffers:
+        """Per-offer work done once per catalog (targets, economics, departments); pass the result
+        to :meth:`rank_many` instead of the frame when ranking many requests."""
+        self._check_fitted()
+        return prepare_offers(self.snapshot_, offers, self.products_, self.cf_model_, self.price_)
+
+    def eligibility(
+        self,
+        customer_ids: pd.Index,
+        prepared: PreparedOffers,
+        as_of: pd.Timestamp,
+        channel: str | None,
+        events: pd.DataFrame | EventArrays | None,
+        exclude=(),
+    ) -> np.ndarray:
+        """Boolean customers x offers matrix of what may be sent (recsys.offers.eligibility)."""
+        return eligibility(
+            customer_ids,
+            prepared,
+            as_of,
+            channel,
+            events,
+            exclude,
+            risk_of=self._risk,
+            segment_of=self._segment,
+            rules=self._rules(),
+        )
+
+    def score(self, customer_ids, prepared: PreparedOffers, *, history: pd.DataFrame | None = None):
+        """Affinity features and P(redeem) for every (customer, offer): (features, p, cold)."""
+        self._check_fitted()
+        ids = customer_ids if isinstance(customer_ids, pd.Index) else pd.Index(list(customer_ids))
+        snap = self.snapshot_
+        rows = snap.customer_map.positions(ids)
+        user_vectors = None
+        if history is not None and len(history):
+            # Customers with purchases after training: features and factors from their own history.
+            snap = snapshot(
+                history,
+                history[C.TIMESTAMP].max() + pd.Timedelta(seconds=1),
+                products=self.products_,
+                product_map=snap.product_map,
+                customer_map=IdMap(ids),
+            )
+            rows = np.arange(len(ids))
+            user_vectors = np.vstack(
+                [
+                    self.cf_model_.user_vector(history=history[history[C.CUSTOMER_ID] == c])
+                    if (history[C.CUSTOMER_ID] == c).any()
+                    else np.zeros(self.cf_model_.factors, np.float32)
+                    for c in ids
+                ]
+            )
+            catalog = prepare_catalog(snap, prepared.catalog.offers, self.products_, self.cf_model_)
+        else:
+            catalog = prepared.catalog
+        feats = affinity_features(snap, catalog, rows, cf_model=self.cf_model_, user_vectors=user_vectors)
+        p = self.redemption_model_.predict_pairs(feats)
+        return feats, p, rows < 0
+
+    def _check_request(self, k, channel) -> None:
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise InvalidRequestError(f"k must be a positive integer, not {k!r}")
+        if channel is not None and channel not in C.CHANNEL_NAMES:
+            raise InvalidRequestError(f"unknown channel {channel!r}; use one of {', '.join(C.CHANNEL_NAMES)}")
+
+    def rank_arrays(
+        self,
+        customer_ids,
+        offers,
+        *,
+        as_of=None,
+        channel: str | None = None,
+        k: int = C.DEFAULT_K,
+        events: pd.DataFrame | EventArrays | None = None,
+        exclude=(),
+        history: pd.DataFrame | None = None,
+    ) -> dict[str, np.ndarray]:
+        """:meth:`rank_many` as a dict of column arrays (RANKING_COLUMNS), for callers that
+        encode the answer themselves (the service)."""
+        self._check_request(k, channel)
+        self._check_fitted()
+        as_of = pd.Timestamp(as_of) if as_of is not None else self.as_of_
+        prepared = offers if isinstance(offers, PreparedOffers) else self.prepare(offers)
+        ids = pd.Index(list(customer_ids), dtype=object) if len(customer_ids) <= 8 else pd.Index(list(customer_ids))
+        if ids.empty or not len(prepared.offer_ids):
+            return {c: np.array([]) for c in RANKING_COLUMNS}
+        feats, p, cold = self.score(ids, prepared, history=history)
+        margin = prepared.value_to_business - prepared.cost
+        ev = p * margin[None, :]
+        at_risk = np.nan_to_num(self._risk(ids), nan=0.0) >= self._rules().at_risk_threshold
+        # The score: expected value; for customers without history, how many customers buy the
+        # offer's products, times the margin.
+        score = np.where(cold[:, None], feats["product_popularity"] * np.maximum(margin, 1e-6)[None, :], ev)
+        tier = np.where(at_risk[:, None] & prepared.retention[None, :], TIER_RETENTION, TIER_STANDARD)
+        eligible = self.eligibility(ids, prepared, as_of, channel, events, exclude)
+        order, n_ranked = _order(np.where(eligible, score, -np.inf), tier)
+        cust, rank, pos, fill = [], [], [], []
+        for i in range(len(ids)):
+            chosen, filled = diverse_top(
+                order[i, : n_ranked[i]].tolist(), prepared, k, self.max_per_department, self.max_per_type
+            )
+            cust += [i] * (len(chosen) + len(filled))
+            rank += range(1, len(chosen) + len(filled) + 1)
+            pos += chosen + filled
+            fill += [False] * len(chosen) + [True] * len(filled)
+        cust, pos = np.asarray(cust, dtype=np.int64), np.asarray(pos, dtype=np.int64)
+        reasons = reason_codes(feats, at_risk, prepared.retention)
+        return {
+            C.CUSTOMER_ID: ids.to_numpy()[cust],
+            "rank": np.asarray(rank, dtype=np.int64),
+            C.OFFER_ID: prepared.offer_ids[pos],
+            "tier": tier[cust, pos] + TIER_FILL * np.asarray(fill, dtype=np.int64),
+            "score": score[cust, pos],
+            "p_redeem": p[cust, pos],
+            "expected_value": ev[cust, pos],
+            "reason": REASONS[reasons[cust, pos]],
+            "cold_start": cold[cust],
+        }
+
+    def rank_many(self, customer_ids, offers, **kwargs) -> pd.DataFrame:
+        """Top-k eligible offers per customer, one row per (customer, rank): RANKING_COLUMNS.
+
+        ``offers`` is a catalog frame or the result of :meth:`prepare`; ``events`` are offer events
+        of these customers (frequency caps, redemption limits); ``history`` holds purchases made
+        after training, for customers whose features should come from them.
+        """
+        return pd.DataFrame(self.rank_arrays(customer_ids, offers, **kwargs), columns=RANKING_COLUMNS)
+
+    def rank(self, customer_id, offers, **kwargs) -> list[dict]:
+        """Top-k eligible offers for one customer, best first, as records (keys: RANKING_COLUMNS
+        without customer_id). Same keywords as :meth:`rank_many`."""
+        a = self.rank_arrays([customer_id], offers, **kwargs)
+        keys = [c for c in RANKING_COLUMNS if c != C.CUSTOMER_ID]
+        cols = [a[c].tolist() for c in keys]
+        return [dict(zip(keys, row)) for row in zip(*cols)]
+
+
+def _order(key: np.ndarray, tier: np.ndarray) -> tuple[np.ndarray, list[int]]:
+    """Per customer, the offers with a finite key by ``tier`` ascending, then ``key``
+    descending (ties: catalog order); and how many each customer has."""
+    finite = np.isfinite(key)
+    order = np.argsort(np.where(finite, -key, np.inf), axis=1, kind="stable")
+    if (tier[finite] != tier[finite].max(initial=0)).any():  # two tiers among the eligible offers
+        tiers = np.where(
+            np.take_along_axis(finite, order, axis=1), np.take_along_axis(tier, order, axis=1), np.iinfo(np.int64).max
+        )
+        order = np.take_along_axis(order, np.argsort(tiers, axis=1, kind="stable"), axis=1)
+    return order, finite.sum(axis=1).tolist()

@@ -1,0 +1,137 @@
+"""Figures for reports and MLflow: each function returns a matplotlib Figure."""
+
+from __future__ import annotations
+
+import matplotlib
+
+if "inline" not in matplotlib.get_backend():  # in a notebook keep its inline backend
+    matplotlib.use("Agg")  # no screen: render to files
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+
+def segment_sizes(summary: pd.DataFrame):
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    y = np.arange(len(summary))
+    ax.barh(y - 0.2, summary["share"] * 100, height=0.4, label="customers")
+    ax.barh(y + 0.2, summary["spend_share"] * 100, height=0.4, label="spend")
+    ax.set_yticks(y, summary.index)
+    ax.invert_yaxis()
+    ax.set_xlabel("% of total")
+    ax.set_title("RFM segments: share of customers and of spend")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def cluster_profiles(profiles: pd.DataFrame, columns: list[str]):
+    data = profiles[columns].astype(float)
+    z = (data - data.mean()) / data.std(ddof=0).replace(0, 1)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.7 * len(columns), 1.5 + 0.5 * len(data)))
+    im = ax.imshow(z.to_numpy(), cmap="RdBu_r", vmin=-2, vmax=2, aspect="auto")
+    ax.set_xticks(range(len(columns)), columns, rotation=45, ha="right")
+    ax.set_yticks(range(len(data)), [f"cluster {i} ({n})" for i, n in zip(data.index, profiles["customers"])])
+    for (i, j), v in np.ndenumerate(data.to_numpy()):
+        ax.text(j, i, f"{v:.3g}", ha="center", va="center", fontsize=7)
+    fig.colorbar(im, ax=ax, label="z-score across clusters")
+    ax.set_title("Behavioural clusters: median profile")
+    fig.tight_layout()
+    return fig
+
+
+def silhouette_by_k(scores: dict[int, float], chosen: int):
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ks = sorted(scores)
+    ax.plot(ks, [scores[k] for k in ks], marker="o")
+    ax.axvline(chosen, color="grey", linestyle="--", label=f"chosen k = {chosen}")
+    ax.set_xlabel("k")
+    ax.set_ylabel("silhouette")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def histogram(values: pd.Series, title: str, xlabel: str, bins: int = 30):
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.hist(values.dropna(), bins=bins)
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("customers")
+    fig.tight_layout()
+    return fig
+
+
+def cohort_heatmap(matrix: pd.DataFrame):
+    data = matrix.drop(columns=["customers"]).astype(float)
+    fig, ax = plt.subplots(figsize=(1.5 + 0.55 * data.shape[1], 1.2 + 0.4 * data.shape[0]))
+    im = ax.imshow(data.to_numpy(), cmap="viridis", vmin=0, vmax=1, aspect="auto")
+    ax.set_xticks(range(data.shape[1]), data.columns)
+    ax.set_yticks(range(data.shape[0]), [f"{c} ({n})" for c, n in zip(data.index, matrix["customers"])])
+    ax.set_xlabel("months since first purchase")
+    for (i, j), v in np.ndenumerate(data.to_numpy()):
+        if not np.isnan(v):
+            ax.text(j, i, f"{v:.0%}", ha="center", va="center", fontsize=7, color="white" if v < 0.6 else "black")
+    fig.colorbar(im, ax=ax, label="share of cohort buying")
+    ax.set_title("Cohort retention by first-purchase month")
+    fig.tight_layout()
+    return fig
+
+
+def retention_over_time(rolling: pd.DataFrame):
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    for col in ("retention_rate", "churn_rate", "repeat_purchase_rate"):
+        ax.plot(rolling["end"], rolling[col], marker="o", label=col.replace("_", " "))
+    ax.set_ylabel("%")
+    ax.set_title("Rates over trailing 90-day periods")
+    ax.legend()
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    return fig
+
+
+def calibration(curve: pd.DataFrame, title: str = "Churn calibration"):
+    """Observed churn rate against mean predicted probability per bin."""
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", label="perfect")
+    ax.plot(curve["mean_predicted"], curve["observed_rate"], marker="o", label="model")
+    ax.set_xlabel("mean predicted probability")
+    ax.set_ylabel("observed churn rate")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def lift_curve(scores: pd.DataFrame, label: str, models: list[str]):
+    """Share of all churners captured against the share of customers contacted, per model."""
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    y = scores[label].to_numpy()
+    x = np.arange(1, len(y) + 1) / len(y)
+    for m in models:
+        order = np.argsort(-scores[m].to_numpy(), kind="stable")
+        ax.plot(x, np.cumsum(y[order]) / max(y.sum(), 1), label=m)
+    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", label="random")
+    ax.set_xlabel("share of customers contacted (highest risk first)")
+    ax.set_ylabel("share of churners captured")
+    ax.set_title("Churn capture curve")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def metric_bars(table: pd.DataFrame, title: str, ylabel: str):
+    """Grouped bars: one group per row of ``table``, one bar per column."""
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    n = len(table.columns)
+    x = np.arange(len(table))
+    width = 0.8 / max(n, 1)
+    for i, col in enumerate(table.columns):
+        ax.bar(x + (i - (n - 1) / 2) * width, table[col].to_numpy(dtype=float), width, label=str(col))
+    ax.set_xticks(x, [str(i) for i in table.index])
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,36 @@
+"""What every `recsys` command shares: exit codes, and how failures and progress are shown."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+
+import click
+
+from recsys.errors import DataSourceError, DataValidationError
+
+EXIT_INVALID_DATA = 2
+
+
+def fail_on_bad_data(func: Callable) -> Callable:
+    """Show data problems as a clear message and exit with status 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except DataValidationError as exc:
+            click.secho(str(exc), fg="red", err=True)
+            click.echo("nothing was written", err=True)
+            raise SystemExit(EXIT_INVALID_DATA) from None
+        except DataSourceError as exc:
+            click.secho(f"error: {exc}", fg="red", err=True)
+            raise SystemExit(EXIT_INVALID_DATA) from None
+
+    return wrapper
+
+
+def steps(labels: list[str], label: str = "working"):
+    """A progress bar over named steps, shown on stderr."""
+    return click.progressbar(labels, label=label, file=sys.stderr, item_show_func=lambda s: s or "", show_eta=False)

@@ -1,0 +1,42 @@
+"""What a training run is asked to do: data, date, seed, horizons and which stages to run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from recsys import constants as C
+
+STAGES = ("load", "features", "segmentation", "churn", "cf", "offers", "evaluate", "package", "register")
+DEFAULT_ALS = {"factors": 64, "regularization": 0.5, "iterations": 15}
+
+
+@dataclass
+class TrainConfig:
+    data: str
+    as_of: str | None = None  # default: the day after the last transaction
+    experiment: str = C.MODEL_NAME
+    seed: int = C.SEED
+    horizon_days: int = C.DEFAULT_HORIZON_DAYS
+    snapshot_every_days: int = 14
+    churn_snapshots: int = 18  # rolling-origin snapshots at most; the last one's label window ends by the data
+    als: dict = field(default_factory=lambda: dict(DEFAULT_ALS))
+    cf_test_days: int = 28
+    eval_campaigns: tuple | None = None  # None: the two latest finished campaigns (held-out ones never)
+    min_campaign_redeemers: int = 20
+    min_campaign_offers: int = 20
+    # The Complete Journey's campaign 18: its events are dropped before anything is fitted and it is
+    # never evaluated on. Pass () for data without held-out campaigns.
+    held_out_campaigns: tuple = C.CJ_HELD_OUT_CAMPAIGNS
+    model_name: str = C.MODEL_NAME
+    until: str | None = None
+    register: bool = True
+    tolerance: float = 0.01
+
+    def stages(self) -> list[str]:
+        """The stages this run goes through, in order."""
+        if self.until is not None and self.until not in STAGES:
+            raise ValueError(f"unknown stage {self.until!r}; stages: {', '.join(STAGES)}")
+        stages = list(STAGES[: STAGES.index(self.until) + 1]) if self.until else list(STAGES)
+        if not self.register and "register" in stages:
+            stages.remove("register")
+        return stages

@@ -1,0 +1,103 @@
+"""Stages load, features and segmentation: the dataset, every customer's profile and segments."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+from mlflow.data.http_dataset_source import HTTPDatasetSource
+from mlflow.data.meta_dataset import MetaDataset
+
+from recsys.customers import (
+    BehaviourSegmenter,
+    customer_profile_and_bgnbd,
+    default_as_of,
+    rfm_segments,
+    segment_summary,
+    segmentation_inputs,
+)
+from recsys.data import Dataset, load_dataset
+from recsys.offers import hold_out_events
+from recsys.reporting import plots
+from training.config import TrainConfig
+from training.tracking import Tracker
+
+
+@dataclass(frozen=True)
+class Loaded:
+    ds: Dataset  # without the events of held-out campaigns
+    as_of: pd.Timestamp
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class Features:
+    features: pd.DataFrame  # per customer: recsys.customers features, p_alive, expected_purchases
+
+
+@dataclass(frozen=True)
+class Segmentation:
+    segments: pd.Series  # RFM segment per customer
+    clusters: pd.Series  # behavioural cluster per customer
+
+
+def load(cfg: TrainConfig, track: Tracker) -> Loaded:
+    ds, dropped = hold_out_events(load_dataset(cfg.data), cfg.held_out_campaigns)
+    as_of = pd.Timestamp(cfg.as_of) if cfg.as_of else default_as_of(ds.transactions)
+    fingerprint = ds.fingerprint()
+    mlflow.log_input(
+        MetaDataset(HTTPDatasetSource(ds.source), name=Path(str(cfg.data)).name or "dataset", digest=fingerprint),
+        context="training",
+    )
+    summary = ds.summary()
+    track.log_params({"data_source": ds.source, "data_fingerprint": fingerprint, "as_of": as_of.date()})
+    mlflow.log_dict(summary, "data_summary.json")
+    track.log_metrics(
+        {
+            "data_transactions": summary["rows"]["transactions"],
+            "data_customers": summary["customers"],
+            "data_held_out_events_dropped": dropped,
+        }
+    )
+    track.log_params({"held_out_campaigns": ",".join(map(str, cfg.held_out_campaigns)) or "none"})
+    return Loaded(ds, as_of, fingerprint)
+
+
+def features(cfg: TrainConfig, track: Tracker, load: Loaded) -> Features:
+    ds = load.ds
+    f, bg = customer_profile_and_bgnbd(
+        ds.transactions,
+        load.as_of,
+        products=ds.products,
+        customers=ds.customers,
+        offer_events=ds.offer_events,
+        horizon_days=cfg.horizon_days,
+    )
+    track.log_params({f"bgnbd_{k}": round(v, 6) for k, v in bg.params_.items()}, parent=False)
+    track.log_metrics({"features_customers": len(f), "features_mean_p_alive": float(f["p_alive"].mean())})
+    track.log_table(f.describe().T, "features/describe.csv")
+    return Features(f)
+
+
+def segmentation(cfg: TrainConfig, track: Tracker, load: Loaded, features: Features) -> Segmentation:
+    f = features.features
+    rfm = rfm_segments(f)
+    seg = BehaviourSegmenter(random_state=cfg.seed).fit(
+        segmentation_inputs(f, load.ds.transactions, load.ds.products, load.as_of)
+    )
+    summary = segment_summary(f, rfm)
+    track.log_params({"clusters_k": seg.k_}, parent=False)
+    track.log_metrics({"clusters_silhouette": seg.silhouette_[seg.k_], "segments": summary.shape[0]})
+    track.log_table(summary, "segments/summary.csv")
+    track.log_table(seg.profiles_, "segments/cluster_profiles.csv")
+    cols = [c for c in seg.columns_ if c in seg.profiles_]
+    track.log_figures(
+        {
+            "segment_sizes": plots.segment_sizes(summary),
+            "cluster_profiles": plots.cluster_profiles(seg.profiles_, cols),
+        },
+        "segments",
+    )
+    return Segmentation(rfm["segment"].astype("string"), seg.labels_)

@@ -1,0 +1,134 @@
+"""Stages cf, offers and evaluate: collaborative filtering against its baselines, the offer
+ranker, and the ranker on the latest finished campaigns."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import mlflow
+import pandas as pd
+
+from recsys import constants as C
+from recsys.cf import (
+    ALSRecommender,
+    PopularityRecommender,
+    RepeatPurchaseRecommender,
+    evaluate_next_period,
+    next_period_split,
+)
+from recsys.constants import at_k
+from recsys.offers import OfferRanker, evaluate_campaign, evaluation_campaigns
+from recsys.offers.campaigns import CAMPAIGN_METRICS
+from recsys.reporting import plots
+from training.config import TrainConfig
+from training.stages.churn import Churn
+from training.stages.customers import Loaded
+from training.tracking import Tracker
+
+CF_METRICS = ("precision", "recall", "ndcg", "map", "coverage")  # logged per model and task, @k
+
+
+@dataclass(frozen=True)
+class CF:
+    als: ALSRecommender  # fitted on everything before as_of
+    next_period: pd.DataFrame  # the next-period evaluation table
+
+
+@dataclass(frozen=True)
+class Offers:
+    ranker: OfferRanker
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    campaigns: list  # the campaigns evaluated (none: no finished campaign with enough redemptions)
+    table: pd.DataFrame | None  # per campaign and ranker: recall, NDCG, hit @k
+
+
+def cf(cfg: TrainConfig, track: Tracker, load: Loaded) -> CF:
+    ds = load.ds
+    tx = ds.transactions[ds.transactions[C.TIMESTAMP] < load.as_of]
+    train, test, cut = next_period_split(tx, cfg.cf_test_days)
+    models = {
+        "popularity": PopularityRecommender().fit(train),
+        "repeat_purchase": RepeatPurchaseRecommender().fit(train),
+        "als": ALSRecommender(**cfg.als, random_state=cfg.seed).fit(train),
+    }
+    table = evaluate_next_period(models, train, test, k=C.DEFAULT_K)
+    track.log_params({"cf_test_from": cut.date(), **{f"als_{k}": v for k, v in cfg.als.items()}}, parent=False)
+    track.log_metrics(
+        {
+            f"cf_{row.model}_{row.task}_{at_k(m)}": getattr(row, at_k(m))
+            for row in table.itertuples(index=False)
+            for m in CF_METRICS
+        }
+    )
+    track.log_table(table.set_index(["model", "task"]), "cf/next_period.csv")
+    bars = table.pivot(index="task", columns="model", values=at_k("ndcg"))
+    track.log_figures(
+        {"ndcg_vs_baselines": plots.metric_bars(bars, f"Next-period NDCG@{C.DEFAULT_K}", f"NDCG@{C.DEFAULT_K}")}, "cf"
+    )
+    t = time.perf_counter()
+    als = ALSRecommender(**cfg.als, random_state=cfg.seed).fit(tx)
+    track.log_metrics({"cf_final_fit_seconds": time.perf_counter() - t})
+    return CF(als, table)
+
+
+def offers(cfg: TrainConfig, track: Tracker, load: Loaded, churn: Churn, cf: CF) -> Offers:
+    customers = churn.customers
+    ranker = OfferRanker(als_params=cfg.als, random_state=cfg.seed).fit(
+        load.ds, load.as_of, cf_model=cf.als, churn=customers["churn_probability"], segments=customers["segment"]
+    )
+    track.log_params(
+        {
+            "redemption_model": "learned" if ranker.redemption_model_.learned_ else "heuristic",
+            "redemption_kind": ranker.redemption_kind,
+        },
+        parent=False,
+    )
+    track.log_metrics(
+        {
+            "offers_training_examples": ranker.training_examples_,
+            "offers_training_redemptions": ranker.redemption_model_.n_positives_,
+        }
+    )
+    return Offers(ranker)
+
+
+def evaluate(cfg: TrainConfig, track: Tracker, load: Loaded) -> Evaluation:
+    ds, recall = load.ds, at_k("recall")
+    campaigns = evaluation_campaigns(
+        ds,
+        load.as_of,
+        configured=cfg.eval_campaigns,
+        held_out=cfg.held_out_campaigns,
+        min_redeemers=cfg.min_campaign_redeemers,
+        min_offers=cfg.min_campaign_offers,
+    )
+    mlflow.log_params({"offers_eval_campaigns": ",".join(map(str, campaigns)) or "none"})
+    rows = []
+    for c in campaigns:
+        r = evaluate_campaign(ds, c, als_params=cfg.als, held_out=tuple(cfg.held_out_campaigns), seed=cfg.seed)
+        rows.append(r.metrics.assign(campaign=str(c)))
+        track.log_metrics({f"offers_c{c}_{name}_{recall}": v for name, v in r.metrics[recall].items()})
+        if r.metrics.loc["personal_history", recall] > 0:
+            gain, lo, hi = r.gain_interval("engine", "personal_history")
+            key = f"offers_c{c}_engine_gain_vs_personal_history"
+            track.log_metrics({key: gain, f"{key}_low": lo, f"{key}_high": hi})
+    if not rows:
+        return Evaluation(campaigns, None)
+    allc = pd.concat(rows)
+    mean = allc.groupby(level=0)[[at_k(m) for m in CAMPAIGN_METRICS]].mean()
+    track.log_metrics({f"offers_{name}_{m}": v for name, row in mean.iterrows() for m, v in row.items()})
+    track.log_table(allc, "offers/campaign_benchmark.csv")
+    bars = allc.reset_index().pivot(index="campaign", columns="ranker", values=recall)
+    track.log_figures(
+        {
+            "campaign_recall": plots.metric_bars(
+                bars, f"Campaign benchmark: recall@{C.DEFAULT_K}", f"recall@{C.DEFAULT_K}"
+            )
+        },
+        "offers",
+    )
+    return Evaluation(campaigns, allc)

@@ -1,0 +1,79 @@
+"""Stages package and register: the bundle logged as an MLflow model, then a registered
+candidate that the quality gate may promote to champion."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import asdict, dataclass
+from importlib.metadata import version
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+from mlflow.models import infer_signature
+
+from recsys import constants as C
+from recsys.bundle import ModelBundle
+from recsys.io import json_safe
+from registry.store import register_candidate
+from training.config import TrainConfig
+from training.gate import GateResult, quality_gate
+from training.pyfunc import LoyaltyOffersModel
+from training.stages.churn import Churn
+from training.stages.customers import Loaded
+from training.stages.offers import Offers
+from training.tracking import Tracker
+
+REQUIREMENTS = ("mlflow", "pandas", "numpy", "scipy", "scikit-learn", "implicit", "pyarrow", "threadpoolctl")
+
+
+@dataclass(frozen=True)
+class Package:
+    bundle: ModelBundle
+    model_uri: str
+
+
+@dataclass(frozen=True)
+class Registered:
+    version: str
+    gate: GateResult
+
+
+def package(cfg: TrainConfig, track: Tracker, load: Loaded, churn: Churn, offers: Offers) -> Package:
+    config = {
+        "as_of": str(load.as_of.date()),
+        "horizon_days": cfg.horizon_days,
+        "data_source": load.ds.source,
+        "data_fingerprint": load.fingerprint,
+        "seed": cfg.seed,
+        "trained_at": pd.Timestamp.now("UTC").isoformat(),
+        "run_id": mlflow.active_run().info.run_id,
+        "train_config": json_safe(asdict(cfg)),
+    }
+    kept = {k: v for k, v in track.metrics.items() if k in C.GATE_METRICS or k.endswith("_seconds")}
+    bundle = ModelBundle(offers.ranker, churn.model, churn.customers, load.ds.offers, config, kept)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = bundle.save(Path(tmp) / "bundle")
+        example = pd.DataFrame({C.CUSTOMER_ID: churn.customers.index[:3].tolist()})
+        output = LoyaltyOffersModel(bundle).predict(None, example, {"k": 3})
+        signature = infer_signature(example, output, params={"k": C.DEFAULT_K, "channel": "", "as_of": ""})
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=LoyaltyOffersModel(),
+            artifacts={"bundle": str(path)},
+            signature=signature,
+            input_example=example,
+            pip_requirements=[f"{p}=={version(p)}" for p in REQUIREMENTS],
+        )
+    mlflow.log_dict(config, "bundle_config.json")
+    return Package(bundle, info.model_uri)
+
+
+def register(cfg: TrainConfig, track: Tracker, package: Package) -> Registered:
+    version_ = register_candidate(package.model_uri, cfg.model_name, track.run_id)
+    gate = quality_gate(cfg.model_name, version_, tolerance=cfg.tolerance, promote=True)
+    mlflow.log_dict(gate.as_dict(), "quality_gate.json")
+    status = "passed" if gate.passed else "failed"
+    mlflow.set_tag("quality_gate", status)
+    mlflow.tracking.MlflowClient().set_tag(track.run_id, "quality_gate", status)
+    return Registered(version_, gate)
