@@ -3,11 +3,10 @@ gunicorn settings (2 workers), against `mlflow models serve` on the same model, 
 endpoint with 1,000 customers.
 
 Targets (issue): GET offers throughput >= 0.8x the hello-world's, >= 5x `mlflow models serve`'s;
-batch of 1,000 customers under 200 ms. The load comes from 2 client processes x 8 threads on
-the same 2-core machine, so absolute numbers are lower than on a separate client; the ratios
-are measured in the same run under the same load. The hello-world and the offers endpoint are
-measured in alternating rounds (3 by default) and the ratio is the median of the rounds' ratios:
-on a shared 2-core machine the speed drifts by tens of percent within a minute.
+batch of 1,000 customers under 200 ms. The load comes from 2 client processes x 8 threads on the
+same 2-core machine: absolute numbers are lower than with a separate client, ratios are measured
+under the same load. The hello-world and the offers endpoint alternate in rounds (3 by default),
+the ratio the median of the rounds': on a shared machine the speed drifts within a minute.
 
 GET offers asks for 500 customers at random. It is measured twice: after a warm-up in which
 the workers have answered most of them (the answer cache's hit rate is printed, from
@@ -129,6 +128,118 @@ def gunicorn(app_spec: str, port: int, env: dict) -> subprocess.Popen:
     )
 
 
+def _environment(model: str, tmp: Path) -> tuple[dict, str]:
+    """The services' environment and a read key for them."""
+    from serving.auth import KeyStore
+
+    key = KeyStore(tmp / "keys.json").create("read", "benchmark")
+    env = {
+        **os.environ,
+        "RECSYS_MODEL_URI": model,
+        "RECSYS_API_KEYS_FILE": str(tmp / "keys.json"),
+        "RECSYS_EVENTS_URL": f"sqlite:///{tmp / 'events.db'}",
+        "OPENBLAS_NUM_THREADS": "1",
+        "PYTHONPATH": str(ROOT),
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    return env, key
+
+
+def _customers(model: str, tmp: Path) -> list:
+    from serving import create_app  # the model's customers, as the service loads them
+
+    app = create_app(
+        {"model_uri": model, "api_keys_file": str(tmp / "keys.json"), "events_url": f"sqlite:///{tmp / 'events.db'}"}
+    )
+    return app.extensions["recsys"].model.current.bundle.customers.index.tolist()
+
+
+def _against_hello_world(args, hello_port: int, api_port: int, offers: list) -> dict:
+    """Alternating rounds of the hello-world and GET offers; prints both, returns the offers' figures."""
+    hello_requests = [("GET", "/hello", None, {})]
+    load(hello_port, hello_requests, args.warmup)
+    load(api_port, offers, args.warmup)
+    # Rounds alternate the two servers, so a slower spell of the machine weighs on both alike.
+    before = _answers(api_port)
+    rounds = []
+    for _ in range(args.rounds):
+        rounds.append((load(hello_port, hello_requests, args.seconds), load(api_port, offers, args.seconds)))
+    after = _answers(api_port)
+    hits = after["cache"] - before["cache"]
+    hit_rate = hits / max(1.0, hits + after["ranked"] - before["ranked"])
+    hello, api = _pooled([h for h, _ in rounds]), _pooled([a for _, a in rounds])
+    ratios = [a["rps"] / h["rps"] for h, a in rounds]
+    print(
+        f"hello-world (gunicorn, 2 workers): {hello['rps']:8.0f} req/s  p50 {hello['p50_ms']:6.2f} ms  "
+        f"p99 {hello['p99_ms']:6.2f} ms"
+    )
+    print(
+        f"GET offers   (gunicorn, 2 workers): {api['rps']:8.0f} req/s  p50 {api['p50_ms']:6.2f} ms  "
+        f"p99 {api['p99_ms']:6.2f} ms  ({np.median(ratios):.2f}x hello-world, median of {len(ratios)} "
+        f"rounds: {', '.join(f'{r:.2f}' for r in ratios)}; target >= 0.8x; answer cache hit rate {hit_rate:.1%})"
+    )
+    return {"hello": hello, "api": api}
+
+
+def _batches(api_port: int, customers: list, hdr: dict, as_of: str) -> None:
+    def batch(k: int) -> float:
+        body = json.dumps({"customer_ids": customers[:1000], "k": k, "as_of": as_of}).encode()
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{api_port}/v1/offers/batch",
+            data=body,
+            headers={**hdr, "Content-Type": "application/json"},
+        )
+        t = time.perf_counter()
+        with urllib.request.urlopen(req, timeout=60) as r:
+            r.read()
+        return time.perf_counter() - t
+
+    # Cold: a k no request has used yet, so every customer is ranked (nothing from the answer
+    # cache). Warm: the same batch again (what a retried or repeated send costs).
+    cold = [batch(k) for k in range(11, 18)]
+    warm = [batch(11) for _ in range(7)]
+    n = min(1000, len(customers))
+    print(
+        f"POST batch of {n} customers, ranked: median {np.median(cold) * 1e3:.0f} ms, "
+        f"max {max(cold) * 1e3:.0f} ms (target < 200 ms); in order: "
+        f"{', '.join(f'{x * 1e3:.0f}' for x in cold)} ms"
+    )
+    print(f"POST batch of {n} customers, from the answer cache: median {np.median(warm) * 1e3:.0f} ms")
+
+
+def _mlflow_serve(args, port: int, env: dict, sample: list, procs: list) -> dict:
+    ml = subprocess.Popen(
+        [
+            str(BIN / "mlflow"),
+            "models",
+            "serve",
+            "-m",
+            args.model,
+            "--env-manager",
+            "local",
+            "-p",
+            str(port),
+            "-h",
+            "127.0.0.1",
+            "-w",
+            "2",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # a full pipe would stall it
+    procs.append(ml)
+    from serving.probe import wait_http
+
+    wait_http(f"http://127.0.0.1:{port}/ping", ml)
+    params, json_type = {"k": 10, "as_of": args.as_of}, {"Content-Type": "application/json"}
+    frames = [{"dataframe_split": {"columns": ["customer_id"], "data": [[c]]}, "params": params} for c in sample[:100]]
+    inv = [("POST", "/invocations", json.dumps(f), json_type) for f in frames]
+    load(port, inv, min(args.warmup, 2))
+    return load(port, inv, args.seconds)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="models:/loyalty-offers@champion")
@@ -138,20 +249,10 @@ def main() -> None:
     parser.add_argument("--as-of", default="2018-01-01", help="date the offers must be valid on")
     args = parser.parse_args()
 
-    from serving.auth import KeyStore
     from serving.probe import wait_http
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-serving-"))
-    key = KeyStore(tmp / "keys.json").create("read", "benchmark")
-    env = {
-        **os.environ,
-        "RECSYS_MODEL_URI": args.model,
-        "RECSYS_API_KEYS_FILE": str(tmp / "keys.json"),
-        "RECSYS_EVENTS_URL": f"sqlite:///{tmp / 'events.db'}",
-        "OPENBLAS_NUM_THREADS": "1",
-        "PYTHONPATH": str(ROOT),
-        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-    }
+    env, key = _environment(args.model, tmp)
     procs = []
     try:
         hello_port, api_port, mlflow_port = _free_port(), _free_port(), _free_port()
@@ -159,68 +260,12 @@ def main() -> None:
         procs.append(gunicorn("serving:create_app()", api_port, env))
         wait_http(f"http://127.0.0.1:{hello_port}/hello", procs[0])
         wait_http(f"http://127.0.0.1:{api_port}/readyz", procs[1])
-
-        from serving import create_app
-
-        app = create_app(
-            {
-                "model_uri": args.model,
-                "api_keys_file": str(tmp / "keys.json"),
-                "events_url": f"sqlite:///{tmp / 'events.db'}",
-            }
-        )
-        customers = app.extensions["recsys"].model.current.bundle.customers.index.tolist()
+        customers = _customers(args.model, tmp)
         hdr = {"X-API-Key": key}
         sample = random.Random(0).sample(customers, min(500, len(customers)))
         offers = [("GET", f"/v1/customers/{c}/offers?k=10&as_of={args.as_of}", None, hdr) for c in sample]
-
-        hello_requests = [("GET", "/hello", None, {})]
-        load(hello_port, hello_requests, args.warmup)
-        load(api_port, offers, args.warmup)
-        # Rounds alternate the two servers, so a slower spell of the machine weighs on both alike.
-        before = _answers(api_port)
-        rounds = []
-        for _ in range(args.rounds):
-            rounds.append((load(hello_port, hello_requests, args.seconds), load(api_port, offers, args.seconds)))
-        after = _answers(api_port)
-        hits = after["cache"] - before["cache"]
-        hit_rate = hits / max(1.0, hits + after["ranked"] - before["ranked"])
-        hello, api = _pooled([h for h, _ in rounds]), _pooled([a for _, a in rounds])
-        ratios = [a["rps"] / h["rps"] for h, a in rounds]
-        print(
-            f"hello-world (gunicorn, 2 workers): {hello['rps']:8.0f} req/s  p50 {hello['p50_ms']:6.2f} ms  "
-            f"p99 {hello['p99_ms']:6.2f} ms"
-        )
-        print(
-            f"GET offers   (gunicorn, 2 workers): {api['rps']:8.0f} req/s  p50 {api['p50_ms']:6.2f} ms  "
-            f"p99 {api['p99_ms']:6.2f} ms  ({np.median(ratios):.2f}x hello-world, median of {len(ratios)} "
-            f"rounds: {', '.join(f'{r:.2f}' for r in ratios)}; target >= 0.8x; answer cache hit rate {hit_rate:.1%})"
-        )
-
-        def batch(k: int) -> float:
-            body = json.dumps({"customer_ids": customers[:1000], "k": k, "as_of": args.as_of}).encode()
-            req = urllib.request.Request(
-                f"http://127.0.0.1:{api_port}/v1/offers/batch",
-                data=body,
-                headers={**hdr, "Content-Type": "application/json"},
-            )
-            t = time.perf_counter()
-            with urllib.request.urlopen(req, timeout=60) as r:
-                r.read()
-            return time.perf_counter() - t
-
-        # Cold: a k no request has used yet, so every customer is ranked (nothing from the answer
-        # cache). Warm: the same batch again (what a retried or repeated send costs).
-        cold = [batch(k) for k in range(11, 18)]
-        warm = [batch(11) for _ in range(7)]
-        n = min(1000, len(customers))
-        print(
-            f"POST batch of {n} customers, ranked: median {np.median(cold) * 1e3:.0f} ms, "
-            f"max {max(cold) * 1e3:.0f} ms (target < 200 ms); in order: "
-            f"{', '.join(f'{x * 1e3:.0f}' for x in cold)} ms"
-        )
-        print(f"POST batch of {n} customers, from the answer cache: median {np.median(warm) * 1e3:.0f} ms")
-
+        cached = _against_hello_world(args, hello_port, api_port, offers)
+        _batches(api_port, customers, hdr, args.as_of)
         for p in procs:
             p.terminate()
         procs = []
@@ -231,52 +276,15 @@ def main() -> None:
         plain = load(plain_port, offers, args.seconds)
         print(
             f"GET offers, answer cache off:      {plain['rps']:8.0f} req/s  p50 {plain['p50_ms']:6.2f} ms  "
-            f"p99 {plain['p99_ms']:6.2f} ms  ({plain['rps'] / hello['rps']:.2f}x hello-world; every request ranks)"
+            f"p99 {plain['p99_ms']:6.2f} ms  ({plain['rps'] / cached['hello']['rps']:.2f}x hello-world; "
+            "every request ranks)"
         )
         procs[0].terminate()
         procs = []
-        ml = subprocess.Popen(
-            [
-                str(BIN / "mlflow"),
-                "models",
-                "serve",
-                "-m",
-                args.model,
-                "--env-manager",
-                "local",
-                "-p",
-                str(mlflow_port),
-                "-h",
-                "127.0.0.1",
-                "-w",
-                "2",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # a full pipe would stall it
-        procs.append(ml)
-        wait_http(f"http://127.0.0.1:{mlflow_port}/ping", ml)
-        inv = [
-            (
-                "POST",
-                "/invocations",
-                json.dumps(
-                    {
-                        "dataframe_split": {"columns": ["customer_id"], "data": [[c]]},
-                        "params": {"k": 10, "as_of": args.as_of},
-                    }
-                ),
-                {"Content-Type": "application/json"},
-            )
-            for c in sample[:100]
-        ]
-        load(mlflow_port, inv, min(args.warmup, 2))
-        mlf = load(mlflow_port, inv, args.seconds)
+        mlf = _mlflow_serve(args, mlflow_port, env, sample, procs)
         print(
             f"mlflow models serve (2 workers):   {mlf['rps']:8.0f} req/s  p50 {mlf['p50_ms']:6.2f} ms  "
-            f"p99 {mlf['p99_ms']:6.2f} ms  (service is {api['rps'] / mlf['rps']:.1f}x, "
+            f"p99 {mlf['p99_ms']:6.2f} ms  (service is {cached['api']['rps'] / mlf['rps']:.1f}x, "
             f"{plain['rps'] / mlf['rps']:.1f}x with the answer cache off; target >= 5x)"
         )
     finally:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -28,13 +28,8 @@ def _days(v: float) -> str:
     return f"{v} day" if v == 1 else f"{v} days"
 
 
-def reasons(features: pd.DataFrame, n: int = 3) -> pd.Series:
-    """Up to ``n`` reasons per customer, in words, most telling first.
-
-    Each rule fires on a feature pattern and carries a strength; the strongest win. Vectorised:
-    one pass per rule over all customers.
-    """
-    f = features
+def _rules(f: pd.DataFrame) -> list[tuple[str, np.ndarray, np.ndarray, Callable[[int], str]]]:
+    """Every reason rule: (code, where it fires, its strength, its words for customer i)."""
     recency = f["recency_days"].to_numpy(dtype=float)
     gap = f["gap_mean_days"].to_numpy(dtype=float)
     overdue = f["overdue_ratio"].to_numpy(dtype=float)
@@ -44,53 +39,70 @@ def reasons(features: pd.DataFrame, n: int = 3) -> pd.Series:
     tenure = np.maximum(f["tenure_days"].to_numpy(dtype=float), 1.0)
     usual30 = f["monetary_total"].to_numpy(dtype=float) / tenure * 30
     p_alive = f["p_alive"].to_numpy(dtype=float) if "p_alive" in f else np.full(len(f), np.nan)
-    candidates: list[tuple[np.ndarray, np.ndarray, list[str]]] = []
-
-    def rule(mask: np.ndarray, strength: np.ndarray, text) -> None:
-        mask = np.nan_to_num(mask.astype(float), nan=0.0).astype(bool)
-        idx = np.flatnonzero(mask)
-        texts = [""] * len(f)
-        for i in idx:
-            texts[i] = text(i)
-        candidates.append((mask, np.where(mask, strength, -np.inf), texts))
-
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rule(
+    return [
+        (
+            "overdue",
             overdue > 1.5,
             overdue,
             lambda i: f"no purchase for {_days(recency[i])}; usually buys every {_days(max(gap[i], 1))}",
-        )
-        rule(np.isnan(gap) & (recency > 30), recency / 30, lambda i: f"one visit only, {_days(recency[i])} ago")
-        rule(
+        ),
+        (
+            "single_visit",
+            np.isnan(gap) & (recency > 30),
+            recency / 30,
+            lambda i: f"one visit only, {_days(recency[i])} ago",
+        ),
+        (
+            "visits_down",
             trend < -0.25,
             -trend * 3,
             lambda i: f"visits down {abs(trend[i]) * 100:.0f}% in the last 90 days vs the 90 before",
-        )
-        rule(
+        ),
+        (
+            "spend_down",
             (usual30 > 0) & (spend30 < 0.5 * usual30) & (freq > 2),
             (1 - spend30 / usual30) * 2,
             lambda i: f"spent ${spend30[i]:,.0f} in the last 30 days; usually ${usual30[i]:,.0f}",
-        )
-        rule(
+        ),
+        (
+            "may_have_stopped",
             p_alive < 0.5,
             (1 - p_alive) * 3,
             lambda i: f"purchase pattern suggests they may have stopped (P(alive) {p_alive[i]:.2f})",
-        )
-        rule(
+        ),
+        (
+            "new_customer",
             (freq <= 3) & (tenure < 120),
             np.full(len(f), 0.8),
             lambda i: f"new customer with {int(freq[i])} visit{'s' if freq[i] != 1 else ''} so far",
-        )
-        rule(
+        ),
+        (
+            "regular",
             (overdue <= 1.0) & (freq > 3),
             np.full(len(f), 0.1),
             lambda i: f"buys regularly: last purchase {_days(recency[i])} ago, usually every {_days(max(gap[i], 1))}",
-        )
-        rule(trend > 0.25, trend * 0.2, lambda i: "visiting more often lately")
+        ),
+        ("visits_up", trend > 0.25, trend * 0.2, lambda i: "visiting more often lately"),
+    ]
 
-    strengths = np.column_stack([c[1] for c in candidates])
+
+def reasons(features: pd.DataFrame, n: int = 3) -> pd.Series:
+    """Up to ``n`` reasons per customer, in words, most telling first.
+
+    Each rule fires on a feature pattern and carries a strength; the strongest win. Vectorised:
+    one pass per rule over all customers.
+    """
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rules = _rules(features)
+    strengths, texts = [], []
+    for _code, mask, strength, text in rules:
+        mask = np.nan_to_num(mask.astype(float), nan=0.0).astype(bool)
+        words = [""] * len(features)
+        for i in np.flatnonzero(mask):
+            words[i] = text(i)
+        strengths.append(np.where(mask, strength, -np.inf))
+        texts.append(words)
+    strengths = np.column_stack(strengths)
     order = np.argsort(-strengths, axis=1, kind="stable")[:, :n]
-    out = []
-    for i in range(len(f)):
-        out.append([candidates[j][2][i] for j in order[i] if np.isfinite(strengths[i, j])])
-    return pd.Series(out, index=f.index, name="reasons")
+    out = [[texts[j][i] for j in order[i] if np.isfinite(strengths[i, j])] for i in range(len(features))]
+    return pd.Series(out, index=features.index, name="reasons")

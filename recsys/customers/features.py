@@ -78,6 +78,17 @@ def build_features(
     if tx.empty:
         raise ValueError(f"no transactions before as_of {as_of:%Y-%m-%d}")
     b = baskets(tx)
+    out = _visits(b, as_of, customers)
+    _windows(out, b, as_of)
+    _breadth_and_discounts(out, tx, products)
+    _offer_counts(out, before(offer_events, as_of))
+    out["favourite_department"] = _favourite_department(tx, products, out.index)
+    out.index.name = C.CUSTOMER_ID
+    return out[[*FEATURE_COLUMNS, "favourite_department"]]
+
+
+def _visits(b: pd.DataFrame, as_of: pd.Timestamp, customers: pd.DataFrame | None) -> pd.DataFrame:
+    """Recency, frequency, monetary value, tenure and the gaps between visits."""
     g = b.groupby(C.CUSTOMER_ID, sort=True)
     first, last = g["time"].min(), g["time"].max()
     out = pd.DataFrame(index=first.index)
@@ -98,7 +109,11 @@ def build_features(
     out["gap_mean_days"] = gap["mean"].reindex(out.index)
     out["gap_std_days"] = gap["std"].reindex(out.index)
     out["overdue_ratio"] = out["recency_days"] / out["gap_mean_days"].where(out["gap_mean_days"] > 0)
+    return out
 
+
+def _windows(out: pd.DataFrame, b: pd.DataFrame, as_of: pd.Timestamp) -> None:
+    """Baskets, spend and the visit trend in the last 30 and 90 days."""
     age = (as_of - b["time"]) / DAY
     for days in (30, 90):
         recent = b[age <= days].groupby(C.CUSTOMER_ID)
@@ -107,12 +122,14 @@ def build_features(
         out[f"spend_{days}d"] = recent["spend"].sum().reindex(out.index, fill_value=0.0)
         out[f"trend_{days}d"] = _trend(out[f"baskets_{days}d"], prev.reindex(out.index, fill_value=0))
 
+
+def _breadth_and_discounts(out: pd.DataFrame, tx: pd.DataFrame, products: pd.DataFrame | None) -> None:
+    """Categories (or products) bought, and the share of spend that was discounted."""
     if products is not None and C.CATEGORY in products:
         cat = tx[[C.CUSTOMER_ID, C.PRODUCT_ID]].merge(products[[C.PRODUCT_ID, C.CATEGORY]], on=C.PRODUCT_ID, how="left")
         out["category_breadth"] = cat.groupby(C.CUSTOMER_ID)[C.CATEGORY].nunique().reindex(out.index, fill_value=0)
     else:
         out["category_breadth"] = tx.groupby(C.CUSTOMER_ID)[C.PRODUCT_ID].nunique().reindex(out.index)
-
     if C.DISCOUNT in tx:
         spend = tx[C.AMOUNT].clip(lower=0)
         discounted = spend.where(tx[C.DISCOUNT] > 0, 0.0)
@@ -123,7 +140,9 @@ def build_features(
     else:
         out["discount_share"] = np.nan
 
-    ev = before(offer_events, as_of)
+
+def _offer_counts(out: pd.DataFrame, ev: pd.DataFrame | None) -> None:
+    """Offers sent and redeemed, and the redemption rate."""
     if ev is not None and len(ev):
         counts = ev.groupby([C.CUSTOMER_ID, C.EVENT]).size().unstack(fill_value=0)
         sent = counts.get("sent", pd.Series(0, index=counts.index))
@@ -135,22 +154,17 @@ def build_features(
         out["offers_redeemed"] = 0
     out["redemption_rate"] = out["offers_redeemed"] / out["offers_sent"].where(out["offers_sent"] > 0)
 
-    if products is not None and C.DEPARTMENT in products:
-        dept = tx[[C.CUSTOMER_ID, C.PRODUCT_ID, C.AMOUNT]].merge(
-            products[[C.PRODUCT_ID, C.DEPARTMENT]], on=C.PRODUCT_ID, how="left"
-        )
-        spend = dept.groupby([C.CUSTOMER_ID, C.DEPARTMENT], observed=True)[C.AMOUNT].sum().reset_index()
-        spend = spend.sort_values([C.CUSTOMER_ID, C.AMOUNT, C.DEPARTMENT], ascending=[True, False, True])
-        out["favourite_department"] = (
-            spend.drop_duplicates(C.CUSTOMER_ID)
-            .set_index(C.CUSTOMER_ID)[C.DEPARTMENT]
-            .reindex(out.index)
-            .astype("string")
-        )
-    else:
-        out["favourite_department"] = pd.Series(pd.NA, index=out.index, dtype="string")
-    out.index.name = C.CUSTOMER_ID
-    return out[[*FEATURE_COLUMNS, "favourite_department"]]
+
+def _favourite_department(tx: pd.DataFrame, products: pd.DataFrame | None, index: pd.Index) -> pd.Series:
+    """The department of each customer's largest spend (ties: the first by name)."""
+    if products is None or C.DEPARTMENT not in products:
+        return pd.Series(pd.NA, index=index, dtype="string")
+    dept = tx[[C.CUSTOMER_ID, C.PRODUCT_ID, C.AMOUNT]].merge(
+        products[[C.PRODUCT_ID, C.DEPARTMENT]], on=C.PRODUCT_ID, how="left"
+    )
+    spend = dept.groupby([C.CUSTOMER_ID, C.DEPARTMENT], observed=True)[C.AMOUNT].sum().reset_index()
+    spend = spend.sort_values([C.CUSTOMER_ID, C.AMOUNT, C.DEPARTMENT], ascending=[True, False, True])
+    return spend.drop_duplicates(C.CUSTOMER_ID).set_index(C.CUSTOMER_ID)[C.DEPARTMENT].reindex(index).astype("string")
 
 
 def department_shares(

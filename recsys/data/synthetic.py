@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from recsys import constants as C
+from recsys.data.synthetic_campaigns import offers_and_events
 
 DEPARTMENTS = {
     "PRODUCE": ("fruit", "vegetables", "salad"),
@@ -63,85 +64,15 @@ def generate(config: SynthConfig | None = None, **overrides) -> tuple[dict[str, 
         raise ValueError("need at least 1 customer and 12 products (one per category)")
     rng = np.random.default_rng(cfg.seed)
     start = pd.Timestamp(cfg.start)
-    day_s = 86_400.0
 
-    # Products: categories of departments, log-normal prices, Zipf popularity within category.
     cats = [(d, c) for d, cs in DEPARTMENTS.items() for c in cs]
-    n_cat = len(cats)
-    prod_cat = np.arange(cfg.products) % n_cat
-    prod_ids = np.arange(100_001, 100_001 + cfg.products, dtype="int64")
-    price = np.round(np.exp(rng.normal(1.0, 0.5, cfg.products)), 2) + 0.29
-    popularity = 1.0 / (1.0 + np.arange(cfg.products) // n_cat) ** 1.1
-    products = pd.DataFrame(
-        {
-            C.PRODUCT_ID: prod_ids,
-            C.CATEGORY: [cats[k][1] for k in prod_cat],
-            C.DEPARTMENT: [cats[k][0] for k in prod_cat],
-            C.BRAND: rng.choice(["House", "National", "Premium"], cfg.products),
-            C.NAME: [f"{cats[k][1]} item {i}" for i, k in enumerate(prod_cat)],
-        }
-    )
-
-    # Customers: segment, preferences, sign-up, churn.
+    products, prod_cat, prod_ids, price, popularity = _products(cfg, rng, cats)
     n = cfg.customers
-    seg = rng.integers(0, len(SEGMENT_NAMES), n)
-    dept_of_cat = np.array([list(DEPARTMENTS).index(d) for d, _ in cats])
-    alpha = 0.3 + cfg.preference_strength * (dept_of_cat[None, :] == np.array(SEGMENT_DEPARTMENT)[seg][:, None])
-    pref = rng.gamma(alpha)
-    pref /= pref.sum(axis=1, keepdims=True)
-    is_new = rng.random(n) < cfg.new_customer_share
-    signup = np.where(is_new, rng.uniform(0.7, 0.9, n), rng.uniform(0.0, 0.3, n)) * cfg.days
-    churned = (~is_new) & (rng.random(n) < cfg.churn_share)
-    churn_day = np.where(churned, rng.uniform(np.minimum(signup + 60, cfg.days - 45), cfg.days - 45), np.nan)
-    end_day = np.where(churned, churn_day, cfg.days)
-    rate = np.array(SEGMENT_RATE)[seg] * rng.lognormal(0.0, 0.3, n) / 7.0  # baskets per day
-
-    # Baskets: a Poisson process over each customer's active span; churners fade out.
-    n_baskets = rng.poisson(rate * (end_day - signup)) + 1
-    b_cust = np.repeat(np.arange(n), n_baskets)
-    u = rng.random(len(b_cust))
-    u = np.where(churned[b_cust], u**1.3, u)
-    b_time = signup[b_cust] + u * (end_day - signup)[b_cust]
-    b_items = 1 + rng.poisson(np.array(SEGMENT_ITEMS)[seg][b_cust])
-
-    # Lines: category from the customer's preference, product by popularity within it.
-    l_basket = np.repeat(np.arange(len(b_cust)), b_items)
-    l_cust = b_cust[l_basket]
-    cum = np.cumsum(pref, axis=1)
-    l_cat = np.minimum((rng.random(len(l_cust))[:, None] > cum[l_cust]).sum(axis=1), n_cat - 1)
-    l_prod = np.empty(len(l_cust), dtype=np.int64)
-    r = rng.random(len(l_cust))
-    for k in range(n_cat):
-        members = np.flatnonzero(prod_cat == k)
-        cdf = np.cumsum(popularity[members])
-        cdf /= cdf[-1]
-        mask = l_cat == k
-        l_prod[mask] = members[np.minimum(np.searchsorted(cdf, r[mask]), len(members) - 1)]
-    qty = 1 + rng.poisson(0.3, len(l_cust))
-    qty = np.where(rng.random(len(l_cust)) < 0.005, -1, qty)  # a few returns
-    amount = np.round(price[l_prod] * qty, 2)
-    on_promo = rng.random(len(l_cust)) < 0.15
-    discount = np.where(on_promo & (qty > 0), np.round(amount * rng.uniform(0.1, 0.3, len(l_cust)), 2), 0.0)
-    seconds = np.floor(b_time * day_s)[l_basket]
-
+    seg, pref, signup, churned, churn_day, end_day, rate = _customer_traits(cfg, rng, cats)
     cust_ids = _customer_ids(n)
-    transactions = (
-        pd.DataFrame(
-            {
-                C.CUSTOMER_ID: cust_ids[l_cust],
-                C.PRODUCT_ID: prod_ids[l_prod],
-                C.TIMESTAMP: start + pd.to_timedelta(seconds, unit="s"),
-                C.QUANTITY: qty.astype("int64"),
-                C.AMOUNT: amount,
-                C.BASKET_ID: (l_basket + 1).astype("int64"),
-                C.STORE_ID: (1 + l_cust % 7).astype("int64"),
-                C.DISCOUNT: discount,
-            }
-        )
-        .sort_values([C.TIMESTAMP, C.BASKET_ID], kind="stable")
-        .reset_index(drop=True)
+    transactions = _transactions(
+        cfg, rng, start, seg, pref, signup, churned, end_day, rate, prod_cat, prod_ids, price, popularity, cust_ids
     )
-    transactions[C.TIMESTAMP] = transactions[C.TIMESTAMP].astype("datetime64[ns]")
 
     customers = pd.DataFrame(
         {
@@ -151,7 +82,7 @@ def generate(config: SynthConfig | None = None, **overrides) -> tuple[dict[str, 
         }
     )
 
-    offers, events, affinity = _offers_and_events(
+    offers, events, affinity = offers_and_events(
         cfg, rng, start, cats, prod_cat, prod_ids, popularity, pref, signup, end_day, cust_ids
     )
     truth_customers = pd.DataFrame(
@@ -179,113 +110,93 @@ def generate(config: SynthConfig | None = None, **overrides) -> tuple[dict[str, 
     return tables, truth
 
 
-def offer_name(offer_type: str, value: float, target: str) -> str:
-    """A name marketing would write: "15% off cheese", "2x points on bread"."""
-    return {
-        "percent_off": f"{value:g}% off {target}",
-        "amount_off": f"${value:.2f} off {target}",
-        "bogo": f"Buy one, get one free: {target}",
-        "points_multiplier": f"{value:g}x points on {target}",
-        "gift": f"Free gift with {target}",
-        "free_shipping": f"Free delivery with {target}",
-        "free_trial": f"Free trial: {target}",
-    }[offer_type]
-
-
-def _offers_and_events(cfg, rng, start, cats, prod_cat, prod_ids, popularity, pref, signup, end_day, cust_ids):
+def _products(cfg: SynthConfig, rng: np.random.Generator, cats: list) -> tuple:
+    """Products: categories of departments, log-normal prices, Zipf popularity within category."""
     n_cat = len(cats)
-    n_off = cfg.campaigns * cfg.offers_per_campaign
-    campaign_start = np.linspace(0.25, 0.85, cfg.campaigns) * cfg.days
-    off_campaign = np.repeat(np.arange(cfg.campaigns), cfg.offers_per_campaign)
-    off_cat = rng.permutation(np.resize(np.arange(n_cat), n_off))
-    types = np.array([t for t in C.OFFER_TYPES if t not in ("free_shipping", "free_trial")])
-    off_type = rng.choice(types, n_off)
-    value = np.where(
-        off_type == "percent_off",
-        rng.choice([10.0, 15.0, 20.0, 25.0], n_off),
-        np.where(
-            off_type == "points_multiplier", rng.choice([2.0, 3.0], n_off), rng.choice([0.5, 1.0, 2.0, 3.0], n_off)
-        ),
-    )
-    by_products = rng.random(n_off) < 0.5
-    product_lists, categories = [], []
-    for i in range(n_off):
-        members = np.flatnonzero(prod_cat == off_cat[i])
-        if by_products[i]:
-            top = members[np.argsort(-popularity[members], kind="stable")[:5]]
-            product_lists.append([int(p) for p in prod_ids[np.sort(top)]])
-            categories.append(None)
-        else:
-            product_lists.append(None)
-            categories.append(cats[off_cat[i]][1])
-    duration = 28
-    off_start = campaign_start[off_campaign]
-    offer_ids = np.array([f"OF{i:04d}" for i in range(1, n_off + 1)], dtype=object)
-    channels = [
-        None if rng.random() < 0.5 else sorted(rng.choice(list(C.CHANNEL_NAMES), 2, replace=False).tolist())
-        for _ in range(n_off)
-    ]
-    offers = pd.DataFrame(
+    prod_cat = np.arange(cfg.products) % n_cat
+    prod_ids = np.arange(100_001, 100_001 + cfg.products, dtype="int64")
+    price = np.round(np.exp(rng.normal(1.0, 0.5, cfg.products)), 2) + 0.29
+    popularity = 1.0 / (1.0 + np.arange(cfg.products) // n_cat) ** 1.1
+    products = pd.DataFrame(
         {
-            C.OFFER_ID: offer_ids,
-            C.NAME: [offer_name(off_type[i], value[i], cats[off_cat[i]][1]) for i in range(n_off)],
-            C.OFFER_TYPE: off_type,
-            C.VALUE: value,
-            C.PRODUCT_IDS: pd.Series(product_lists, dtype=object),
-            C.CATEGORY: pd.Series(categories, dtype="string"),
-            C.START_DATE: (start + pd.to_timedelta(np.floor(off_start), unit="D")).astype("datetime64[ns]"),
-            C.END_DATE: (start + pd.to_timedelta(np.floor(off_start) + duration, unit="D")).astype("datetime64[ns]"),
-            C.CHANNELS: pd.Series(channels, dtype=object),
-            C.COST: np.round(np.where(off_type == "percent_off", value / 100 * 8.0, value * 0.6), 2),
-            "campaign": off_campaign.astype("int64") + 1,
+            C.PRODUCT_ID: prod_ids,
+            C.CATEGORY: [cats[k][1] for k in prod_cat],
+            C.DEPARTMENT: [cats[k][0] for k in prod_cat],
+            C.BRAND: rng.choice(["House", "National", "Premium"], cfg.products),
+            C.NAME: [f"{cats[k][1]} item {i}" for i, k in enumerate(prod_cat)],
         }
     )
 
-    # Planted affinity: the customer's preference for the offer's category.
-    affinity = pref[:, off_cat]  # customers x offers
-    logit = -4.0 + 12.0 * affinity
-    p_redeem = 1.0 / (1.0 + np.exp(-logit))
-    rows = []
-    for k in range(cfg.campaigns):
-        day0 = campaign_start[k]
-        eligible = np.flatnonzero(signup < day0)
-        recipients = eligible[rng.random(len(eligible)) < cfg.send_share]
-        offs = np.flatnonzero(off_campaign == k)
-        cc, oo = np.meshgrid(recipients, offs, indexing="ij")
-        cc, oo = cc.ravel(), oo.ravel()
-        alive = end_day[cc] > day0 + 3
-        redeemed = alive & (rng.random(len(cc)) < p_redeem[cc, oo])
-        viewed = redeemed | (rng.random(len(cc)) < 0.4)
-        t_sent = np.full(len(cc), np.floor(day0) + 9 / 24)
-        t_view = t_sent + rng.uniform(0.05, 2.0, len(cc))
-        t_redeem = t_view + rng.uniform(0.1, 20.0, len(cc))
-        t_redeem = np.minimum(t_redeem, np.minimum(end_day[cc], np.floor(day0) + duration))
-        for mask, name, t in (
-            (np.ones(len(cc), bool), "sent", t_sent),
-            (viewed, "viewed", t_view),
-            (redeemed, "redeemed", t_redeem),
-        ):
-            rows.append(pd.DataFrame({"c": cc[mask], "o": oo[mask], C.EVENT: name, "t": t[mask], C.CAMPAIGN_ID: k + 1}))
-    ev = pd.concat(rows, ignore_index=True).sort_values(["t", "c", "o"], kind="stable").reset_index(drop=True)
-    events = pd.DataFrame(
-        {
-            C.EVENT_ID: [f"E{i:08d}" for i in range(1, len(ev) + 1)],
-            C.CUSTOMER_ID: cust_ids[ev["c"].to_numpy()],
-            C.OFFER_ID: offer_ids[ev["o"].to_numpy()],
-            C.EVENT: ev[C.EVENT].to_numpy(),
-            C.TIMESTAMP: (start + pd.to_timedelta(np.floor(ev["t"].to_numpy() * 86_400), unit="s")).astype(
-                "datetime64[ns]"
-            ),
-            C.CAMPAIGN_ID: ev[C.CAMPAIGN_ID].astype("int64").to_numpy(),
-        }
+    return products, prod_cat, prod_ids, price, popularity
+
+
+def _customer_traits(cfg: SynthConfig, rng: np.random.Generator, cats: list) -> tuple:
+    """Customers: segment, preferences, sign-up, churn and purchase rate."""
+    n = cfg.customers
+    seg = rng.integers(0, len(SEGMENT_NAMES), n)
+    dept_of_cat = np.array([list(DEPARTMENTS).index(d) for d, _ in cats])
+    alpha = 0.3 + cfg.preference_strength * (dept_of_cat[None, :] == np.array(SEGMENT_DEPARTMENT)[seg][:, None])
+    pref = rng.gamma(alpha)
+    pref /= pref.sum(axis=1, keepdims=True)
+    is_new = rng.random(n) < cfg.new_customer_share
+    signup = np.where(is_new, rng.uniform(0.7, 0.9, n), rng.uniform(0.0, 0.3, n)) * cfg.days
+    churned = (~is_new) & (rng.random(n) < cfg.churn_share)
+    churn_day = np.where(churned, rng.uniform(np.minimum(signup + 60, cfg.days - 45), cfg.days - 45), np.nan)
+    end_day = np.where(churned, churn_day, cfg.days)
+    rate = np.array(SEGMENT_RATE)[seg] * rng.lognormal(0.0, 0.3, n) / 7.0  # baskets per day
+
+    return seg, pref, signup, churned, churn_day, end_day, rate
+
+
+def _transactions(
+    cfg, rng, start, seg, pref, signup, churned, end_day, rate, prod_cat, prod_ids, price, popularity, cust_ids
+) -> pd.DataFrame:
+    """Baskets (a Poisson process over each customer's active span; churners fade out) and
+    their lines (category from the customer's preference, product by popularity within it)."""
+    n, n_cat, day_s = len(seg), int(prod_cat.max()) + 1, 86_400.0
+    n_baskets = rng.poisson(rate * (end_day - signup)) + 1
+    b_cust = np.repeat(np.arange(n), n_baskets)
+    u = rng.random(len(b_cust))
+    u = np.where(churned[b_cust], u**1.3, u)
+    b_time = signup[b_cust] + u * (end_day - signup)[b_cust]
+    b_items = 1 + rng.poisson(np.array(SEGMENT_ITEMS)[seg][b_cust])
+
+    # Lines: category from the customer's preference, product by popularity within it.
+    l_basket = np.repeat(np.arange(len(b_cust)), b_items)
+    l_cust = b_cust[l_basket]
+    cum = np.cumsum(pref, axis=1)
+    l_cat = np.minimum((rng.random(len(l_cust))[:, None] > cum[l_cust]).sum(axis=1), n_cat - 1)
+    l_prod = np.empty(len(l_cust), dtype=np.int64)
+    r = rng.random(len(l_cust))
+    for k in range(n_cat):
+        members = np.flatnonzero(prod_cat == k)
+        cdf = np.cumsum(popularity[members])
+        cdf /= cdf[-1]
+        mask = l_cat == k
+        l_prod[mask] = members[np.minimum(np.searchsorted(cdf, r[mask]), len(members) - 1)]
+    qty = 1 + rng.poisson(0.3, len(l_cust))
+    qty = np.where(rng.random(len(l_cust)) < 0.005, -1, qty)  # a few returns
+    amount = np.round(price[l_prod] * qty, 2)
+    on_promo = rng.random(len(l_cust)) < 0.15
+    discount = np.where(on_promo & (qty > 0), np.round(amount * rng.uniform(0.1, 0.3, len(l_cust)), 2), 0.0)
+    seconds = np.floor(b_time * day_s)[l_basket]
+
+    transactions = (
+        pd.DataFrame(
+            {
+                C.CUSTOMER_ID: cust_ids[l_cust],
+                C.PRODUCT_ID: prod_ids[l_prod],
+                C.TIMESTAMP: start + pd.to_timedelta(seconds, unit="s"),
+                C.QUANTITY: qty.astype("int64"),
+                C.AMOUNT: amount,
+                C.BASKET_ID: (l_basket + 1).astype("int64"),
+                C.STORE_ID: (1 + l_cust % 7).astype("int64"),
+                C.DISCOUNT: discount,
+            }
+        )
+        .sort_values([C.TIMESTAMP, C.BASKET_ID], kind="stable")
+        .reset_index(drop=True)
     )
-    cc, oo = np.meshgrid(np.arange(len(cust_ids)), np.arange(n_off), indexing="ij")
-    affinity_truth = pd.DataFrame(
-        {
-            C.CUSTOMER_ID: cust_ids[cc.ravel()],
-            C.OFFER_ID: offer_ids[oo.ravel()],
-            "affinity": affinity.ravel(),
-            "p_redeem": p_redeem.ravel(),
-        }
-    )
-    return offers, events, affinity_truth
+    transactions[C.TIMESTAMP] = transactions[C.TIMESTAMP].astype("datetime64[ns]")
+
+    return transactions

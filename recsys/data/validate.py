@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
 
-import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
@@ -21,53 +19,16 @@ from pandera.errors import SchemaErrors
 from recsys import constants as C
 from recsys.data import contract as K
 from recsys.data.coerce import coerce_column, id_kind
+from recsys.data.issues import Collector as _Collector
+from recsys.data.issues import examples as _examples
+from recsys.data.issues import issue as _issue
+from recsys.data.references import check_id_kinds, check_references
 from recsys.errors import DataValidationError, Issue
 
 logger = logging.getLogger(__name__)
 
-MAX_EXAMPLES = 5
 # Instants this far past "now" count as future (clock skew between systems).
 FUTURE_TOLERANCE = pd.Timedelta(days=1)
-
-
-def _examples(values: Any) -> tuple:
-    out, seen = [], set()
-    for v in values:
-        if isinstance(v, np.generic):
-            v = v.item()
-        elif isinstance(v, pd.Timestamp):
-            v = v.isoformat()
-        elif isinstance(v, np.ndarray):
-            v = v.tolist()
-        key = repr(v)
-        if key in seen:
-            continue
-        seen.add(key)
-        out.append(v)
-        if len(out) == MAX_EXAMPLES:
-            break
-    return tuple(out)
-
-
-def _issue(
-    table: str, column: str | None, problem: str, values: Any = (), severity: str = "error", label: str = ""
-) -> Issue:
-    values = list(values)
-    return Issue(table, column, problem, len(values), _examples(values), severity, label)
-
-
-class _Collector:
-    def __init__(self) -> None:
-        self.issues: list[Issue] = []
-
-    def add(self, issue: Issue) -> None:
-        self.issues.append(issue)
-
-    def errors(self) -> list[Issue]:
-        return [i for i in self.issues if i.severity == "error"]
-
-    def warnings(self) -> list[Issue]:
-        return [i for i in self.issues if i.severity == "warning"]
 
 
 def _value_schema(spec: K.TableSpec, now: pd.Timestamp) -> pa.DataFrameSchema:
@@ -191,57 +152,6 @@ def _coerce_table(
     return df if ok else None
 
 
-def _id_kinds(frames: Mapping[str, pd.DataFrame], column: str) -> dict[str, str]:
-    return {t: id_kind(df[column]) for t, df in frames.items() if column in df.columns}
-
-
-def _check_id_kinds(frames: Mapping[str, pd.DataFrame], out: _Collector) -> bool:
-    ok = True
-    for column in (C.CUSTOMER_ID, C.PRODUCT_ID, C.OFFER_ID):
-        kinds = _id_kinds(frames, column)
-        if len(set(kinds.values())) > 1:
-            detail = ", ".join(f"{'integer' if k == 'int' else 'string'} in {t}" for t, k in kinds.items())
-            out.add(Issue(next(iter(kinds)), column, f"ids have different types across tables ({detail})"))
-            ok = False
-    return ok
-
-
-def _known_ids(target: str, column: str, frames: Mapping[str, pd.DataFrame], for_table: str) -> pd.Index | None:
-    if target not in frames:
-        return None
-    key = K.SPECS[target].key
-    known = pd.Index(frames[target][key].unique())
-    if target == C.CUSTOMERS and for_table == C.OFFER_EVENTS:
-        known = known.union(pd.Index(frames[C.TRANSACTIONS][C.CUSTOMER_ID].unique()))
-    return known
-
-
-def _check_references(frames: Mapping[str, pd.DataFrame], out: _Collector) -> None:
-    for ref in K.REFERENCES:
-        if ref.table not in frames or ref.column not in frames[ref.table].columns:
-            continue
-        known = _known_ids(ref.target, ref.column, frames, ref.table)
-        if known is None:
-            if ref.severity == "error":
-                out.add(Issue(ref.table, ref.column, f"names {ref.target} but the {ref.target} table is absent"))
-            continue
-        values = frames[ref.table][ref.column]
-        if ref.column == C.PRODUCT_IDS:
-            values = values.dropna().explode()
-        unknown = values[~values.isin(known)]
-        if len(unknown):
-            noun = f"{len(unknown.unique())} unknown {ref.target[:-1] if ref.target.endswith('s') else ref.target}"
-            noun += "s" if len(unknown.unique()) != 1 else ""
-            out.add(_issue(ref.table, ref.column, f"names {noun} ({ref.why})", unknown, ref.severity))
-    offers = frames.get(C.OFFERS)
-    products = frames.get(C.PRODUCTS)
-    if offers is not None and products is not None and C.CATEGORY in offers and C.CATEGORY in products:
-        cats = offers[C.CATEGORY].dropna()
-        unknown = cats[~cats.isin(products[C.CATEGORY].dropna().unique())]
-        if len(unknown):
-            out.add(_issue(C.OFFERS, C.CATEGORY, "names categories no product has", unknown, "warning"))
-
-
 def _finalise_ids(df: pd.DataFrame, spec: K.TableSpec) -> pd.DataFrame:
     """After validation, id columns without nulls become plain int64."""
     for col in spec.columns:
@@ -288,7 +198,7 @@ def validate_tables(
         if df is not None:
             frames[name] = df
 
-    if not _check_id_kinds(frames, out):
+    if not check_id_kinds(frames, out):
         raise DataValidationError(out.issues)
     for name, df in frames.items():
         before = len(out.errors())
@@ -296,7 +206,7 @@ def validate_tables(
         if len(out.errors()) == before:
             _check_table_rules(name, df, out)
     if not out.errors():
-        _check_references(frames, out)
+        check_references(frames, out)
 
     errors = out.issues if strict else out.errors()
     if errors:

@@ -96,6 +96,7 @@ def evaluate_campaign(
     held_out_ok: bool = False,
     seed: int = C.SEED,
 ) -> CampaignResult:
+    """Every ranker on one campaign's redeeming households (see the module's docstring)."""
     if campaign in held_out and not held_out_ok:
         raise HeldOutCampaignError(
             f"campaign {campaign} is held out for independent evaluation; "
@@ -114,17 +115,7 @@ def evaluate_campaign(
     catalog = prepare_catalog(snap, offers, ds.products, cf)
     households = pd.Index(sorted(redeemed[C.CUSTOMER_ID].unique()))
     feats = affinity_features(snap, catalog, snap.customer_map.positions(households), cf_model=cf)
-    X = feature_matrix(feats)
-    shape = (len(households), len(offers))
-    rng = np.random.default_rng(seed)
-    pop = feats["product_popularity"] + 1e-3 * feats["offer_products"]
-    scores = {
-        "random": rng.random(shape),
-        "popularity": pop,
-        "personal_history": feats["hist_count"] + pop / (pop.max() + 1.0),
-        "als": feats["cf_score"],
-        "engine": model.predict_proba(X).reshape(shape),
-    }
+    scores = _ranker_scores(feats, model, (len(households), len(offers)), seed)
     relevant = redeemed.groupby(C.CUSTOMER_ID)[C.OFFER_ID].agg(set).reindex(households)
     ids = np.asarray(offer_ids, dtype=object)
     rows, per_household = [], {}
@@ -151,6 +142,20 @@ def evaluate_campaign(
         int(examples["redeemed"].sum()) if len(examples) else 0,
         pd.DataFrame(per_household, index=households).dropna(),
     )
+
+
+def _ranker_scores(feats: dict, model: RedemptionModel, shape: tuple[int, int], seed: int) -> dict[str, np.ndarray]:
+    """Each ranker's households x offers scores (RANKERS): the baselines from the features, the
+    engine from P(redeem)."""
+    rng = np.random.default_rng(seed)
+    pop = feats["product_popularity"] + 1e-3 * feats["offer_products"]
+    return {
+        "random": rng.random(shape),
+        "popularity": pop,
+        "personal_history": feats["hist_count"] + pop / (pop.max() + 1.0),
+        "als": feats["cf_score"],
+        "engine": model.predict_proba(feature_matrix(feats)).reshape(shape),
+    }
 
 
 def hold_out_events(ds, campaigns) -> tuple[object, int]:

@@ -53,28 +53,8 @@ def affinity_features(
     known = customer_rows >= 0
     rows = np.where(known, customer_rows, 0)
 
-    few = n_c <= 8  # a request's customer or two: dense row arithmetic beats sparse products
-
-    def per_pair(
-        m: sp.csr_matrix, t: sp.csr_matrix, dense: np.ndarray | None = None, slot: np.ndarray | None = None
-    ) -> np.ndarray:
-        if few and dense is not None:
-            out = np.zeros((n_c, n_o), np.float32)
-            for i, r in enumerate(rows):
-                if known[i]:
-                    lo, hi = m.indptr[r], m.indptr[r + 1]
-                    cols, vals = m.indices[lo:hi], m.data[lo:hi]
-                    if slot is not None:
-                        s = slot[cols]
-                        cols, vals = s[s >= 0], vals[s >= 0]
-                    out[i] = vals @ dense[cols]
-            return out
-        out = (m[rows] @ t).toarray().astype(np.float32, copy=False)
-        out[~known] = 0.0
-        return out
-
     def dense_pair(m: sp.csr_matrix) -> np.ndarray:
-        return per_pair(m, catalog.targets_t, catalog.dense_targets, catalog.dense_slot)
+        return _pair_sums(m, catalog.targets_t, rows, known, n_o, catalog.dense_targets, catalog.dense_slot)
 
     hist = dense_pair(snap.counts)
     total = np.where(known, snap.customer_lines[rows], 0.0)
@@ -86,7 +66,9 @@ def affinity_features(
         "hist_share": hist / np.maximum(total, 1)[:, None],
     }
     if catalog.offer_cats_t is not None:
-        f["category_count"] = per_pair(snap.category_counts, catalog.offer_cats_t, catalog.dense_cats)
+        f["category_count"] = _pair_sums(
+            snap.category_counts, catalog.offer_cats_t, rows, known, n_o, catalog.dense_cats
+        )
         f["category_share"] = f["category_count"] / np.maximum(total, 1)[:, None]
     else:
         f["category_count"] = f["hist_count"].copy()
@@ -105,6 +87,37 @@ def affinity_features(
     f["customer_redemptions"] = np.broadcast_to(redemptions[:, None], (n_c, n_o))
     f["offer_redemption_rate"] = np.broadcast_to(catalog.offer_redemption_rate, (n_c, n_o))
     return f
+
+
+def _pair_sums(
+    m: sp.csr_matrix,
+    t: sp.csr_matrix,
+    rows: np.ndarray,
+    known: np.ndarray,
+    n_o: int,
+    dense: np.ndarray | None = None,
+    slot: np.ndarray | None = None,
+) -> np.ndarray:
+    """``m[rows] @ t`` as dense float32 (customers x offers), 0 for unknown customers.
+
+    A request's customer or two (8 at most) take dense row arithmetic on ``dense`` (the rows of
+    ``t`` some offer uses, ``slot`` giving each column's row), which beats sparse products there.
+    """
+    n_c = len(rows)
+    if n_c <= 8 and dense is not None:
+        out = np.zeros((n_c, n_o), np.float32)
+        for i, r in enumerate(rows):
+            if known[i]:
+                lo, hi = m.indptr[r], m.indptr[r + 1]
+                cols, vals = m.indices[lo:hi], m.data[lo:hi]
+                if slot is not None:
+                    s = slot[cols]
+                    cols, vals = s[s >= 0], vals[s >= 0]
+                out[i] = vals @ dense[cols]
+        return out
+    out = (m[rows] @ t).toarray().astype(np.float32, copy=False)
+    out[~known] = 0.0
+    return out
 
 
 def feature_matrix(

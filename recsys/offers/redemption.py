@@ -78,18 +78,7 @@ def redemption_examples(
         if not camp.sent_at > first_purchase:
             logger.info("campaign %s: sent before any purchase, skipped", camp.campaign)
             continue
-        ev = offer_events[offer_events[C.TIMESTAMP] < camp.ended_at]
-        key = ev[C.CAMPAIGN_ID].astype("string") if C.CAMPAIGN_ID in ev and ev[C.CAMPAIGN_ID].notna().all() else None
-        in_camp = (
-            (key == camp.campaign) if key is not None else (ev[C.TIMESTAMP].dt.strftime("%Y-%m-%d") == camp.campaign)
-        )
-        sent = ev[in_camp & (ev[C.EVENT] == "sent")][[C.CUSTOMER_ID, C.OFFER_ID]].drop_duplicates()
-        # A redemption counts for the campaign that sent the offer (by campaign id, or any time by the end).
-        red_ev = ev[(ev[C.EVENT] == "redeemed") & (ev[C.TIMESTAMP] >= camp.sent_at)]
-        if key is not None:
-            red_ev = red_ev[in_camp[red_ev.index]]
-        redeemed = red_ev[[C.CUSTOMER_ID, C.OFFER_ID]].drop_duplicates().assign(redeemed=1)
-        pairs = sent.merge(redeemed, on=[C.CUSTOMER_ID, C.OFFER_ID], how="left").fillna({"redeemed": 0})
+        pairs = _campaign_pairs(offer_events, camp)
         camp_offers = offers[offers[C.OFFER_ID].isin(pairs[C.OFFER_ID].unique())].reset_index(drop=True)
         recipients = pd.Index(pairs[C.CUSTOMER_ID].unique())
         snap = snapshot(
@@ -121,6 +110,20 @@ def redemption_examples(
     if not frames:
         return pd.DataFrame(columns=[*OFFER_FEATURES, "redeemed", "campaign", C.CUSTOMER_ID, C.OFFER_ID])
     return pd.concat(frames, ignore_index=True)
+
+
+def _campaign_pairs(offer_events: pd.DataFrame, camp) -> pd.DataFrame:
+    """(customer, offer, redeemed) of every offer the campaign sent, from events before its end."""
+    ev = offer_events[offer_events[C.TIMESTAMP] < camp.ended_at]
+    key = ev[C.CAMPAIGN_ID].astype("string") if C.CAMPAIGN_ID in ev and ev[C.CAMPAIGN_ID].notna().all() else None
+    in_camp = (key == camp.campaign) if key is not None else (ev[C.TIMESTAMP].dt.strftime("%Y-%m-%d") == camp.campaign)
+    sent = ev[in_camp & (ev[C.EVENT] == "sent")][[C.CUSTOMER_ID, C.OFFER_ID]].drop_duplicates()
+    # A redemption counts for the campaign that sent the offer (by campaign id, or any time by the end).
+    red_ev = ev[(ev[C.EVENT] == "redeemed") & (ev[C.TIMESTAMP] >= camp.sent_at)]
+    if key is not None:
+        red_ev = red_ev[in_camp[red_ev.index]]
+    redeemed = red_ev[[C.CUSTOMER_ID, C.OFFER_ID]].drop_duplicates().assign(redeemed=1)
+    return sent.merge(redeemed, on=[C.CUSTOMER_ID, C.OFFER_ID], how="left").fillna({"redeemed": 0})
 
 
 def heuristic_p_redeem(X: pd.DataFrame | np.ndarray) -> np.ndarray:

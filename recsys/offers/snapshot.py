@@ -109,29 +109,11 @@ def snapshot(
     near = age <= RECENT_DAYS
     recent = sp.csr_matrix((np.ones(int(near.sum()), np.float32), (r[near], c[near])), shape=shape)
 
-    if products is not None and C.CATEGORY in products:
-        cat = products.set_index(C.PRODUCT_ID)[C.CATEGORY].reindex(product_map.ids)
-        categories = pd.Index(sorted(cat.dropna().unique()))
-        category_of = categories.get_indexer(cat.fillna("\0"))
-    else:
-        categories, category_of = pd.Index([]), np.full(len(product_map), -1)
-
+    categories, category_of = _categories(products, product_map)
     per_basket = pd.DataFrame({"r": r_all, "b": lines["_basket"].to_numpy()})
     per_basket = per_basket[per_basket["r"] >= 0].drop_duplicates()
     customer_baskets = np.bincount(per_basket["r"].to_numpy(), minlength=len(customer_map)).astype(np.float32)
-    redemptions = np.zeros(len(customer_map), np.float32)
-    history = pd.DataFrame(columns=["sent", "redeemed"], dtype="float64")
-    if offer_events is not None and len(offer_events):
-        ev = offer_events[offer_events[C.TIMESTAMP] < as_of]
-        red = ev[ev[C.EVENT] == "redeemed"].groupby(C.CUSTOMER_ID).size()
-        redemptions = red.reindex(customer_map.ids, fill_value=0).to_numpy(np.float32)
-        history = (
-            ev.groupby([C.OFFER_ID, C.EVENT])
-            .size()
-            .unstack(fill_value=0)
-            .reindex(columns=["sent", "redeemed"], fill_value=0)
-            .astype("float64")
-        )
+    redemptions, history = _offer_history(offer_events, as_of, customer_map)
     popularity = np.asarray((recent > 0).sum(axis=0)).ravel() / max(len(customer_map), 1)
     return Snapshot(
         as_of,
@@ -159,3 +141,32 @@ def _category_matrix(snap: Snapshot, m: sp.csr_matrix) -> sp.csr_matrix:
         shape=(len(snap.product_map), max(len(snap.categories), 1)),
     )
     return (m @ agg).tocsr()
+
+
+def _categories(products: pd.DataFrame | None, product_map: IdMap) -> tuple[pd.Index, np.ndarray]:
+    """The categories, and the category position of each product (-1 when unknown)."""
+    if products is None or C.CATEGORY not in products:
+        return pd.Index([]), np.full(len(product_map), -1)
+    cat = products.set_index(C.PRODUCT_ID)[C.CATEGORY].reindex(product_map.ids)
+    categories = pd.Index(sorted(cat.dropna().unique()))
+    return categories, categories.get_indexer(cat.fillna("\0"))
+
+
+def _offer_history(
+    offer_events: pd.DataFrame | None, as_of: pd.Timestamp, customer_map: IdMap
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """Redemptions per customer, and sends and redemptions per offer, before ``as_of``."""
+    redemptions = np.zeros(len(customer_map), np.float32)
+    history = pd.DataFrame(columns=["sent", "redeemed"], dtype="float64")
+    if offer_events is not None and len(offer_events):
+        ev = offer_events[offer_events[C.TIMESTAMP] < as_of]
+        red = ev[ev[C.EVENT] == "redeemed"].groupby(C.CUSTOMER_ID).size()
+        redemptions = red.reindex(customer_map.ids, fill_value=0).to_numpy(np.float32)
+        history = (
+            ev.groupby([C.OFFER_ID, C.EVENT])
+            .size()
+            .unstack(fill_value=0)
+            .reindex(columns=["sent", "redeemed"], fill_value=0)
+            .astype("float64")
+        )
+    return redemptions, history
