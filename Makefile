@@ -11,12 +11,14 @@ export OMP_NUM_THREADS ?= 1
 # Where runs and registered models go (a file in the checkout unless set).
 export MLFLOW_TRACKING_URI ?= sqlite:///mlflow.db
 
-.PHONY: help install install-dev run test test-fast benchmark clean
+.PHONY: help install install-dev run test test-fast lint format benchmark clean
 
 help:
 	@echo "make run        set up .venv, import The Complete Journey, train, register, promote and serve the model"
 	@echo "make test       set up .venv with the dev extras and run the test suite"
 	@echo "make test-fast  the suite without slow tests"
+	@echo "make lint       ruff, the import-layer contracts and the size limits (make test runs it first)"
+	@echo "make format     format the code with ruff"
 	@echo "make benchmark  print speed and memory figures"
 
 $(VENV)/.installed: pyproject.toml
@@ -54,8 +56,20 @@ run: $(VENV)/.installed $(DATA_DIR)/transactions.parquet
 	echo ""; \
 	RECSYS_API_KEYS_FILE=$(KEYS_FILE) exec $(BIN)/recsys serve --port $(PORT)
 
-test: $(VENV)/.installed-dev
+test: lint
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+
+# Lint and format (ruff), the layer contracts (import-linter, pyproject.toml) and the size limits:
+# no module over 300 lines, no function over 60 (tools/code_size.py prints the counts).
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/python tools/code_size.py
+
+format: $(VENV)/.installed-dev
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 test-fast: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -m "not slow"

@@ -18,11 +18,18 @@ from serving.config import Settings
 from serving.events import EventStore
 from serving.metrics import Metrics
 from serving.model import ModelHolder, ModelNotReady
+from serving.schemas import Error
 from serving.web import ApiError, State, error_response, state
 
 logger = logging.getLogger(__name__)
 
 API_VERSION = "1.0"
+
+
+class ServiceApi(Api):
+    """flask-smorest's Api, documenting the service's own error body on every operation."""
+
+    ERROR_SCHEMA = Error
 
 
 def create_app(config: dict | None = None, *, load_model: bool = True) -> Flask:
@@ -58,7 +65,7 @@ def create_app(config: dict | None = None, *, load_model: bool = True) -> Flask:
     )
     metrics.init_app(app)
 
-    api = Api(app)
+    api = ServiceApi(app)
     from serving.blueprints import admin, churn, events, offers, segments
 
     for blp in (offers.blp, churn.blp, segments.blp, events.blp, admin.blp):
@@ -102,8 +109,8 @@ def _errors(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
-        if exc.code == 422:  # webargs validation: name every bad parameter, as a 400
-            messages = getattr(exc, "data", {}).get("messages", {})
+        messages = (getattr(exc, "data", None) or {}).get("messages")
+        if messages is not None:  # webargs validation: name every bad parameter, as a 400
             parts = []
             for location, fields in messages.items():
                 for name, problems in fields.items() if isinstance(fields, dict) else [(location, fields)]:

@@ -8,6 +8,8 @@ from recsys import constants as C
 
 
 class ErrorBody(Schema):
+    """What went wrong: a stable code and a message that names the parameter or field."""
+
     code = fields.String(required=True)
     message = fields.String(required=True)
 
@@ -23,6 +25,8 @@ class OffersQuery(Schema):
 
 
 class Offer(Schema):
+    """A ranked offer. Answers sort by ``tier`` ascending, then ``score`` descending: that is ``rank``."""
+
     rank = fields.Integer()
     offer_id = fields.Raw()
     name = fields.String()
@@ -32,7 +36,18 @@ class Offer(Schema):
     start_date = fields.String()
     end_date = fields.String()
     channels = fields.List(fields.String(), allow_none=True)
-    score = fields.Float()
+    tier = fields.Integer(
+        metadata={
+            "description": "0: retention offer for a customer at risk; 1: any other offer; "
+            "2 and 3: the same, after the others because the diversity caps skipped them"
+        }
+    )
+    score = fields.Float(
+        metadata={
+            "description": "the ranking key within a tier: expected value; for a customer without "
+            "history, the share of customers buying the offer's products times its margin"
+        }
+    )
     p_redeem = fields.Float()
     expected_value = fields.Float()
     reason = fields.String()

@@ -36,6 +36,7 @@ class QueryMemoParser(FlaskParser):
     """
 
     MAX_ENTRIES = 4096
+    DEFAULT_VALIDATION_STATUS = 400  # bad parameters are a 400 in the service's error shape (and so documented)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -144,3 +144,42 @@ def test_selection_uses_a_split_inside_training(split):
     assert isinstance(best["factors"], int) and best["iterations"] == 5
     assert table["ndcg_at_10"].max() == table.loc[table["factors"] == best["factors"], "ndcg_at_10"].iloc[0]
     ALSRecommender(**best).fit(train)  # the chosen parameters fit as they are
+
+
+# The recommender contract: every model and baseline, built by its factory, keeps the
+# Recommender interface (fit returns self, n products per customer, unknown customers get the
+# popular products, purchases excluded on request, save/load round-trips where supported).
+RECOMMENDERS = {
+    "popularity": lambda: PopularityRecommender(),
+    "repeat_purchase": lambda: RepeatPurchaseRecommender(),
+    "als": lambda: ALSRecommender(**ALS_SMALL),
+    "item_knn": lambda: ItemKNNRecommender(),
+}
+
+
+@pytest.mark.parametrize("name", sorted(RECOMMENDERS))
+def test_recommender_contract(name, split, tmp_path):
+    from recsys.cf import Recommender
+
+    train = split[0]
+    model = RECOMMENDERS[name]()
+    assert isinstance(model, Recommender)
+    assert model.fit(train) is model
+    customers = model.customer_map_.ids[:30].tolist()
+    recs = model.recommend_many([*customers, "nobody"], 7)
+    assert [len(r) for r in recs] == [7] * 31 and all(len(set(r)) == 7 for r in recs)
+    popular = model.product_map_.ids[np.argsort(-model.popularity_, kind="stable")[:7]].tolist()
+    assert recs[-1] == popular
+    assert model.recommend(customers[0], 7) == recs[0]
+    fresh = model.recommend_many(customers, 7, exclude_purchased=True)
+    for c, r in zip(customers, fresh):
+        row = model.customer_map_.position(c)
+        bought = set(model.product_map_.ids[model.user_counts_[row].indices])
+        assert not bought & set(r)
+    try:
+        path = model.save(tmp_path / name)
+    except NotImplementedError:
+        with pytest.raises(NotImplementedError):
+            type(model).load(tmp_path / name)
+        return
+    assert type(model).load(path).recommend_many(customers, 7) == model.recommend_many(customers, 7)

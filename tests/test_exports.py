@@ -120,3 +120,20 @@ def test_frequency_caps_apply_to_exports(bundle):
     capped = export_offers(bundle, k=1, as_of=day, events=sent)
     mine = capped[capped["customer_id"] == first["customer_id"]]
     assert mine.empty or mine.iloc[0]["offer_id"] != first["offer_id"]
+
+
+def test_a_bundle_of_an_earlier_format_is_refused_with_a_way_forward(synth_bundle_dir, tmp_path):
+    """Bundles pickle the estimators with their module paths, which moved in format 3: an older
+    bundle is refused by name, saying to retrain, rather than failing somewhere in unpickling."""
+    import json
+    import shutil
+
+    from recsys.bundle import BUNDLE_FORMAT, BundleError
+
+    old = tmp_path / "old"
+    shutil.copytree(synth_bundle_dir, old)
+    meta = json.loads((old / "bundle.json").read_text())
+    (old / "bundle.json").write_text(json.dumps({**meta, "format": BUNDLE_FORMAT - 1}))
+    with pytest.raises(BundleError, match=rf"bundle format {BUNDLE_FORMAT - 1} is not {BUNDLE_FORMAT}.*retrain"):
+        ModelBundle.load(old)
+    assert ModelBundle.load(synth_bundle_dir).config == meta["config"]

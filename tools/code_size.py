@@ -45,8 +45,10 @@ def main() -> int:
             largest_function = max(largest_function, length)
             if length > args.function_lines:
                 long_functions.append(f"{rel}:{lineno} {name}: {length} lines")
-    print(f"{len(files)} modules (largest {largest_module} lines), {n_functions} functions "
-          f"(largest {largest_function} lines)")
+    print(
+        f"{len(files)} modules (largest {largest_module} lines), {n_functions} functions "
+        f"(largest {largest_function} lines)"
+    )
     print(f"modules over {args.module_lines} lines: {len(long_modules)}")
     for line in long_modules:
         print(f"  {line}")

@@ -10,7 +10,7 @@ from flask.views import MethodView
 
 from recsys import constants as C
 from recsys.io import json_safe
-from serving.schemas import AtRiskPage, AtRiskQuery, ChurnRisk
+from serving.schemas import AtRiskPage, AtRiskQuery, ChurnRisk, Error
 from serving.web import ApiError, Blueprint, decode_cursor, encode_cursor, require, state
 
 blp = Blueprint("churn", __name__, url_prefix="/v1", description="Churn risk and at-risk lists")
@@ -23,7 +23,7 @@ CSV_COLUMNS = list(C.AT_RISK_COLUMNS)
 class ChurnRiskView(MethodView):
     @require("read")
     @blp.response(200, ChurnRisk)
-    @blp.alt_response(404, schema=None, description="unknown customer")
+    @blp.alt_response(404, schema=Error, description="unknown customer")
     def get(self, customer_id):
         """Probability, band, reasons, segment, P(alive) of one customer."""
         loaded = state().model.current
