@@ -18,6 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from recsys import constants as C
+
 BIN = Path(sys.executable).parent
 
 
@@ -38,7 +40,7 @@ def timed(command: list[str]) -> tuple[float, float, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="models:/loyalty-offers@champion")
+    parser.add_argument("--model", default=C.CHAMPION_URI)
     parser.add_argument("--as-of", default="2018-01-01")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()

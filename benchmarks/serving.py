@@ -31,13 +31,15 @@ from pathlib import Path
 
 import numpy as np
 
+from recsys import constants as C
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 sys.path.insert(0, str(ROOT))
 
 
 def _free_port() -> int:
-    import socket
+    import socket  # a port the system says is free
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -119,13 +121,8 @@ def _answers(port: int) -> dict:
 
 def gunicorn(app_spec: str, port: int, env: dict) -> subprocess.Popen:
     env = {**env, "RECSYS_BIND": f"127.0.0.1:{port}", "RECSYS_WORKERS": "2", "RECSYS_LOG_LEVEL": "warning"}
-    return subprocess.Popen(
-        [str(BIN / "gunicorn"), "-c", str(ROOT / "serving" / "gunicorn.conf.py"), app_spec],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    command = [str(BIN / "gunicorn"), "-c", str(ROOT / "serving" / "gunicorn.conf.py"), app_spec]
+    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def _environment(model: str, tmp: Path) -> tuple[dict, str]:
@@ -242,7 +239,7 @@ def _mlflow_serve(args, port: int, env: dict, sample: list, procs: list) -> dict
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="models:/loyalty-offers@champion")
+    parser.add_argument("--model", default=C.CHAMPION_URI)
     parser.add_argument("--seconds", type=float, default=10, help="seconds of load per measurement")
     parser.add_argument("--rounds", type=int, default=3, help="alternating hello-world / offers measurements")
     parser.add_argument("--warmup", type=float, default=5, help="seconds of load before each measurement")

@@ -16,7 +16,9 @@ logger = logging.getLogger(__name__)
 
 
 class PopularityRecommender(Recommender):
-    """Baseline: the products bought by most customers in the last ``window_days`` of training."""
+    """Baseline: the products bought by most customers in the last ``window_days`` of training
+    (all of it when None). Fitted: the base class's maps and counts; ``popularity_`` counts the
+    window's buyers."""
 
     def __init__(self, window_days: int | None = 28):
         self.window_days = window_days

@@ -52,6 +52,9 @@ def _log_likelihood(params: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.nd
 class BGNBD(BaseEstimator):
     """BG/NBD by maximum likelihood in log-parameter space, with an optional L2 penalty.
 
+    Parameters: ``penalizer`` (L2 on the log-parameters), ``time_unit_days`` (the unit of the
+    RFM summary's times), ``max_iter`` (of the optimiser).
+
     Fitted attributes: ``params_`` (dict of r, alpha, a, b), ``log_likelihood_``.
     """
 

@@ -1,7 +1,7 @@
 """Retention analytics: retention, churn and repeat-purchase rates, cohort retention.
 
 A customer is **active** on a date when they bought within the ``activity_days`` days up to
-and including it (default 90). docs/segments.md states the definitions.
+and including it (default 90). docs/features.md states the definitions.
 """
 
 from __future__ import annotations

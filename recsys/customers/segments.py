@@ -15,7 +15,7 @@ from sklearn.utils.validation import check_is_fitted
 from recsys.constants import SEED
 
 # RFM segment rules on the recency score R and the frequency-monetary score FM (both 1..5).
-# Every (R, FM) cell maps to exactly one segment; docs/segments.md shows the same table.
+# Every (R, FM) cell maps to exactly one segment; docs/features.md shows the same table.
 RFM_SEGMENTS = (
     # name, R scores, FM scores
     ("Champions", (5,), (4, 5)),
@@ -107,6 +107,12 @@ class BehaviourSegmenter(BaseEstimator):
 
     Columns named ``share_*`` (department spend shares) are used along with ``features``.
     Skewed counts and amounts are log-transformed before scaling.
+
+    Parameters: ``features`` (the behavioural columns), ``k_range`` (the k tried, both ends
+    included), ``random_state``, ``silhouette_sample`` (customers the silhouette is computed on).
+
+    Fitted: ``columns_`` (used), ``silhouette_`` (per k), ``k_`` (chosen), ``pipeline_``,
+    ``labels_`` (cluster per customer), ``profiles_`` (mean features per cluster).
     """
 
     def __init__(

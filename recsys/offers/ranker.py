@@ -231,9 +231,10 @@ class OfferRanker(BaseEstimator):
         # The score: expected value; for customers without history, how many customers buy the
         # offer's products, times the margin.
         score = np.where(cold[:, None], feats["product_popularity"] * np.maximum(margin, 1e-6)[None, :], ev)
-        tier = np.where(at_risk[:, None] & prepared.retention[None, :], TIER_RETENTION, TIER_STANDARD)
+        leads = at_risk[:, None] & prepared.retention[None, :]
+        tier = np.where(leads, TIER_RETENTION, TIER_STANDARD)
         eligible = self.eligibility(ids, prepared, as_of, channel, events, exclude)
-        order, n_ranked = _order(np.where(eligible, score, -np.inf), tier)
+        order, n_ranked = _order(np.where(eligible, score, -np.inf), tier, two_tiers=bool(leads.any()))
         cust, rank, pos, fill = [], [], [], []
         for i in range(len(ids)):
             chosen, filled = diverse_top(
@@ -275,12 +276,13 @@ class OfferRanker(BaseEstimator):
         return [dict(zip(keys, row)) for row in zip(*cols)]
 
 
-def _order(key: np.ndarray, tier: np.ndarray) -> tuple[np.ndarray, list[int]]:
+def _order(key: np.ndarray, tier: np.ndarray, two_tiers: bool = True) -> tuple[np.ndarray, list[int]]:
     """Per customer, the offers with a finite key by ``tier`` ascending, then ``key``
-    descending (ties: catalog order); and how many each customer has."""
+    descending (ties: catalog order); and how many each customer has. ``two_tiers`` False says
+    that every offer is of one tier, so the order by key is the order."""
     finite = np.isfinite(key)
     order = np.argsort(np.where(finite, -key, np.inf), axis=1, kind="stable")
-    if (tier[finite] != tier[finite].max(initial=0)).any():  # two tiers among the eligible offers
+    if two_tiers:
         tiers = np.where(
             np.take_along_axis(finite, order, axis=1), np.take_along_axis(tier, order, axis=1), np.iinfo(np.int64).max
         )
