@@ -177,14 +177,16 @@ def test_every_readme_command_runs(workspace, tmp_path):
     assert (ws / "data" / "synth.db").exists()
     assert (ws / "reports" / "segments").is_dir() and (ws / "reports" / "retention").is_dir()
     offers = pd.read_csv(ws / "exports" / "offers.csv")
-    assert list(offers.columns[:7]) == [
+    assert list(offers.columns[:9]) == [
         "customer_id",
         "rank",
         "offer_id",
+        "tier",
         "score",
         "p_redeem",
         "expected_value",
         "reason",
+        "cold_start",
     ]
     assert offers.groupby("customer_id")["rank"].max().max() <= 5 and offers["customer_id"].nunique() > 2000
     at_risk = pd.read_parquet(ws / "exports" / "at_risk.parquet")

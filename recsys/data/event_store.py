@@ -1,0 +1,237 @@
+"""The events store: offer events posted by marketing tools (sent, viewed, redeemed) and the
+control-group assignments the service and the exports record (held_out).
+
+One table, ``offer_events``, with the data contract's columns; ``event_id`` is the primary key,
+so posting the same event twice stores it once. Frequency caps and redemption limits read it
+at once; training, exports and the lift report read it together with the dataset's
+``offer_events`` (:func:`combine_offer_events`). SQLite by default, PostgreSQL in production.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from datetime import datetime
+
+import pandas as pd
+import sqlalchemy as sa
+
+from recsys import constants as C
+from recsys.errors import DataValidationError, Issue
+
+ROWS_PER_THREAD = 100_000  # customers whose rows a thread remembers between commits (SQLite)
+
+METADATA = sa.MetaData()
+EVENTS = sa.Table(
+    "offer_events",
+    METADATA,
+    sa.Column(C.EVENT_ID, sa.String(128), primary_key=True),
+    sa.Column(C.CUSTOMER_ID, sa.String(128), nullable=False, index=True),
+    sa.Column(C.OFFER_ID, sa.String(128), nullable=False),
+    sa.Column(C.EVENT, sa.String(16), nullable=False),
+    sa.Column(C.TIMESTAMP, sa.DateTime, nullable=False),
+    sa.Column(C.CAMPAIGN_ID, sa.String(128), nullable=True),
+    sa.Column(C.PROPENSITY, sa.Float, nullable=True),
+)
+
+
+class EventStore:
+    def __init__(self, url: str):
+        self.url = url
+        kwargs = {"connect_args": {"check_same_thread": False}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+        self.engine = sa.create_engine(url, **kwargs)
+        if self.engine.dialect.name == "sqlite":
+            sa.event.listen(self.engine, "connect", _sqlite_wal)
+        METADATA.create_all(self.engine)
+        _add_missing_columns(self.engine)
+        # Built once: SQLAlchemy caches its compiled form, so a request pays only for the query.
+        self._by_customers = sa.select(
+            EVENTS.c[C.CUSTOMER_ID], EVENTS.c[C.OFFER_ID], EVENTS.c[C.EVENT], EVENTS.c[C.TIMESTAMP]
+        ).where(EVENTS.c[C.CUSTOMER_ID].in_(sa.bindparam("ids", expanding=True)))
+        # One customer's events, the service's hottest query, goes straight to the driver on a
+        # connection kept per thread: compiled here once for the dialect, timestamps typed in
+        # _timestamp.
+        one = sa.select(*self._by_customers.selected_columns).where(EVENTS.c[C.CUSTOMER_ID] == sa.bindparam("id"))
+        compiled = one.compile(dialect=self.engine.dialect)
+        self._one_sql = str(compiled)
+        self._one_positional = bool(compiled.positional)
+        # sqlite3 opens no transaction for a SELECT; other drivers do, and _one_customer ends it
+        self._sqlite = self.engine.dialect.name == "sqlite"
+        self._local = threading.local()
+
+    def add(self, events: list[dict]) -> int:
+        """Insert events (dicts with the table's columns); returns how many were new."""
+        if not events:
+            return 0
+        rows = [
+            {
+                C.EVENT_ID: str(e[C.EVENT_ID]),
+                C.CUSTOMER_ID: str(e[C.CUSTOMER_ID]),
+                C.OFFER_ID: str(e[C.OFFER_ID]),
+                C.EVENT: e[C.EVENT],
+                C.TIMESTAMP: pd.Timestamp(e[C.TIMESTAMP]).tz_localize(None).to_pydatetime()
+                if pd.Timestamp(e[C.TIMESTAMP]).tzinfo is None
+                else pd.Timestamp(e[C.TIMESTAMP]).tz_convert("UTC").tz_localize(None).to_pydatetime(),
+                C.CAMPAIGN_ID: None if e.get(C.CAMPAIGN_ID) is None else str(e[C.CAMPAIGN_ID]),
+                C.PROPENSITY: None if e.get(C.PROPENSITY) is None else float(e[C.PROPENSITY]),
+            }
+            for e in events
+        ]
+        dialect = self.engine.dialect.name
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        # RETURNING counts what was new on every back-end (PostgreSQL's rowcount is -1 here)
+        stmt = (
+            insert(EVENTS)
+            .values(rows)
+            .on_conflict_do_nothing(index_elements=[C.EVENT_ID])
+            .returning(EVENTS.c[C.EVENT_ID])
+        )
+        with self.engine.begin() as conn:  # one transaction: all stored or none
+            return len(conn.execute(stmt).all())
+
+    def rows_by_customer(self, customer_ids, id_type=str) -> dict:
+        """Each customer's events as a sorted tuple of ``(offer_id, event, timestamp)`` rows,
+        keyed by the customer id in the model's id type; customers without events are absent."""
+        keys = [str(c) for c in customer_ids]
+        if len(keys) == 1:
+            rows = self._one_customer(keys[0])
+        else:
+            with self.engine.connect() as conn:
+                rows = conn.execute(self._by_customers, {"ids": keys}).all()
+        found: dict = {}
+        for c, o, e, t in rows:
+            found.setdefault(id_type(c), []).append((_maybe_int(o), e, _timestamp(t)))
+        return {c: tuple(sorted(r, key=lambda x: (x[2], str(x[0]), x[1]))) for c, r in found.items()}
+
+    def _one_customer(self, key: str) -> list:
+        """One customer's rows on this thread's own connection (opened on first use, closed
+        when the thread ends or the connection fails); any error falls back to the pool.
+
+        On SQLite, ``PRAGMA data_version`` tells whether any other connection has committed
+        since this thread last looked: until one has, the rows read then are still the rows,
+        and the thread answers from them without a query.
+        """
+        params = (key,) if self._one_positional else {"id": key}
+        local = self._local
+        conn = getattr(local, "conn", None)
+        if conn is None:
+            proxied = self.engine.raw_connection()
+            conn = local.conn = proxied.driver_connection
+            proxied.detach()  # this thread's own: not returned to the pool, closed with the thread
+            local.version, local.rows = None, {}
+        try:
+            cursor = conn.cursor()
+            try:
+                if self._sqlite:
+                    cursor.execute("PRAGMA data_version")
+                    version = cursor.fetchone()[0]
+                    if version != local.version:
+                        local.version, local.rows = version, {}
+                    found = local.rows.get(key)
+                    if found is not None:
+                        return found
+                cursor.execute(self._one_sql, params)
+                rows = cursor.fetchall()
+            finally:
+                cursor.close()
+            if self._sqlite:
+                if len(local.rows) >= ROWS_PER_THREAD:
+                    local.rows = {}
+                local.rows[key] = rows
+            else:
+                conn.rollback()  # end the read's transaction: nothing stays open between requests
+            return rows
+        except Exception:  # a broken connection (database restarted...): drop it, ask the pool
+            local.conn = None
+            with contextlib.suppress(Exception):
+                conn.close()
+            with self.engine.connect() as pooled:
+                return pooled.execute(self._by_customers, {"ids": [key]}).all()
+
+    def after_fork(self) -> None:
+        """In a forked worker: drop the connections inherited from the parent without closing
+        them (they are the parent's), so this process opens its own."""
+        self.engine.dispose(close=False)
+        self._local = threading.local()
+
+    def frame(self) -> pd.DataFrame:
+        """Every event, as the data contract's offer_events table (for the next training)."""
+        with self.engine.connect() as conn:
+            return pd.read_sql(sa.select(EVENTS), conn)
+
+
+def _sqlite_wal(dbapi_connection, _record) -> None:
+    """Write-ahead logging: the workers read while another worker stores events, without
+    taking the database's file locks on every read."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.close()
+
+
+def _timestamp(v) -> datetime:
+    """A timestamp as the driver returned it (SQLite: ISO text) as a naive datetime."""
+    return v if isinstance(v, datetime) else datetime.fromisoformat(v)
+
+
+def _maybe_int(v: str):
+    try:
+        return int(v)
+    except ValueError:
+        return v
+
+
+def _add_missing_columns(engine) -> None:
+    """A store made by an earlier version gains the columns added since (propensity)."""
+    have = {c["name"] for c in sa.inspect(engine).get_columns(EVENTS.name)}
+    with engine.begin() as conn:
+        for column in EVENTS.columns:
+            if column.name not in have:
+                kind = column.type.compile(dialect=engine.dialect)
+                conn.execute(sa.text(f"ALTER TABLE {EVENTS.name} ADD COLUMN {column.name} {kind}"))
+
+
+def combine_offer_events(dataset: pd.DataFrame | None, store: pd.DataFrame | None) -> pd.DataFrame | None:
+    """The dataset's offer events and the events store's, as one offer_events table.
+
+    The store keeps ids as text; they take the dataset's id types (an id that is not of that type
+    is refused by name). An event in both (same ``event_id``) is kept once, the dataset's copy.
+    Sorted by time.
+    """
+    if store is None or store.empty:
+        return dataset
+    store = store.copy()
+    if dataset is not None and len(dataset):
+        for col in (C.CUSTOMER_ID, C.OFFER_ID, C.CAMPAIGN_ID):
+            if col in dataset and pd.api.types.is_integer_dtype(dataset[col].dtype) and col in store:
+                store[col] = _as_int(store[col], col)
+        if C.EVENT_ID in dataset:
+            store = store[~store[C.EVENT_ID].astype(str).isin(dataset[C.EVENT_ID].astype(str))]
+        if C.EVENT_ID in dataset and not pd.api.types.is_string_dtype(dataset[C.EVENT_ID].dtype):
+            store = store.drop(columns=[C.EVENT_ID])
+        frames = [dataset, store]
+    else:
+        frames = [store]
+    out = pd.concat([f for f in frames if len(f)], ignore_index=True)
+    out[C.TIMESTAMP] = pd.to_datetime(out[C.TIMESTAMP])
+    return out.sort_values(C.TIMESTAMP, kind="stable").reset_index(drop=True)
+
+
+def _as_int(values: pd.Series, column: str) -> pd.Series:
+    found = pd.to_numeric(values, errors="coerce")
+    bad = values[found.isna() & values.notna()]
+    if len(bad):
+        raise DataValidationError(
+            [
+                Issue(
+                    C.OFFER_EVENTS,
+                    column,
+                    "events store: not an id of the dataset's type (an integer)",
+                    len(bad),
+                    tuple(bad.astype(str).head(5)),
+                )
+            ]
+        )
+    return found.astype("Int64") if found.isna().any() else found.astype("int64")
