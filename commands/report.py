@@ -95,3 +95,63 @@ def retention(source: str, out: str, as_of: str | None, activity_days: int) -> N
     _print_metrics(rep.metrics)
     click.echo(f"\nwrote {len(written)} files to {out}")
     rep.close()
+
+
+@report.command()
+@_data
+@_out
+@click.option(
+    "--window-days",
+    default=14,
+    show_default=True,
+    type=click.IntRange(1, 365),
+    help="Outcomes are counted over this many days after each assignment.",
+)
+@click.option("--campaign", default=None, help="Only this campaign's offers.")
+@click.option(
+    "--margin",
+    default=0.3,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="Gross margin on revenue, for incremental profit.",
+)
+@click.option(
+    "--events",
+    "events_url",
+    envvar="RECSYS_EVENTS_URL",
+    default=None,
+    help="The service's events store, read with the dataset's offer_events (default: "
+    "RECSYS_EVENTS_URL, else sqlite:///events.db when that file exists).",
+)
+@fail_on_bad_data
+def lift(source: str, out: str, window_days: int, campaign: str | None, margin: float, events_url: str | None) -> None:
+    """Measured lift of every offer and campaign against its randomised control group."""
+    from recsys import constants as C
+    from recsys.data.event_store import with_store_events
+    from recsys.reporting.lift import lift_report
+
+    ds, added, unknown = with_store_events(load_dataset(source), events_url or C.DEFAULT_EVENTS_URL)
+    if added or unknown:
+        click.echo(f"events store: {added:,} events added, {unknown:,} left out (offer not in the catalog)")
+    rep = lift_report(ds, window_days=window_days, campaign=campaign, margin=margin)
+    written = rep.save(out)
+    table = rep.tables["lift"].reset_index()
+    with pd.option_context("display.width", 200, "display.max_columns", 12, "display.max_colwidth", 90):
+        cols = [
+            c
+            for c in (
+                "level",
+                "group",
+                "treated",
+                "control",
+                "incremental_profit",
+                "incremental_profit_low",
+                "incremental_profit_high",
+                "verdict",
+            )
+            if c in table
+        ]
+        click.echo(table[cols].round(3).to_string(index=False) if len(table) else "no offer was sent or held back")
+    click.echo(f"\n{rep.metrics['note']}")
+    click.echo(f"wrote {len(written)} files to {out}")
+    rep.close()

@@ -25,25 +25,65 @@ def export():
     help="Catalog and offer events from this source (default: the one the model was trained on).",
 )
 @click.option("--model", "model_uri", default=C.CHAMPION_URI, show_default=True)
+@click.option(
+    "--events",
+    "events_url",
+    envvar="RECSYS_EVENTS_URL",
+    default=C.DEFAULT_EVENTS_URL,
+    show_default=True,
+    help="The service's events store: its events count for caps, and the held-back offers are recorded there.",
+)
 @click.option("--out", required=True, help="Output file, .csv or .parquet.")
 @fail_on_bad_data
-def export_offers_cmd(k, channel, as_of, data, model_uri, out):
-    """Ranked offers for every customer: customer_id, rank, offer_id, score, p_redeem,
-    expected_value, reason and the offer's fields."""
-    from inference.exports import export_offers, load_model, read_offer_tables, write_atomic
+def export_offers_cmd(k, channel, as_of, data, model_uri, events_url, out):
+    """Ranked offers for every customer: customer_id, rank, offer_id, tier, score, p_redeem,
+    expected_value, reason, cold_start and the offer's fields.
+
+    Control groups as the service holds them back (RECSYS_CONTROL_SHARE and the other settings
+    of docs/incrementality.md): the offers held back go to NAME.held_out.EXT beside the file and
+    are recorded as held_out events in the events store, before either file is written.
+    """
+    import os
+
+    from inference.exports import (
+        export_decisions,
+        held_out_events,
+        held_out_path,
+        load_model,
+        read_offer_tables,
+        write_atomic,
+    )
+    from recsys.data.event_store import EventStore, combine_offer_events, read_event_store
+    from recsys.incrementality import ControlGroups
 
     _check_suffix(out)
+    try:
+        control = ControlGroups.from_env(os.environ)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     bundle, version = load_model(model_uri)
     source = data or bundle.config.get("data_source")
     catalog, events = read_offer_tables(source) if source else (None, None)
+    events = combine_offer_events(events, read_event_store(events_url))
     with click.progressbar(length=len(bundle.customers), label="ranking", file=sys.stderr) as bar:
-        frame = export_offers(
-            bundle, k=k, channel=channel, as_of=as_of, catalog=catalog, events=events, progress=bar.update
+        frame, held = export_decisions(
+            bundle,
+            k=k,
+            channel=channel,
+            as_of=as_of,
+            catalog=catalog,
+            events=events,
+            control=control,
+            progress=bar.update,
         )
+    if len(held):
+        EventStore(events_url).add(held_out_events(held, catalog if catalog is not None else bundle.catalog))
     path = write_atomic(frame, out)
+    kept = write_atomic(held, held_out_path(out))
     click.echo(
         f"{len(frame):,} rows for {frame['customer_id'].nunique():,} customers (model version "
-        f"{version or '-'}) -> {path}"
+        f"{version or '-'}) -> {path}; {len(held):,} offers held back as control (share {control.share:g}, "
+        f"global {control.global_share:g}) -> {kept}, recorded in {events_url}"
     )
 
 

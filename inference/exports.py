@@ -15,7 +15,8 @@ import pandas as pd
 from recsys import constants as C
 from recsys.bundle import ModelBundle
 from recsys.data import load_offer_tables
-from recsys.io import atomic_file
+from recsys.incrementality import ControlGroups
+from recsys.io import atomic_file, json_safe
 from registry.loader import load_bundle
 
 
@@ -45,7 +46,12 @@ def write_atomic(frame: pd.DataFrame, out: str | os.PathLike) -> Path:
     return out
 
 
-def export_offers(
+def export_offers(bundle: ModelBundle, **kwargs) -> pd.DataFrame:
+    """:func:`export_decisions`' offers alone (nothing held back unless ``control`` is given)."""
+    return export_decisions(bundle, **kwargs)[0]
+
+
+def export_decisions(
     bundle: ModelBundle,
     *,
     k: int = 5,
@@ -53,21 +59,28 @@ def export_offers(
     as_of=None,
     catalog: pd.DataFrame | None = None,
     events: pd.DataFrame | None = None,
+    control: ControlGroups | None = None,
     chunk: int = 500,
     progress: Callable[[int], None] | None = None,
-) -> pd.DataFrame:
-    """One row per customer and rank for every customer of the model with an eligible offer."""
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One row per customer and rank for every customer of the model with an eligible offer, and
+    the offers held back as control (``customer_id, offer_id, propensity, event_id``): the same
+    decisions the service makes for the same day, events and control groups."""
     as_of = pd.Timestamp(as_of) if as_of is not None else pd.Timestamp.now().normalize()
     catalog = bundle.catalog if catalog is None else catalog
     day = as_of.normalize()
     valid = catalog[(catalog[C.START_DATE] <= day) & (catalog[C.END_DATE] >= day)]
     prepared = bundle.ranker.prepare(valid)
     customers = bundle.customers.index
-    frames = []
+    frames, held = [], []
     for start in range(0, len(customers), chunk):
         ids = customers[start : start + chunk]
         mine = events[events[C.CUSTOMER_ID].isin(ids)] if events is not None else None
-        frames.append(bundle.ranker.rank_many(ids, prepared, k=k, channel=channel, as_of=as_of, events=mine))
+        ranked, kept = bundle.ranker.decide(
+            ids, prepared, k=k, channel=channel, as_of=as_of, events=mine, control=control
+        )
+        frames.append(pd.DataFrame(ranked, columns=list(C.RANKED_OFFER_COLUMNS)))
+        held.append(pd.DataFrame(kept))
         if progress is not None:
             progress(len(ids))
     ranked = pd.concat(frames, ignore_index=True)[list(C.RANKED_OFFER_COLUMNS)]
@@ -76,7 +89,36 @@ def export_offers(
     for col in out.columns:  # lists as "a|b" text, so CSV and Parquet hold the same thing
         if out[col].dtype == object and out[col].map(lambda v: isinstance(v, (list, tuple))).any():
             out[col] = out[col].map(lambda v: "|".join(map(str, v)) if isinstance(v, (list, tuple)) else v)
-    return out
+    kept = pd.concat(held, ignore_index=True)
+    if control is not None:
+        kept[C.EVENT_ID] = [control.event_id(c, o) for c, o in zip(kept[C.CUSTOMER_ID], kept[C.OFFER_ID])]
+    else:
+        kept[C.EVENT_ID] = pd.Series(dtype=object)
+    return out, kept
+
+
+def held_out_path(out: str | os.PathLike) -> Path:
+    """Where the offers held back as control are written beside an export: ``NAME.held_out.EXT``."""
+    out = Path(out)
+    return out.with_name(f"{out.stem}.held_out{out.suffix}")
+
+
+def held_out_events(held: pd.DataFrame, catalog: pd.DataFrame, when: pd.Timestamp | None = None) -> list[dict]:
+    """The held_out events of an export, as the service records them."""
+    when = when if when is not None else pd.Timestamp.now("UTC").tz_localize(None).floor("s")
+    campaigns = catalog.set_index(C.OFFER_ID)[C.CAMPAIGN_ID] if C.CAMPAIGN_ID in catalog else pd.Series(dtype=object)
+    return [
+        {
+            C.EVENT_ID: e,
+            C.CUSTOMER_ID: c,
+            C.OFFER_ID: o,
+            C.EVENT: C.HELD_OUT,
+            C.TIMESTAMP: when,
+            C.CAMPAIGN_ID: json_safe(campaigns.get(o)),
+            C.PROPENSITY: float(p),
+        }
+        for e, c, o, p in zip(held[C.EVENT_ID], held[C.CUSTOMER_ID], held[C.OFFER_ID], held[C.PROPENSITY])
+    ]
 
 
 def export_at_risk(bundle: ModelBundle, *, min_risk: float = C.HIGH_RISK, segment: str | None = None) -> pd.DataFrame:

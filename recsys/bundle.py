@@ -7,6 +7,7 @@ configuration and key metrics. The training pipeline packages it into the MLflow
 Flask service and the exports load it through :meth:`ModelBundle.load`.
 
 Layout: ``bundle.json`` (format, config, metrics), ``customers.parquet``, ``catalog.parquet``,
+``lift.parquet`` (when the training data held control groups),
 ``als/`` (recsys.cf), ``ranker.joblib`` and ``churn.joblib`` (scikit-learn estimators, the
 way MLflow's sklearn flavour stores them).
 """
@@ -46,6 +47,7 @@ class ModelBundle:
     catalog: pd.DataFrame
     config: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
+    lift: pd.DataFrame | None = None  # measured lift per offer and campaign (recsys.reporting.lift); None: none
 
     def __post_init__(self):
         self._prepared: PreparedOffers | None = None
@@ -69,6 +71,8 @@ class ModelBundle:
             customers["reasons"] = customers["reasons"].map(list)
             customers.to_parquet(stage / "customers.parquet", index=False)
             self.catalog.to_parquet(stage / "catalog.parquet", index=False)
+            if self.lift is not None:
+                self.lift.to_parquet(stage / "lift.parquet", index=False)
             (stage / "bundle.json").write_text(
                 json.dumps(
                     {"format": BUNDLE_FORMAT, "config": json_safe(self.config), "metrics": json_safe(self.metrics)},
@@ -101,6 +105,7 @@ class ModelBundle:
             pd.read_parquet(path / "catalog.parquet"),
             meta.get("config", {}),
             meta.get("metrics", {}),
+            pd.read_parquet(path / "lift.parquet") if (path / "lift.parquet").exists() else None,
         )
 
     # ------------------------------------------------------------- offers

@@ -39,6 +39,8 @@ COST = "cost"
 MAX_REDEMPTIONS = "max_redemptions_per_customer"
 EVENT = "event"
 CAMPAIGN_ID = "campaign_id"
+PROPENSITY = "propensity"  # probability with which the event's arm (sent or held out) was chosen
+CONTROL_SHARE = "control_share"  # share of an offer's customers held back as its control group
 
 # Enumerations.
 OFFER_TYPES = (
@@ -51,7 +53,8 @@ OFFER_TYPES = (
     "gift",
 )
 CHANNEL_NAMES = ("email", "app", "web", "sms")
-EVENT_TYPES = ("sent", "viewed", "redeemed")
+EVENT_TYPES = ("sent", "viewed", "redeemed", "held_out")
+SENT, VIEWED, REDEEMED, HELD_OUT = EVENT_TYPES  # held_out: the customer was kept back as control
 
 # Defaults.
 SEED = 42
@@ -69,6 +72,7 @@ MODEL_NAME = "loyalty-offers"
 CANDIDATE = "candidate"
 CHAMPION = "champion"
 CHAMPION_URI = f"models:/{MODEL_NAME}@{CHAMPION}"
+DEFAULT_EVENTS_URL = "sqlite:///events.db"  # RECSYS_EVENTS_URL unset: the events store in the working directory
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"  # MLFLOW_TRACKING_URI unset: a file in the working directory
 # The metrics the quality gate judges, as the training pipeline logs them (training.gate).
 GATE_METRICS = (

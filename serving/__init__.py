@@ -13,9 +13,10 @@ from flask import Flask, Response, jsonify
 from flask_smorest import Api
 from werkzeug.exceptions import HTTPException
 
+from recsys.data.event_store import EventStore
+from serving.answers import HeldOutRecorder
 from serving.auth import KeyStore
 from serving.config import Settings
-from serving.events import EventStore
 from serving.metrics import Metrics
 from serving.model import ModelHolder, ModelNotReady
 from serving.schemas import Error
@@ -60,15 +61,16 @@ def create_app(config: dict | None = None, *, load_model: bool = True) -> Flask:
         reload_file=settings.reload_file,
         on_loaded=lambda loaded: metrics.model_loaded(loaded.version, loaded.loaded_at),
     )
+    events = EventStore(settings.events_url)
     app.extensions["recsys"] = State(
-        settings, holder, EventStore(settings.events_url), KeyStore(settings.api_keys_file), metrics
+        settings, holder, events, KeyStore(settings.api_keys_file), metrics, HeldOutRecorder(events)
     )
     metrics.init_app(app)
 
     api = ServiceApi(app)
-    from serving.blueprints import admin, churn, events, offers, segments
+    from serving.blueprints import admin, churn, events, lift, offers, segments
 
-    for blp in (offers.blp, churn.blp, segments.blp, events.blp, admin.blp):
+    for blp in (offers.blp, churn.blp, segments.blp, events.blp, lift.blp, admin.blp):
         api.register_blueprint(blp)
     _health(app)
     _errors(app)

@@ -3,7 +3,7 @@
 An answer is a pure function of the loaded model and catalog, the customer, the day, the
 channel, k and the customer's offer events. Each loaded model keeps its own cache (a reload
 starts an empty one), keyed by everything else; the events enter the key as a digest of the
-customer's rows as the events database holds them when the request comes (serving.events).
+customer's rows as the events database holds them when the request comes (recsys.data.event_store).
 An event posted to any worker changes the digest, so frequency caps and redemption limits
 apply at once.
 
@@ -22,7 +22,7 @@ import pandas as pd
 
 from recsys import constants as C
 from recsys.io import json_safe
-from serving.events import event_arrays
+from recsys.offers import EventArrays
 
 
 class AnswerCache:
@@ -55,19 +55,48 @@ class AnswerCache:
         return len(self._entries)
 
 
+class HeldOutRecorder:
+    """Stores held_out events in the events store, each once per process: an assignment seen
+    again (the same customer asking again) costs no write. The store keeps each once whatever
+    the process (the event id is derived from the assignment)."""
+
+    MAX_REMEMBERED = 1_000_000
+
+    def __init__(self, store):
+        self.store = store
+        self._seen: set = set()
+
+    def __call__(self, events: list[dict]) -> None:
+        new = [e for e in events if e[C.EVENT_ID] not in self._seen]
+        if new:
+            self.store.add(new)
+            if len(self._seen) > self.MAX_REMEMBERED:
+                self._seen = set()
+            self._seen.update(e[C.EVENT_ID] for e in new)
+
+
 def _dumps(obj) -> bytes:
     # allow_nan=False: a NaN would be invalid JSON; it must never reach a client silently
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
 
 def answers(
-    loaded, rows_by_customer: dict, customer_ids: list, k: int, channel: str | None, day: pd.Timestamp
+    loaded,
+    rows_by_customer: dict,
+    customer_ids: list,
+    k: int,
+    channel: str | None,
+    day: pd.Timestamp,
+    control=None,
+    record=None,
 ) -> tuple[list[bytes], int]:
     """One JSON object per customer id (in the model's id type), in order:
-    ``{"customer_id", "cold_start", "model_version", "offers": [...]}``; and how many came
-    from the cache.
+    ``{"customer_id", "cold_start", "model_version", "offers": [...], "held_out": [...]}``; and
+    how many came from the cache.
 
     ``rows_by_customer`` maps a customer id to its event rows ``(offer_id, event, timestamp)``.
+    ``control`` (ControlGroups) holds customers back from offers; ``record(events)`` is given
+    the held_out events of the answers ranked here, before any of them is cached or returned.
     """
     cache = loaded.answers
     keys = [(c, day, channel, k, hash(rows_by_customer.get(c, ()))) for c in customer_ids]
@@ -75,17 +104,21 @@ def answers(
     missing = [i for i, f in enumerate(out) if f is None]
     if missing:
         todo = list(dict.fromkeys(customer_ids[i] for i in missing))
-        fresh = _rank(loaded, todo, rows_by_customer, k, channel, day)
+        fresh, held = _rank(loaded, todo, rows_by_customer, k, channel, day, control)
+        if held and record is not None:
+            record(held)
         for i in missing:
             out[i] = fresh[customer_ids[i]]
             cache.put(keys[i], out[i])
     return out, len(customer_ids) - len(missing)
 
 
-def _rank(loaded, ids: list, rows_by_customer: dict, k: int, channel: str | None, day) -> dict:
-    events = event_arrays({c: rows_by_customer[c] for c in ids if c in rows_by_customer})
+def _rank(loaded, ids: list, rows_by_customer: dict, k: int, channel: str | None, day, control) -> tuple[dict, list]:
+    events = EventArrays.from_rows({c: rows_by_customer[c] for c in ids if c in rows_by_customer})
     ranker = loaded.bundle.ranker
-    a = ranker.rank_arrays(ids, loaded.prepared_on(day), k=k, channel=channel, as_of=day, events=events)
+    a, held = ranker.decide(
+        ids, loaded.prepared_on(day), k=k, channel=channel, as_of=day, events=events, control=control
+    )
     known = ranker.snapshot_.customer_map
     offers: dict = {c: [] for c in ids}
     fields = loaded.offer_json
@@ -105,14 +138,37 @@ def _rank(loaded, ids: list, rows_by_customer: dict, k: int, channel: str | None
             f'{{"rank":{rank},{fields[oid]},"tier":{tier},"score":{score!r},"p_redeem":{p!r},'
             f'"expected_value":{ev!r},"reason":{reasons[reason]}}}'
         )
+    kept: dict = {c: [] for c in ids}
+    for cid, oid in zip(held[C.CUSTOMER_ID].tolist(), held[C.OFFER_ID].tolist()):
+        kept[cid].append(_dumps(json_safe(oid)).decode())
     cold = (known.positions(ids) < 0).tolist()
     tail = ',"model_version":' + _dumps(loaded.version).decode() + ',"offers":['
-    return {
+    body = {
         c: (
-            f'{{"customer_id":{_id_json(c)},"cold_start":{"true" if new else "false"}{tail}{",".join(offers[c])}]}}'
+            f'{{"customer_id":{_id_json(c)},"cold_start":{"true" if new else "false"}{tail}'
+            f'{",".join(offers[c])}],"held_out":[{",".join(kept[c])}]}}'
         ).encode()
         for c, new in zip(ids, cold)
     }
+    return body, held_events(held, control, loaded.campaign_of) if len(held[C.OFFER_ID]) else []
+
+
+def held_events(held: dict, control, campaign_of: dict) -> list[dict]:
+    """The held_out events of a decision: one per (customer, offer), its id derived from the
+    assignment (so every worker and every repeat records it once), dated now."""
+    now = pd.Timestamp.now("UTC").tz_localize(None).floor("s")
+    return [
+        {
+            C.EVENT_ID: control.event_id(c, o),
+            C.CUSTOMER_ID: c,
+            C.OFFER_ID: o,
+            C.EVENT: C.HELD_OUT,
+            C.TIMESTAMP: now,
+            C.CAMPAIGN_ID: campaign_of.get(o),
+            C.PROPENSITY: float(p),
+        }
+        for c, o, p in zip(held[C.CUSTOMER_ID].tolist(), held[C.OFFER_ID].tolist(), held[C.PROPENSITY].tolist())
+    ]
 
 
 def _id_json(c) -> str:

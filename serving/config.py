@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 from recsys import constants as C
+from recsys.incrementality import ControlGroups
 
 
 def _env(name: str, default: str) -> str:
@@ -18,12 +19,15 @@ class Settings:
     model_uri: str = C.CHAMPION_URI  # RECSYS_MODEL_URI; a bundle directory works too
     tracking_uri: str = C.DEFAULT_TRACKING_URI  # MLFLOW_TRACKING_URI
     catalog: str | None = None  # RECSYS_CATALOG: directory or database URL with an offers table
-    events_url: str = "sqlite:///events.db"  # RECSYS_EVENTS_URL
+    events_url: str = C.DEFAULT_EVENTS_URL  # RECSYS_EVENTS_URL
     api_keys_file: str = "api_keys.json"  # RECSYS_API_KEYS_FILE
     max_batch: int = 1000  # RECSYS_MAX_BATCH: customers per batch request
     max_body_bytes: int = 1_000_000  # RECSYS_MAX_BODY_BYTES
     answer_cache: int = 50_000  # RECSYS_ANSWER_CACHE: offer answers kept per worker (0: none)
     reload_file: str | None = None  # RECSYS_RELOAD_FILE: workers announce reloads here (gunicorn sets it)
+    # RECSYS_CONTROL_SHARE, RECSYS_ASSIGNMENT_SALT, RECSYS_GLOBAL_CONTROL_SHARE, RECSYS_GLOBAL_CONTROL_SALT,
+    # RECSYS_CONTROL_BACKFILL (recsys.incrementality.assignment.ENVIRONMENT)
+    control: ControlGroups = field(default_factory=ControlGroups)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -37,6 +41,7 @@ class Settings:
             max_body_bytes=int(_env("RECSYS_MAX_BODY_BYTES", str(cls.max_body_bytes))),
             answer_cache=int(_env("RECSYS_ANSWER_CACHE", str(cls.answer_cache))),
             reload_file=os.environ.get("RECSYS_RELOAD_FILE") or None,
+            control=ControlGroups.from_env(os.environ),
         )
 
     def updated(self, overrides: dict | None) -> Settings:

@@ -45,6 +45,7 @@ class Loaded:
     offer_json: dict  # offer_id -> its id and fields as JSON members (serving.answers.offer_json)
     _by_day: dict  # day -> PreparedOffers of the offers valid that day (a few recent days kept)
     answers: AnswerCache  # answers given with this model and catalog (serving.answers)
+    campaign_of: dict  # offer_id -> the catalog's campaign_id, for the events recorded of it
 
     def prepared_on(self, day: pd.Timestamp) -> PreparedOffers:
         """The catalog's offers valid on ``day``, prepared once per day: a request only scores
@@ -98,6 +99,7 @@ def load(model_uri: str, tracking_uri: str, catalog_source: str | None, cache_en
         offer_json(offer_records(catalog)),
         {},
         AnswerCache(cache_entries),
+        _campaigns(catalog),
     )
     # warm-up: the first request should not pay for lazy work
     if len(ids):
@@ -106,6 +108,13 @@ def load(model_uri: str, tracking_uri: str, catalog_source: str | None, cache_en
         bundle.at_risk(min_risk=0.5)
     logger.info("loaded %s (version %s) in %.1f s", model_uri, version, time.perf_counter() - t)
     return loaded
+
+
+def _campaigns(catalog: pd.DataFrame) -> dict:
+    if C.CAMPAIGN_ID not in catalog:
+        return {}
+    known = catalog[catalog[C.CAMPAIGN_ID].notna()]
+    return dict(zip(known[C.OFFER_ID].tolist(), (json_safe(v) for v in known[C.CAMPAIGN_ID].tolist())))
 
 
 def read_catalog(source: str) -> pd.DataFrame:

@@ -58,6 +58,13 @@ class CustomerOffers(Schema):
     cold_start = fields.Boolean()
     model_version = fields.String(allow_none=True)
     offers = fields.List(fields.Nested(Offer))
+    held_out = fields.List(
+        fields.Raw(),
+        metadata={
+            "description": "offers this customer would have got and is held back from as their control "
+            "group (a held_out event is recorded for each): send them nothing for these"
+        },
+    )
 
 
 class BatchRequest(Schema):
@@ -132,6 +139,7 @@ class Event(Schema):
     customer_id = fields.Raw(required=True)
     offer_id = fields.Raw(required=True)
     event = fields.String(required=True, validate=validate.OneOf(C.EVENT_TYPES))
+    propensity = fields.Float(load_default=None, validate=validate.Range(min=0, max=1))
     timestamp = fields.DateTime(required=True)
     campaign_id = fields.Raw(load_default=None)
 
@@ -157,3 +165,35 @@ class ModelInfo(Schema):
     metrics = fields.Dict(keys=fields.String(), values=fields.Float())
     catalog_offers = fields.Integer()
     customers = fields.Integer()
+
+
+class LiftQuery(Schema):
+    offer_id = fields.String(load_default=None, metadata={"description": "one offer's lift"})
+    campaign_id = fields.String(load_default=None, metadata={"description": "one campaign's lift"})
+
+
+class LiftRow(Schema):
+    level = fields.String(metadata={"description": "offer or campaign"})
+    group = fields.String(metadata={"description": "the offer id or the campaign id"})
+    treated = fields.Integer()
+    control = fields.Integer()
+    incremental_profit = fields.Float(allow_none=True, metadata={"description": "$ per treated customer"})
+    incremental_profit_low = fields.Float(allow_none=True)
+    incremental_profit_high = fields.Float(allow_none=True)
+    incremental_revenue = fields.Float(allow_none=True)
+    incremental_revenue_low = fields.Float(allow_none=True)
+    incremental_revenue_high = fields.Float(allow_none=True)
+    discount_cost = fields.Float(allow_none=True)
+    verdict = fields.String()
+
+
+class LiftTable(Schema):
+    rows = fields.List(
+        fields.Nested(LiftRow),
+        metadata={
+            "description": "also each outcome's means, lift and relative lift with their intervals "
+            "(docs/incrementality.md)"
+        },
+    )
+    model_version = fields.String(allow_none=True)
+    note = fields.String()

@@ -11,9 +11,9 @@ from flask import current_app, jsonify, request
 from marshmallow import Schema
 from webargs.flaskparser import FlaskParser
 
+from recsys.data.event_store import EventStore
 from serving.auth import KeyStore, allowed
 from serving.config import Settings
-from serving.events import EventStore
 from serving.model import ModelHolder
 
 
@@ -24,6 +24,7 @@ class State:
     events: EventStore
     keys: KeyStore
     metrics: object
+    held_out: object  # serving.answers.HeldOutRecorder: records held_out events in the events store
 
 
 class QueryMemoParser(FlaskParser):

@@ -112,3 +112,17 @@ def pytest_collection_modifyitems(config, items):
     # The README test (make run, then every README command) takes most of the suite's time: it
     # comes first, so that with several workers (make test) the other files run beside it.
     items.sort(key=lambda item: not item.nodeid.startswith("tests/test_readme.py"))
+
+
+@pytest.fixture(scope="session")
+def synth_experiments():
+    """Synthetic data with two randomised campaigns and planted effects (tables, truth)."""
+    return generate(customers=1500, products=120, seed=11, experiments=2)
+
+
+@pytest.fixture(scope="session")
+def synth_experiments_dir(tmp_path_factory, synth_experiments):
+    tables, truth = synth_experiments
+    path = tmp_path_factory.mktemp("synthx") / "data"
+    write_tables(tables, path, extras={TRUTH_DIR: truth})
+    return path

@@ -9,7 +9,8 @@ from datetime import datetime
 
 import pytest
 
-from serving.events import EventStore, event_arrays
+from recsys.data.event_store import EventStore
+from recsys.offers import EventArrays
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -41,7 +42,7 @@ def test_rows_are_typed_sorted_and_the_same_for_one_or_many_customers(url):
     assert one == {7: ((101, "redeemed", datetime(2018, 1, 2, 8, 30)), (101, "sent", datetime(2018, 1, 3, 9, 0)))}
     assert many[7] == one[7] and 9 not in many
     assert [r[0] for r in many[8]] == [101, "A-7"]  # offer ids: integers where they are, text otherwise
-    arrays = event_arrays(many)
+    arrays = EventArrays.from_rows(many)
     assert list(arrays.customer_id) == [7, 7, 8, 8] and arrays.timestamp.dtype == "datetime64[ns]"
 
 

@@ -23,11 +23,14 @@ def _during(bundle) -> str:
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
 def test_export_offers_cli(synth_bundle_dir, synth_dir, bundle, tmp_path, suffix):
     out = tmp_path / f"offers{suffix}"
+    store = tmp_path.parent / f"events-{suffix[1:]}.db"
     r = CliRunner().invoke(
         cli,
         [
             "export",
             "offers",
+            "--events",
+            f"sqlite:///{store}",
             "--k",
             "3",
             "--as-of",
@@ -56,7 +59,23 @@ def test_export_offers_cli(synth_bundle_dir, synth_dir, bundle, tmp_path, suffix
     assert {"name", "offer_type", "value", "start_date", "end_date"} <= set(frame.columns)
     assert frame.groupby("customer_id")["rank"].apply(lambda r: list(r) == list(range(1, len(r) + 1))).all()
     assert frame["rank"].max() <= 3 and frame["customer_id"].nunique() > 0.9 * len(bundle.customers)
-    assert [p.name for p in tmp_path.iterdir()] == [out.name]  # no temporary file left
+    held = (
+        pd.read_csv(tmp_path / f"offers.held_out{suffix}")
+        if suffix == ".csv"
+        else pd.read_parquet(tmp_path / f"offers.held_out{suffix}")
+    )
+    # nothing else is left beside the two files (no temporary file)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([out.name, f"offers.held_out{suffix}"])
+    # the default control share (0.1) of the would-be offers is held back, and none of them is sent
+    assert list(held.columns) == ["customer_id", "offer_id", "propensity", "event_id"]
+    share = len(held) / (len(held) + len(frame))
+    assert 0.05 < share < 0.16 and (held["propensity"] == 0.1).all()
+    sent = set(zip(frame["customer_id"].astype(str), frame["offer_id"].astype(str)))
+    assert not sent & set(zip(held["customer_id"].astype(str), held["offer_id"].astype(str)))
+    from recsys.data.event_store import read_event_store
+
+    recorded = read_event_store(f"sqlite:///{store}")
+    assert sorted(recorded["event_id"]) == sorted(held["event_id"]) and (recorded["event"] == "held_out").all()
 
 
 def test_export_at_risk_cli(synth_bundle_dir, bundle, tmp_path):

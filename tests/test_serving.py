@@ -388,7 +388,12 @@ def test_batch_answers_are_the_rankers_ranking(client, service):
     events = app.extensions["recsys"].events.frame()  # earlier tests posted some: caps apply
     records = loaded.catalog.set_index("offer_id")
     for cid, got in zip(ids, r.json["results"]):
-        want = loaded.bundle.ranker.rank(cid, prepared, k=4, as_of=pd.Timestamp(day), events=events)
+        control = app.extensions["recsys"].settings.control  # the service holds back control groups
+        want, held = loaded.bundle.ranker.decide(
+            [cid], prepared, k=4, as_of=pd.Timestamp(day), events=events, control=control
+        )
+        want = [dict(zip(want, row)) for row in zip(*(v.tolist() for v in want.values()))]
+        assert got["held_out"] == held["offer_id"].tolist()
         assert got["customer_id"] == cid and got["model_version"] == loaded.version
         assert [o["offer_id"] for o in got["offers"]] == [w["offer_id"] for w in want]
         for o, w in zip(got["offers"], want):

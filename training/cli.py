@@ -61,6 +61,15 @@ EXIT_GATE_FAILED = 3
     type=float,
     help="How far below the champion a gate metric may fall.",
 )
+@click.option(
+    "--events",
+    "events_url",
+    envvar="RECSYS_EVENTS_URL",
+    default=C.DEFAULT_EVENTS_URL,
+    show_default=True,
+    help="The service's events store, read with the dataset's offer_events (a SQLite file that does not exist "
+    "is skipped); '' for none.",
+)
 @fail_on_bad_data
 def train(
     data,
@@ -74,6 +83,7 @@ def train(
     no_register,
     hold_out,
     tolerance,
+    events_url,
 ):
     """Train, evaluate, package, register and (if it passes the quality gate) promote a model.
 
@@ -95,6 +105,7 @@ def train(
         register=not no_register,
         tolerance=tolerance,
         held_out_campaigns=tuple(_campaign_id(c) for c in hold_out if c != ""),
+        events_url=events_url or None,
     )
     stages = cfg.stages()
     click.echo(f"tracking: {tracking_uri()}  experiment: {experiment}", err=True)
@@ -102,6 +113,11 @@ def train(
         length=len(stages), label="training", file=sys.stderr, item_show_func=lambda s: s or "", show_eta=False
     ) as bar:
         result = run(cfg, progress=lambda stage: bar.update(1, stage))
+    _print_result(result)
+
+
+def _print_result(result) -> None:
+    """The run's timings, key metrics and gate report; exit status 3 when the gate failed."""
     click.echo(f"run {result.run_id}: " + ", ".join(f"{s} {t:.1f}s" for s, t in result.timings.items()))
     recall, ndcg = C.at_k("recall"), C.at_k("ndcg")
     for key in (

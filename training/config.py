@@ -27,6 +27,9 @@ class TrainConfig:
     # The Complete Journey's campaign 18: its events are dropped before anything is fitted and it is
     # never evaluated on. Pass () for data without held-out campaigns.
     held_out_campaigns: tuple = C.CJ_HELD_OUT_CAMPAIGNS
+    # The service's events store, read with the dataset's offer_events (None: the dataset's alone).
+    events_url: str | None = None
+    lift_window_days: int = 14
     model_name: str = C.MODEL_NAME
     until: str | None = None
     register: bool = True

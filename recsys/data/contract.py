@@ -109,13 +109,14 @@ OFFERS = TableSpec(
         ColumnSpec(C.MAX_CHURN_RISK, FLOAT, required=False, nullable=True, min_value=0.0, max_value=1.0),
         ColumnSpec(C.COST, FLOAT, required=False, nullable=True, min_value=0.0),
         ColumnSpec(C.MAX_REDEMPTIONS, INT, required=False, nullable=True, min_value=1),
+        ColumnSpec(C.CONTROL_SHARE, FLOAT, required=False, nullable=True, min_value=0.0, max_value=1.0),
     ),
 )
 
 OFFER_EVENTS = TableSpec(
     C.OFFER_EVENTS,
     empty_is_error=False,
-    description="Feedback on offers: sent, viewed, redeemed.",
+    description="Feedback on offers: sent, viewed, redeemed, and held_out (kept back as control).",
     columns=(
         ColumnSpec(C.CUSTOMER_ID, ID),
         ColumnSpec(C.OFFER_ID, ID),
@@ -123,6 +124,7 @@ OFFER_EVENTS = TableSpec(
         ColumnSpec(C.TIMESTAMP, TIMESTAMP, not_future=True),
         ColumnSpec(C.EVENT_ID, ID, required=False, unique=True),
         ColumnSpec(C.CAMPAIGN_ID, ID, required=False, nullable=True),
+        ColumnSpec(C.PROPENSITY, FLOAT, required=False, nullable=True, min_value=0.0, max_value=1.0),
     ),
 )
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from datetime import datetime
+from pathlib import Path
 
 import pandas as pd
 import sqlalchemy as sa
@@ -183,6 +184,21 @@ def _maybe_int(v: str):
         return v
 
 
+def read_event_store(url: str | None) -> pd.DataFrame | None:
+    """Every event of the store at ``url``; None without a URL or when it names a SQLite file
+    that does not exist (which is not created)."""
+    if not url:
+        return None
+    made = sa.engine.make_url(url)
+    if made.get_backend_name() == "sqlite" and (not made.database or not Path(made.database).exists()):
+        return None
+    store = EventStore(url)
+    try:
+        return store.frame()
+    finally:
+        store.engine.dispose()
+
+
 def _add_missing_columns(engine) -> None:
     """A store made by an earlier version gains the columns added since (propensity)."""
     have = {c["name"] for c in sa.inspect(engine).get_columns(EVENTS.name)}
@@ -235,3 +251,19 @@ def _as_int(values: pd.Series, column: str) -> pd.Series:
             ]
         )
     return found.astype("Int64") if found.isna().any() else found.astype("int64")
+
+
+def with_store_events(ds, url: str | None):
+    """The dataset with the events store's events added to its offer_events (see
+    :func:`combine_offer_events`): (dataset, events added, events left out because their offer is
+    not in the catalog)."""
+    from dataclasses import replace
+
+    store = read_event_store(url)
+    if store is None or store.empty:
+        return ds, 0, 0
+    known = set(ds.offers[C.OFFER_ID].astype(str)) if ds.offers is not None else set()
+    unknown = ~store[C.OFFER_ID].astype(str).isin(known)
+    combined = combine_offer_events(ds.offer_events, store[~unknown])
+    before = 0 if ds.offer_events is None else len(ds.offer_events)
+    return replace(ds, offer_events=combined), len(combined) - before, int(unknown.sum())

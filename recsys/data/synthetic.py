@@ -20,6 +20,7 @@ import pandas as pd
 
 from recsys import constants as C
 from recsys.data.synthetic_campaigns import offers_and_events
+from recsys.data.synthetic_experiments import randomised_campaigns
 
 DEPARTMENTS = {
     "PRODUCE": ("fruit", "vegetables", "salad"),
@@ -49,6 +50,11 @@ class SynthConfig:
     offers_per_campaign: int = 12
     send_share: float = 0.5
     preference_strength: float = 6.0  # how concentrated customers are on their segment's department
+    # Randomised campaigns with planted effects (recsys.data.synthetic_experiments); none by default.
+    experiments: int = 0
+    experiment_share: float = 0.5  # share of each experiment's customers held back as control
+    experiment_effect: float = 2.0  # response probability per unit of preference share for the category
+    experiment_window_days: int = 14
 
 
 def _customer_ids(n: int) -> np.ndarray:
@@ -107,6 +113,8 @@ def generate(config: SynthConfig | None = None, **overrides) -> tuple[dict[str, 
         C.OFFER_EVENTS: events,
     }
     truth = {"customers": truth_customers, "category_preferences": truth_pref, "offer_affinity": affinity}
+    if cfg.experiments:
+        truth.update(randomised_campaigns(cfg, start, tables, pref, signup, end_day, cust_ids, cats))
     return tables, truth
 
 

@@ -32,6 +32,18 @@ class EventArrays:
             events[C.TIMESTAMP].to_numpy("datetime64[ns]"),
         )
 
+    @classmethod
+    def from_rows(cls, rows_by_customer: dict) -> EventArrays:
+        """What ``EventStore.rows_by_customer`` returns: customer -> ``(offer_id, event, timestamp)`` rows."""
+        cust = [c for c, rows in rows_by_customer.items() for _ in rows]
+        flat = [row for rows in rows_by_customer.values() for row in rows]
+        return cls(
+            np.array(cust, dtype=object),
+            np.array([r[0] for r in flat], dtype=object),
+            np.array([r[1] for r in flat], dtype=object),
+            np.array([r[2] for r in flat], dtype="datetime64[ns]"),
+        )
+
     def __len__(self) -> int:
         return len(self.customer_id)
 

@@ -34,6 +34,7 @@ class PreparedOffers:
     department: np.ndarray
     offer_type: np.ndarray
     retention: np.ndarray
+    control_share: np.ndarray  # the offer's own control share, NaN for the default
     position: dict  # offer_id -> column
 
     def __post_init__(self):
@@ -91,6 +92,7 @@ def prepare_offers(
         department=offer_departments(snap, catalog.targets, products),
         offer_type=offers[C.OFFER_TYPE].to_numpy(),
         retention=~np.isnan(bound(C.MIN_CHURN_RISK)),
+        control_share=bound(C.CONTROL_SHARE),
         position={o: j for j, o in enumerate(offers[C.OFFER_ID].tolist())},
     )
 

@@ -32,9 +32,9 @@ from recsys.cf import ALSRecommender, IdMap
 from recsys.customers import default_as_of
 from recsys.errors import InvalidRequestError
 from recsys.offers.catalog import prepare_catalog
-from recsys.offers.diversity import diverse_top
 from recsys.offers.eligibility import EligibilityRules, EventArrays, eligibility
 from recsys.offers.features import affinity_features
+from recsys.offers.ordering import held_columns, order_offers, top_k_per_customer
 from recsys.offers.prepared import PreparedOffers, prepare_offers
 from recsys.offers.reasons import REASONS, reason_codes
 from recsys.offers.redemption import RedemptionModel, redemption_examples
@@ -203,7 +203,11 @@ class OfferRanker(BaseEstimator):
         if channel is not None and channel not in C.CHANNEL_NAMES:
             raise InvalidRequestError(f"unknown channel {channel!r}; use one of {', '.join(C.CHANNEL_NAMES)}")
 
-    def rank_arrays(
+    def rank_arrays(self, customer_ids, offers, **kwargs) -> dict[str, np.ndarray]:
+        """:meth:`rank_many` as a dict of column arrays (RANKING_COLUMNS)."""
+        return self.decide(customer_ids, offers, **kwargs)[0]
+
+    def decide(
         self,
         customer_ids,
         offers,
@@ -214,16 +218,22 @@ class OfferRanker(BaseEstimator):
         events: pd.DataFrame | EventArrays | None = None,
         exclude=(),
         history: pd.DataFrame | None = None,
-    ) -> dict[str, np.ndarray]:
-        """:meth:`rank_many` as a dict of column arrays (RANKING_COLUMNS), for callers that
-        encode the answer themselves (the service)."""
+        control=None,
+    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """The ranking (RANKING_COLUMNS, as column arrays) and the offers held back as control
+        (``customer_id``, ``offer_id``, ``propensity``: the probability of being held back).
+
+        ``control`` (recsys.incrementality.ControlGroups) keeps customers back from offers they
+        would get: only offers in a customer's top k are drawn, so both arms hold customers the
+        offer was eligible for and chosen for. Without it nothing is held back.
+        """
         self._check_request(k, channel)
         self._check_fitted()
         as_of = pd.Timestamp(as_of) if as_of is not None else self.as_of_
         prepared = offers if isinstance(offers, PreparedOffers) else self.prepare(offers)
         ids = pd.Index(list(customer_ids), dtype=object) if len(customer_ids) <= 8 else pd.Index(list(customer_ids))
         if ids.empty or not len(prepared.offer_ids):
-            return {c: np.array([]) for c in RANKING_COLUMNS}
+            return {c: np.array([]) for c in RANKING_COLUMNS}, held_columns([], [], [], prepared)
         feats, p, cold = self.score(ids, prepared, history=history)
         margin = prepared.value_to_business - prepared.cost
         ev = p * margin[None, :]
@@ -234,20 +244,14 @@ class OfferRanker(BaseEstimator):
         leads = at_risk[:, None] & prepared.retention[None, :]
         tier = np.where(leads, TIER_RETENTION, TIER_STANDARD)
         eligible = self.eligibility(ids, prepared, as_of, channel, events, exclude)
-        order, n_ranked = _order(np.where(eligible, score, -np.inf), tier, two_tiers=bool(leads.any()))
-        cust, rank, pos, fill = [], [], [], []
-        for i in range(len(ids)):
-            chosen, filled = diverse_top(
-                order[i, : n_ranked[i]].tolist(), prepared, k, self.max_per_department, self.max_per_type
-            )
-            cust += [i] * (len(chosen) + len(filled))
-            rank += range(1, len(chosen) + len(filled) + 1)
-            pos += chosen + filled
-            fill += [False] * len(chosen) + [True] * len(filled)
+        caps = (self.max_per_department, self.max_per_type)
+        order, n_ranked = order_offers(np.where(eligible, score, -np.inf), tier, two_tiers=bool(leads.any()))
+        cust, rank, pos, fill, held = top_k_per_customer(ids.to_numpy(), order, n_ranked, prepared, k, caps, control)
+        id_values = ids.to_numpy()
         cust, pos = np.asarray(cust, dtype=np.int64), np.asarray(pos, dtype=np.int64)
         reasons = reason_codes(feats, at_risk, prepared.retention)
-        return {
-            C.CUSTOMER_ID: ids.to_numpy()[cust],
+        ranked = {
+            C.CUSTOMER_ID: id_values[cust],
             "rank": np.asarray(rank, dtype=np.int64),
             C.OFFER_ID: prepared.offer_ids[pos],
             "tier": tier[cust, pos] + TIER_FILL * np.asarray(fill, dtype=np.int64),
@@ -257,6 +261,7 @@ class OfferRanker(BaseEstimator):
             "reason": REASONS[reasons[cust, pos]],
             "cold_start": cold[cust],
         }
+        return ranked, held_columns(id_values[np.asarray(held[0], dtype=np.int64)], held[1], held[2], prepared)
 
     def rank_many(self, customer_ids, offers, **kwargs) -> pd.DataFrame:
         """Top-k eligible offers per customer, one row per (customer, rank): RANKING_COLUMNS.
@@ -274,17 +279,3 @@ class OfferRanker(BaseEstimator):
         keys = [c for c in RANKING_COLUMNS if c != C.CUSTOMER_ID]
         cols = [a[c].tolist() for c in keys]
         return [dict(zip(keys, row)) for row in zip(*cols)]
-
-
-def _order(key: np.ndarray, tier: np.ndarray, two_tiers: bool = True) -> tuple[np.ndarray, list[int]]:
-    """Per customer, the offers with a finite key by ``tier`` ascending, then ``key``
-    descending (ties: catalog order); and how many each customer has. ``two_tiers`` False says
-    that every offer is of one tier, so the order by key is the order."""
-    finite = np.isfinite(key)
-    order = np.argsort(np.where(finite, -key, np.inf), axis=1, kind="stable")
-    if two_tiers:
-        tiers = np.where(
-            np.take_along_axis(finite, order, axis=1), np.take_along_axis(tier, order, axis=1), np.iinfo(np.int64).max
-        )
-        order = np.take_along_axis(order, np.argsort(tiers, axis=1, kind="stable"), axis=1)
-    return order, finite.sum(axis=1).tolist()

@@ -135,3 +135,30 @@ def metric_bars(table: pd.DataFrame, title: str, ylabel: str):
     ax.legend()
     fig.tight_layout()
     return fig
+
+
+def lift_intervals(
+    table: pd.DataFrame,
+    measure: str = "incremental_profit",
+    label: str = "incremental profit",
+    unit: str = "$ per treated customer",
+    note: str = "",
+):
+    """Each group's ``measure`` with its 95% interval, against 0 (no effect): one row per offer
+    or campaign, labelled with its customers per arm."""
+    rows = table.dropna(subset=[measure])
+    fig, ax = plt.subplots(figsize=(8, 1.5 + 0.45 * max(len(rows), 1)))
+    y = np.arange(len(rows))
+    lo, hi = rows[f"{measure}_low"].to_numpy(), rows[f"{measure}_high"].to_numpy()
+    mid = rows[measure].to_numpy()
+    colour = np.where(lo > 0, "tab:green", np.where(hi < 0, "tab:red", "tab:gray"))
+    ax.hlines(y, lo, hi, colors=colour, linewidth=2)
+    ax.scatter(mid, y, color=colour, zorder=3)
+    ax.axvline(0, color="black", linewidth=0.8)
+    names = [f"{g} ({t:,} treated / {c:,} control)" for g, t, c in zip(rows["group"], rows["treated"], rows["control"])]
+    ax.set_yticks(y, names)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"{label}, {unit} (95% Welch interval)")
+    ax.set_title(f"Measured lift against randomised control groups{note}")
+    fig.tight_layout()
+    return fig

@@ -33,7 +33,7 @@ def offer_answers(customer_ids: list, k: int, channel: str | None, as_of) -> lis
     loaded = st.model.current
     ids = [loaded.parse_customer_id(c) for c in customer_ids]
     rows = st.events.rows_by_customer(ids, id_type=int if loaded.id_is_int else str)
-    found, cached = answers(loaded, rows, ids, k, channel, _day(as_of))
+    found, cached = answers(loaded, rows, ids, k, channel, _day(as_of), st.settings.control, st.held_out)
     if cached:
         st.metrics.answers_cached.inc(cached)
     if cached < len(ids):

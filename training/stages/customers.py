@@ -19,6 +19,7 @@ from recsys.customers import (
     segmentation_inputs,
 )
 from recsys.data import Dataset, load_dataset
+from recsys.data.event_store import with_store_events
 from recsys.offers import hold_out_events
 from recsys.reporting import plots
 from training.config import TrainConfig
@@ -44,7 +45,8 @@ class Segmentation:
 
 
 def load(cfg: TrainConfig, track: Tracker) -> Loaded:
-    ds, dropped = hold_out_events(load_dataset(cfg.data), cfg.held_out_campaigns)
+    ds, added, unknown = with_store_events(load_dataset(cfg.data), cfg.events_url)
+    ds, dropped = hold_out_events(ds, cfg.held_out_campaigns)
     as_of = pd.Timestamp(cfg.as_of) if cfg.as_of else default_as_of(ds.transactions)
     fingerprint = ds.fingerprint()
     mlflow.log_input(
@@ -59,6 +61,8 @@ def load(cfg: TrainConfig, track: Tracker) -> Loaded:
             "data_transactions": summary["rows"]["transactions"],
             "data_customers": summary["customers"],
             "data_held_out_events_dropped": dropped,
+            "data_store_events_added": added,
+            "data_store_events_unknown_offer": unknown,
         }
     )
     track.log_params({"held_out_campaigns": ",".join(map(str, cfg.held_out_campaigns)) or "none"})

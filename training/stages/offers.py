@@ -18,9 +18,11 @@ from recsys.cf import (
     next_period_split,
 )
 from recsys.constants import at_k
+from recsys.incrementality import has_control_groups
 from recsys.offers import OfferRanker, evaluate_campaign, evaluation_campaigns
 from recsys.offers.campaigns import CAMPAIGN_METRICS
 from recsys.reporting import plots
+from recsys.reporting.lift import lift_report
 from training.config import TrainConfig
 from training.stages.churn import Churn
 from training.stages.customers import Loaded
@@ -44,6 +46,7 @@ class Offers:
 class Evaluation:
     campaigns: list  # the campaigns evaluated (none: no finished campaign with enough redemptions)
     table: pd.DataFrame | None  # per campaign and ranker: recall, NDCG, hit @k
+    lift: pd.DataFrame | None = None  # measured lift per offer and campaign with a control group
 
 
 def cf(cfg: TrainConfig, track: Tracker, load: Loaded) -> CF:
@@ -97,6 +100,33 @@ def offers(cfg: TrainConfig, track: Tracker, load: Loaded, churn: Churn, cf: CF)
 
 
 def evaluate(cfg: TrainConfig, track: Tracker, load: Loaded) -> Evaluation:
+    """The campaign benchmark of the ranker and, where the data hold control groups, the lift."""
+    campaigns, table = _campaign_benchmark(cfg, track, load)
+    return Evaluation(campaigns, table, _lift(cfg, track, load))
+
+
+def _lift(cfg: TrainConfig, track: Tracker, load: Loaded) -> pd.DataFrame | None:
+    """Lift against the randomised control groups (held_out events), logged as a table, a figure
+    and per group its incremental profit; None without control groups."""
+    if not has_control_groups(load.ds.offer_events):
+        track.log_params({"lift": "no control groups in the data: lift not measured"}, parent=False)
+        return None
+    rep = lift_report(load.ds, window_days=cfg.lift_window_days)
+    table = rep.tables["lift"].reset_index()
+    measured = table[table["control"] > 0]
+    track.log_metrics(
+        {
+            f"lift_{lvl}_{g}_incremental_profit{part}": r[f"incremental_profit{part}"]
+            for lvl, g, (_, r) in zip(measured["level"], measured["group"], measured.iterrows())
+            for part in ("", "_low", "_high")
+        }
+    )
+    track.log_table(rep.tables["lift"], "lift/lift.csv")
+    track.log_figures(rep.figures, "lift")
+    return table
+
+
+def _campaign_benchmark(cfg: TrainConfig, track: Tracker, load: Loaded) -> tuple[list, pd.DataFrame | None]:
     ds, recall = load.ds, at_k("recall")
     campaigns = evaluation_campaigns(
         ds,
@@ -117,7 +147,7 @@ def evaluate(cfg: TrainConfig, track: Tracker, load: Loaded) -> Evaluation:
             key = f"offers_c{c}_engine_gain_vs_personal_history"
             track.log_metrics({key: gain, f"{key}_low": lo, f"{key}_high": hi})
     if not rows:
-        return Evaluation(campaigns, None)
+        return campaigns, None
     allc = pd.concat(rows)
     mean = allc.groupby(level=0)[[at_k(m) for m in CAMPAIGN_METRICS]].mean()
     track.log_metrics({f"offers_{name}_{m}": v for name, row in mean.iterrows() for m, v in row.items()})
@@ -131,4 +161,4 @@ def evaluate(cfg: TrainConfig, track: Tracker, load: Loaded) -> Evaluation:
         },
         "offers",
     )
-    return Evaluation(campaigns, allc)
+    return campaigns, allc

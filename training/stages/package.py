@@ -21,7 +21,7 @@ from training.gate import GateResult, quality_gate
 from training.pyfunc import LoyaltyOffersModel
 from training.stages.churn import Churn
 from training.stages.customers import Loaded
-from training.stages.offers import Offers
+from training.stages.offers import Evaluation, Offers
 from training.tracking import Tracker
 
 REQUIREMENTS = ("mlflow", "pandas", "numpy", "scipy", "scikit-learn", "implicit", "pyarrow", "threadpoolctl")
@@ -39,7 +39,9 @@ class Registered:
     gate: GateResult
 
 
-def package(cfg: TrainConfig, track: Tracker, load: Loaded, churn: Churn, offers: Offers) -> Package:
+def package(
+    cfg: TrainConfig, track: Tracker, load: Loaded, churn: Churn, offers: Offers, evaluate: Evaluation
+) -> Package:
     config = {
         "as_of": str(load.as_of.date()),
         "horizon_days": cfg.horizon_days,
@@ -51,7 +53,7 @@ def package(cfg: TrainConfig, track: Tracker, load: Loaded, churn: Churn, offers
         "train_config": json_safe(asdict(cfg)),
     }
     kept = {k: v for k, v in track.metrics.items() if k in C.GATE_METRICS or k.endswith("_seconds")}
-    bundle = ModelBundle(offers.ranker, churn.model, churn.customers, load.ds.offers, config, kept)
+    bundle = ModelBundle(offers.ranker, churn.model, churn.customers, load.ds.offers, config, kept, lift=evaluate.lift)
     with tempfile.TemporaryDirectory() as tmp:
         path = bundle.save(Path(tmp) / "bundle")
         example = pd.DataFrame({C.CUSTOMER_ID: churn.customers.index[:3].tolist()})

@@ -1,0 +1,89 @@
+"""The order of each customer's offers: tier, then score; the diversity caps; and the offers a
+customer is held back from as control (recsys.incrementality.ControlGroups)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from recsys import constants as C
+from recsys.offers.diversity import diverse_top
+from recsys.offers.prepared import PreparedOffers
+
+
+def order_offers(key: np.ndarray, tier: np.ndarray, two_tiers: bool = True) -> tuple[np.ndarray, list[int]]:
+    """Per customer, the offers with a finite key by ``tier`` ascending, then ``key``
+    descending (ties: catalog order); and how many each customer has. ``two_tiers`` False says
+    that every offer is of one tier, so the order by key is the order."""
+    finite = np.isfinite(key)
+    order = np.argsort(np.where(finite, -key, np.inf), axis=1, kind="stable")
+    if two_tiers:
+        tiers = np.where(
+            np.take_along_axis(finite, order, axis=1), np.take_along_axis(tier, order, axis=1), np.iinfo(np.int64).max
+        )
+        order = np.take_along_axis(order, np.argsort(tiers, axis=1, kind="stable"), axis=1)
+    return order, finite.sum(axis=1).tolist()
+
+
+def top_k_per_customer(
+    ids: np.ndarray,
+    order: np.ndarray,
+    n_ranked: list[int],
+    prepared: PreparedOffers,
+    k: int,
+    caps: tuple[int, int],
+    control=None,
+) -> tuple[list, list, list, list, tuple[list, list, list]]:
+    """Each customer's top k of ``order`` under the diversity ``caps`` (per department, per type),
+    less what ``control`` holds back: row, rank, offer position and fill flag of every ranked
+    offer, and (row, offer position, propensity) of every offer held back."""
+    cust, rank, pos, fill, held = [], [], [], [], ([], [], [])
+    for i in range(len(ids)):
+        top = order[i, : n_ranked[i]].tolist()
+        if control is not None and control.active:
+            chosen, filled, kept = controlled_top(ids[i], top, prepared, k, caps, control)
+            held[0].extend([i] * len(kept))
+            held[1].extend(kept)
+            held[2].extend(control.control_probability(prepared.control_share[j]) for j in kept)
+        else:
+            chosen, filled = diverse_top(top, prepared, k, *caps)
+        cust += [i] * (len(chosen) + len(filled))
+        rank += range(1, len(chosen) + len(filled) + 1)
+        pos += chosen + filled
+        fill += [False] * len(chosen) + [True] * len(filled)
+    return cust, rank, pos, fill, held
+
+
+def controlled_top(
+    customer_id, order: list[int], prepared: PreparedOffers, k: int, caps: tuple[int, int], control
+) -> tuple[list[int], list[int], list[int]]:
+    """The diverse top k with the offers the customer is held back from taken out: (chosen,
+    fill, held back). With backfill the next eligible offers take their places (and are drawn
+    in turn); a customer of the global control group is held back from the whole top k."""
+    chosen, filled = diverse_top(order, prepared, k, *caps)
+    if control.in_global_control(customer_id):
+        return [], [], chosen + filled
+    held: list[int] = []
+    checked: set[int] = set()
+    while True:
+        new = [j for j in chosen + filled if j not in checked]
+        checked.update(new)
+        out = [j for j in new if control.held_out(customer_id, prepared.offer_ids[j], prepared.control_share[j])]
+        if not out:
+            return chosen, filled, held
+        held += out
+        if not control.backfill:
+            gone = set(held)
+            return [j for j in chosen if j not in gone], [j for j in filled if j not in gone], held
+        gone = set(out)
+        order = [j for j in order if j not in gone]
+        chosen, filled = diverse_top(order, prepared, k, *caps)
+
+
+def held_columns(
+    customers, positions: list[int], propensity: list[float], prepared: PreparedOffers
+) -> dict[str, np.ndarray]:
+    return {
+        C.CUSTOMER_ID: np.asarray(customers, dtype=object),
+        C.OFFER_ID: prepared.offer_ids[np.asarray(positions, dtype=np.int64)],
+        C.PROPENSITY: np.asarray(propensity, dtype=np.float64),
+    }
