@@ -104,12 +104,20 @@ def import_completejourney(out: str, fmt: str, overwrite: bool) -> None:
 @click.option("--customers", default=1000, show_default=True, type=click.IntRange(1), help="Number of customers.")
 @click.option("--products", default=500, show_default=True, type=click.IntRange(12), help="Number of products.")
 @click.option("--seed", default=SEED, show_default=True, type=int, help="Random seed; same seed, same data.")
+@click.option(
+    "--experiments",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 20),
+    help="Randomised campaigns with control groups and planted effects (docs/incrementality.md).",
+)
 @_out
 @_fmt
 @_overwrite
 @fail_on_bad_data
-def synth(customers: int, products: int, seed: int, out: str, fmt: str, overwrite: bool) -> None:
-    """Generate synthetic data with planted segments, churners and offer affinities.
+def synth(customers: int, products: int, seed: int, experiments: int, out: str, fmt: str, overwrite: bool) -> None:
+    """Generate synthetic data with planted segments, churners and offer affinities, and with
+    --experiments, randomised campaigns with planted effects.
 
     The ground truth is written to OUT/_truth/ beside the tables.
     """
@@ -118,7 +126,7 @@ def synth(customers: int, products: int, seed: int, out: str, fmt: str, overwrit
     with steps(["generate", "validate and write"], "synth") as bar:
         for step in bar:
             if step == "generate":
-                frames, truth = generate(customers=customers, products=products, seed=seed)
+                frames, truth = generate(customers=customers, products=products, seed=seed, experiments=experiments)
             else:
                 ds = _validate_and_write(frames, out, fmt, overwrite, extras={TRUTH_DIR: truth})
     print_summary(ds.summary())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 import pandas as pd
 
-from recsys.constants import SEED
+from recsys.constants import CJ_HELD_OUT_CAMPAIGNS, SEED
 from recsys.customers.retention import DEFAULT_ACTIVITY_DAYS
 from recsys.data import load_dataset
 from shell import fail_on_bad_data, steps
@@ -123,14 +123,32 @@ def retention(source: str, out: str, as_of: str | None, activity_days: int) -> N
     help="The service's events store, read with the dataset's offer_events (default: "
     "RECSYS_EVENTS_URL, else sqlite:///events.db when that file exists).",
 )
+@click.option(
+    "--hold-out",
+    "hold_out",
+    multiple=True,
+    default=tuple(map(str, CJ_HELD_OUT_CAMPAIGNS)),
+    show_default=True,
+    help="Campaigns held back for independent evaluation, left out of the report (as in recsys train).",
+)
 @fail_on_bad_data
-def lift(source: str, out: str, window_days: int, campaign: str | None, margin: float, events_url: str | None) -> None:
+def lift(
+    source: str,
+    out: str,
+    window_days: int,
+    campaign: str | None,
+    margin: float,
+    events_url: str | None,
+    hold_out: tuple[str, ...],
+) -> None:
     """Measured lift of every offer and campaign against its randomised control group."""
     from recsys import constants as C
     from recsys.data.event_store import with_store_events
+    from recsys.offers import hold_out_events
     from recsys.reporting.lift import lift_report
 
     ds, added, unknown = with_store_events(load_dataset(source), events_url or C.DEFAULT_EVENTS_URL)
+    ds, _ = hold_out_events(ds, tuple(int(c) if c.isdigit() else c for c in hold_out if c))
     if added or unknown:
         click.echo(f"events store: {added:,} events added, {unknown:,} left out (offer not in the catalog)")
     rep = lift_report(ds, window_days=window_days, campaign=campaign, margin=margin)

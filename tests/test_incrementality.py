@@ -268,3 +268,49 @@ def test_the_hillstrom_loader_refuses_other_files(tmp_path):
     (tmp_path / "other.csv").write_text("a,b\n1,2\n")
     with pytest.raises(DataSourceError, match=r"not the Hillstrom experiment .missing columns: recency"):
         load_hillstrom(tmp_path / "other.csv")
+
+
+def test_report_lift_writes_the_table_the_figure_and_what_cannot_be_measured(synth_experiments_dir, tmp_path):
+    from click.testing import CliRunner
+
+    from commands import main as cli
+
+    out = tmp_path / "lift"
+    r = CliRunner().invoke(
+        cli,
+        [
+            "report",
+            "lift",
+            "--data",
+            str(synth_experiments_dir),
+            "--out",
+            str(out),
+            "--events",
+            f"sqlite:///{tmp_path / 'none.db'}",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in out.iterdir()) == ["lift.csv", "lift.png", "metrics.json"]
+    assert not (tmp_path / "none.db").exists()  # a missing events store is not created
+    table = pd.read_csv(out / "lift.csv")
+    measured = table[table["control"] > 0]
+    assert set(measured.loc[measured["level"] == "offer", "group"]) == {"OX001", "OX002"}
+    assert set(measured.loc[measured["level"] == "campaign", "group"].astype(str)) == {"6", "7"}
+    plain = table[table["control"] == 0]
+    assert len(plain) == 5 and plain["verdict"].str.startswith("no control group").all()
+    assert "2 offers" not in r.output and "4 offers and campaigns with a randomised control group" in r.output
+
+
+@pytest.mark.completejourney
+@pytest.mark.slow
+def test_the_complete_journey_cannot_show_lift(cj_dataset):
+    from recsys.offers import hold_out_events
+    from recsys.reporting.lift import lift_report
+
+    ds, _ = hold_out_events(cj_dataset, C.CJ_HELD_OUT_CAMPAIGNS)
+    rep = lift_report(ds)
+    table = rep.tables["lift"]
+    assert len(table) and (table["control"] == 0).all() and not rep.figures
+    assert table["verdict"].str.startswith("no control group: lift cannot be measured").all()
+    assert "18" not in set(table["group"].astype(str))  # the held-back campaign is not even listed
+    assert rep.metrics["note"].startswith("no randomised control group in the data")
