@@ -11,6 +11,7 @@ the export is `export_decisions` over the model's customers with the same settin
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,11 +22,15 @@ from inference.exports import export_decisions
 from recsys import constants as C
 from recsys.data.event_store import read_event_store
 from recsys.incrementality import ControlGroups
-from serving import create_app
-from serving.auth import KeyStore
 
 
 def service(model: str, control: ControlGroups, as_of: str, tmp: Path) -> None:
+    # this folder's serving.py (the serving benchmark) must not stand for the serving package
+    here = str(Path(__file__).resolve().parent)
+    sys.path[:] = [p for p in sys.path if str(Path(p or ".").resolve()) != here]
+    from serving import create_app
+    from serving.auth import KeyStore
+
     key = KeyStore(tmp / "keys.json").create("read")
     app = create_app(
         {
@@ -43,6 +48,7 @@ def service(model: str, control: ControlGroups, as_of: str, tmp: Path) -> None:
         r = app.test_client().post(
             "/v1/offers/batch", json={"customer_ids": batch, "k": 5, "as_of": as_of}, headers={"X-API-Key": key}
         )
+        assert r.status_code == 200, r.json
         return r.json["results"]
 
     with ThreadPoolExecutor(8) as pool:

@@ -88,3 +88,29 @@ def test_after_a_fork_the_store_opens_its_own_connections(url):
     store.after_fork()
     assert store.engine.pool.checkedin() == 0 and getattr(store._local, "conn", None) is None
     assert len(store.rows_by_customer(["7"])["7"]) == 1 and store._local.conn is not inherited
+
+
+def test_events_of_customers_new_to_an_integer_id_model_are_read_back_as_text(tmp_path):
+    """Regression: a held_out event of a new customer ("new-1") in the store of a model with
+    integer ids made every later request for that customer fail (int("new-1"))."""
+    store = EventStore(f"sqlite:///{tmp_path / 'e.db'}")
+    store.add(
+        [
+            {
+                "event_id": "x",
+                "customer_id": "new-1",
+                "offer_id": "7",
+                "event": "held_out",
+                "timestamp": "2024-01-01T00:00:00",
+            },
+            {
+                "event_id": "y",
+                "customer_id": "12",
+                "offer_id": "7",
+                "event": "sent",
+                "timestamp": "2024-01-01T00:00:00",
+            },
+        ]
+    )
+    rows = store.rows_by_customer(["new-1", 12], id_type=int)
+    assert set(rows) == {"new-1", 12} and rows["new-1"][0][:2] == (7, "held_out")

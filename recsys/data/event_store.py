@@ -104,7 +104,7 @@ class EventStore:
                 rows = conn.execute(self._by_customers, {"ids": keys}).all()
         found: dict = {}
         for c, o, e, t in rows:
-            found.setdefault(id_type(c), []).append((_maybe_int(o), e, _timestamp(t)))
+            found.setdefault(_as_id(c, id_type), []).append((_maybe_int(o), e, _timestamp(t)))
         return {c: tuple(sorted(r, key=lambda x: (x[2], str(x[0]), x[1]))) for c, r in found.items()}
 
     def _one_customer(self, key: str) -> list:
@@ -175,6 +175,15 @@ def _sqlite_wal(dbapi_connection, _record) -> None:
 def _timestamp(v) -> datetime:
     """A timestamp as the driver returned it (SQLite: ISO text) as a naive datetime."""
     return v if isinstance(v, datetime) else datetime.fromisoformat(v)
+
+
+def _as_id(v: str, id_type):
+    """A stored customer id in the model's id type; text that is not of it stays text, as the
+    service parses an id the model does not know (a new customer)."""
+    try:
+        return id_type(v)
+    except ValueError:
+        return v
 
 
 def _maybe_int(v: str):
