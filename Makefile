@@ -11,7 +11,7 @@ export OMP_NUM_THREADS ?= 1
 # Where runs and registered models go (a file in the checkout unless set).
 export MLFLOW_TRACKING_URI ?= sqlite:///mlflow.db
 
-.PHONY: help install install-dev run test test-fast lint format benchmark clean
+.PHONY: help install install-dev run test test-fast lint browser format benchmark clean
 
 help:
 	@echo "make run        set up .venv, import The Complete Journey, train, register, promote and serve the model"
@@ -56,7 +56,7 @@ run: $(VENV)/.installed $(DATA_DIR)/transactions.parquet
 	echo ""; \
 	RECSYS_API_KEYS_FILE=$(KEYS_FILE) exec $(BIN)/recsys serve --port $(PORT)
 
-test: lint
+test: lint browser
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # Lint and format (ruff), the layer contracts (import-linter, pyproject.toml) and the size limits:
@@ -66,6 +66,12 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/python tools/code_size.py
+
+# The page tests drive Debian's Chromium (Playwright, never a browser download); they are skipped,
+# saying why, where it cannot be installed.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1 \
+	  || echo "chromium could not be installed: the browser tests will be skipped"; }
 
 format: $(VENV)/.installed-dev
 	$(BIN)/ruff check --fix .

@@ -7,7 +7,8 @@ configuration and key metrics. The training pipeline packages it into the MLflow
 Flask service and the exports load it through :meth:`ModelBundle.load`.
 
 Layout: ``bundle.json`` (format, config, metrics), ``customers.parquet``, ``catalog.parquet``,
-``lift.parquet`` (when the training data held control groups),
+``lift.parquet`` (when the training data held control groups), ``history.parquet`` (weekly
+spend per customer),
 ``als/`` (recsys.cf), ``ranker.joblib`` and ``churn.joblib`` (scikit-learn estimators, the
 way MLflow's sklearn flavour stores them).
 """
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import joblib
+import numpy as np
 import pandas as pd
 
 from recsys import constants as C
@@ -48,6 +50,7 @@ class ModelBundle:
     config: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
     lift: pd.DataFrame | None = None  # measured lift per offer and campaign (recsys.reporting.lift); None: none
+    history: pd.DataFrame | None = None  # weekly spend and baskets per customer (customers.weekly_history)
 
     def __post_init__(self):
         self._prepared: PreparedOffers | None = None
@@ -71,8 +74,9 @@ class ModelBundle:
             customers["reasons"] = customers["reasons"].map(list)
             customers.to_parquet(stage / "customers.parquet", index=False)
             self.catalog.to_parquet(stage / "catalog.parquet", index=False)
-            if self.lift is not None:
-                self.lift.to_parquet(stage / "lift.parquet", index=False)
+            for name in ("lift", "history"):
+                if getattr(self, name) is not None:
+                    getattr(self, name).to_parquet(stage / f"{name}.parquet", index=False)
             (stage / "bundle.json").write_text(
                 json.dumps(
                     {"format": BUNDLE_FORMAT, "config": json_safe(self.config), "metrics": json_safe(self.metrics)},
@@ -105,7 +109,10 @@ class ModelBundle:
             pd.read_parquet(path / "catalog.parquet"),
             meta.get("config", {}),
             meta.get("metrics", {}),
-            pd.read_parquet(path / "lift.parquet") if (path / "lift.parquet").exists() else None,
+            *(
+                pd.read_parquet(path / f"{n}.parquet") if (path / f"{n}.parquet").exists() else None
+                for n in ("lift", "history")
+            ),
         )
 
     # ------------------------------------------------------------- offers
@@ -146,35 +153,76 @@ class ModelBundle:
         out["reasons"] = list(row["reasons"])
         return out
 
-    def at_risk(self, *, min_risk: float = 0.0, band: str | None = None, segment: str | None = None) -> pd.DataFrame:
-        """Customers at or above ``min_risk`` (and in ``band`` / ``segment``), sorted by risk x value
-        (churn probability x total spend), highest first; ties by customer id."""
+    def at_risk(
+        self,
+        *,
+        min_risk: float = 0.0,
+        band: str | None = None,
+        segment: str | None = None,
+        cluster=None,
+        min_value: float | None = None,
+        sort: str = "value",
+        descending: bool = True,
+    ) -> pd.DataFrame:
+        """Customers at or above ``min_risk`` (and in ``band``, ``segment``, ``cluster``, with risk x
+        value at least ``min_value``), with their ``value`` (churn probability x total spend).
+
+        Sorted by ``sort`` (``value``, or a column of AT_RISK_COLUMNS), highest first unless
+        ``descending`` is False; ties by churn probability, then customer id.
+        """
         if not 0.0 <= min_risk <= 1.0:
             raise ValueError(f"min_risk must be within [0, 1], not {min_risk}")
         if band is not None and band not in C.RISK_BAND_NAMES:
             raise ValueError(f"band must be one of {', '.join(C.RISK_BAND_NAMES)}, not {band!r}")
+        sortable = ("value", *C.AT_RISK_COLUMNS)
+        if sort not in sortable or sort == "reasons":
+            raise ValueError(f"sort must be one of {', '.join(c for c in sortable if c != 'reasons')}, not {sort!r}")
         if self._order is None:
             c = self.customers
-            value = c["churn_probability"] * c["total_spend"].clip(lower=0)
             self._order = (
-                c.assign(_value=value)
-                .sort_values(["_value", "churn_probability"], ascending=False, kind="stable")
-                .drop(columns="_value")
+                c.assign(value=c["churn_probability"] * c["total_spend"].clip(lower=0))
+                .rename_axis(C.CUSTOMER_ID)
+                .sort_values(["value", "churn_probability"], ascending=False, kind="stable")
             )
         out = self._order[self._order["churn_probability"] >= min_risk]
         if band is not None:
             out = out[out["risk_band"] == band]
         if segment is not None:
             out = out[out["segment"] == segment]
+        if cluster is not None:
+            out = out[out["cluster"].astype(str) == str(cluster)]
+        if min_value is not None:
+            out = out[out["value"] >= min_value]
+        if sort != "value" or not descending:
+            key = _rankable(out.index.to_series(index=out.index) if sort == C.CUSTOMER_ID else out[sort])
+            out = out.iloc[np.argsort(-key if descending else key, kind="stable")]
         return out
 
-    def segments(self) -> pd.DataFrame:
-        """Customers, mean churn probability and mean spend per segment."""
-        g = self.customers.groupby("segment", observed=True)
+    def customer_history(self, customer_id) -> pd.DataFrame:
+        """The customer's weekly spend and baskets (empty when the bundle keeps no history)."""
+        if self.history is None:
+            return pd.DataFrame(columns=["week", "spend", "baskets"])
+        h = self.history
+        return h[h[C.CUSTOMER_ID] == customer_id][["week", "spend", "baskets"]].reset_index(drop=True)
+
+    def segments(self, by: str = "segment") -> pd.DataFrame:
+        """Customers, mean churn probability, churn rate of the high band and mean spend per
+        ``segment`` (RFM) or ``cluster`` (behavioural), largest first."""
+        if by not in ("segment", "cluster"):
+            raise ValueError(f"by must be 'segment' or 'cluster', not {by!r}")
+        g = self.customers.groupby(by, observed=True)
         return pd.DataFrame(
             {
                 "customers": g.size(),
                 "mean_churn_probability": g["churn_probability"].mean(),
+                "high_risk_share": g["risk_band"].agg(lambda b: float((b == "high").mean())),
                 "mean_total_spend": g["total_spend"].mean(),
             }
         ).sort_values("customers", ascending=False)
+
+
+def _rankable(key: pd.Series) -> np.ndarray:
+    """A numeric key whose ascending order is ``key``'s (text ranked by its sorted order)."""
+    if pd.api.types.is_numeric_dtype(key):
+        return key.to_numpy(dtype=np.float64)
+    return pd.factorize(key.astype(str), sort=True)[0].astype(np.float64)

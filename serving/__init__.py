@@ -8,6 +8,7 @@ with ``config`` overriding any setting. The model is loaded once here and on
 from __future__ import annotations
 
 import logging
+import secrets
 
 from flask import Flask, Response, jsonify
 from flask_smorest import Api
@@ -36,6 +37,13 @@ class ServiceApi(Api):
 def create_app(config: dict | None = None, *, load_model: bool = True) -> Flask:
     settings = Settings.from_env().updated(config)
     app = Flask(__name__)
+    app.secret_key = settings.secret_key or secrets.token_hex(32)  # one per start unless set (gunicorn preloads)
+    app.config.update(
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.secure_cookies,
+        SESSION_COOKIE_NAME="recsys_session",
+    )
     app.json.sort_keys = False  # keep fields in their documented order, and skip the sorting cost
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
@@ -72,6 +80,9 @@ def create_app(config: dict | None = None, *, load_model: bool = True) -> Flask:
 
     for blp in (offers.blp, churn.blp, segments.blp, events.blp, lift.blp, admin.blp):
         api.register_blueprint(blp)
+    from serving.pages import blp as pages
+
+    app.register_blueprint(pages)
     _health(app)
     _errors(app)
     if load_model:

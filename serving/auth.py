@@ -11,9 +11,10 @@ import hmac
 import json
 import os
 import secrets
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from recsys.io import write_text_atomic
 
 ROLES = ("read", "events", "admin")
 GRANTS = {"read": {"read"}, "events": {"read", "events"}, "admin": {"read", "events", "admin"}}
@@ -36,7 +37,20 @@ class KeyStore:
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
+        self._stamp = self._mtime()
         self._entries = self._read()
+
+    def _mtime(self) -> float | None:
+        try:
+            return self.path.stat().st_mtime_ns
+        except FileNotFoundError:
+            return None
+
+    def _refresh(self) -> None:
+        """Re-read the file when it changed: a key added or removed takes effect without a restart."""
+        stamp = self._mtime()
+        if stamp != self._stamp:
+            self._entries, self._stamp = self._read(), stamp
 
     def _read(self) -> list[dict]:
         if not self.path.exists():
@@ -58,12 +72,21 @@ class KeyStore:
         """The key's entry, or None. Every stored hash is compared, in constant time each."""
         if not key:
             return None
+        self._refresh()
         digest = _digest(key)
         found = None
         for e in self._entries:
             if hmac.compare_digest(digest, e["sha256"]):
                 found = e
         return ApiKey(found["id"], found["role"], found.get("name", "")) if found else None
+
+    def by_id(self, key_id: str) -> ApiKey | None:
+        """The entry of a key id (a session names its key by id), or None when it was removed."""
+        self._refresh()
+        for e in self._entries:
+            if e["id"] == key_id:
+                return ApiKey(e["id"], e["role"], e.get("name", ""))
+        return None
 
     def create(self, role: str, name: str = "") -> str:
         """Add a new key and return it; only its hash is written (atomically)."""
@@ -72,16 +95,8 @@ class KeyStore:
         key = KEY_PREFIX + secrets.token_urlsafe(32)
         entry = {"id": f"key_{secrets.token_hex(4)}", "name": name, "role": role, "sha256": _digest(key)}
         entries = [*self._read(), entry]
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}-", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump({"keys": entries}, f, indent=2)
-            os.chmod(tmp, 0o600)
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_text_atomic(self.path, json.dumps({"keys": entries}, indent=2), mode=0o600)
+        self._stamp = self._mtime()
         self._entries = entries
         return key
 

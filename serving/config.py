@@ -28,6 +28,9 @@ class Settings:
     # RECSYS_CONTROL_SHARE, RECSYS_ASSIGNMENT_SALT, RECSYS_GLOBAL_CONTROL_SHARE, RECSYS_GLOBAL_CONTROL_SALT,
     # RECSYS_CONTROL_BACKFILL (recsys.incrementality.assignment.ENVIRONMENT)
     control: ControlGroups = field(default_factory=ControlGroups)
+    secret_key: str | None = None  # RECSYS_SECRET_KEY: signs the page's session cookies (default: new per start)
+    secure_cookies: bool = True  # RECSYS_SECURE_COOKIES: 0 sends the session cookie over plain HTTP too
+    mlflow_ui: str | None = None  # RECSYS_MLFLOW_UI: the MLflow UI's address, for links to a model's run
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -42,6 +45,9 @@ class Settings:
             answer_cache=int(_env("RECSYS_ANSWER_CACHE", str(cls.answer_cache))),
             reload_file=os.environ.get("RECSYS_RELOAD_FILE") or None,
             control=ControlGroups.from_env(os.environ),
+            secret_key=os.environ.get("RECSYS_SECRET_KEY") or None,
+            secure_cookies=_env("RECSYS_SECURE_COOKIES", "1") not in ("0", "false", "no"),
+            mlflow_ui=os.environ.get("RECSYS_MLFLOW_UI") or None,
         )
 
     def updated(self, overrides: dict | None) -> Settings:

@@ -92,14 +92,28 @@ class ChurnRisk(Schema):
     model_version = fields.String(allow_none=True)
 
 
+SORTABLE = ("value", *(c for c in C.AT_RISK_COLUMNS if c != "reasons"))
+
+
 class AtRiskQuery(Schema):
+    """The at-risk list's filters and order: the analyst page's list uses the same ones."""
+
     min_risk = fields.Float(
-        load_default=C.HIGH_RISK,
+        load_default=None,
         validate=validate.Range(min=0, max=1),
-        metadata={"description": "churn probability from which customers are listed (default: the high band)"},
+        metadata={
+            "description": "churn probability from which customers are listed (default: the high band's "
+            "start, or 0 when a band is asked for)"
+        },
     )
     band = fields.String(load_default=None, validate=validate.OneOf(C.RISK_BAND_NAMES))
     segment = fields.String(load_default=None)
+    cluster = fields.String(load_default=None, metadata={"description": "behavioural cluster"})
+    min_value = fields.Float(
+        load_default=None, validate=validate.Range(min=0), metadata={"description": "least risk x value ($)"}
+    )
+    sort = fields.String(load_default="value", validate=validate.OneOf(SORTABLE))
+    order = fields.String(load_default="desc", validate=validate.OneOf(("asc", "desc")))
     limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=10_000))
     cursor = fields.String(load_default=None)
     format = fields.String(load_default=None, validate=validate.OneOf(("json", "csv")))
@@ -115,6 +129,7 @@ class Segment(Schema):
     name = fields.String()
     customers = fields.Integer()
     mean_churn_probability = fields.Float()
+    high_risk_share = fields.Float(metadata={"description": "share of the segment's customers in the high risk band"})
     mean_total_spend = fields.Float()
 
 

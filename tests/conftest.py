@@ -126,3 +126,35 @@ def synth_experiments_dir(tmp_path_factory, synth_experiments):
     path = tmp_path_factory.mktemp("synthx") / "data"
     write_tables(tables, path, extras={TRUTH_DIR: truth})
     return path
+
+
+@pytest.fixture(scope="session")
+def lift_bundle(synth_experiments_dir, tmp_path_factory):
+    """A bundle trained on the synthetic data with randomised campaigns (no registration)."""
+    import mlflow
+
+    from training.config import TrainConfig
+    from training.pipeline import train
+
+    tmp = tmp_path_factory.mktemp("liftbundle")
+    mp = pytest.MonkeyPatch()
+    mp.chdir(tmp)
+    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp / 'mlflow.db'}")
+    try:
+        result = train(
+            TrainConfig(
+                data=str(synth_experiments_dir),
+                experiment="lift",
+                horizon_days=30,
+                churn_snapshots=10,
+                als={"factors": 8, "iterations": 4},
+                min_campaign_offers=5,
+                until="package",
+            )
+        )
+    finally:
+        mp.undo()
+        mlflow.set_tracking_uri(None)
+    path = tmp / "bundle"
+    result.bundle.save(path)
+    return result, path

@@ -130,38 +130,6 @@ def test_every_worker_holds_back_the_same_customers(synth_bundle_dir, tmp_path):
         stop_group(proc)
 
 
-@pytest.fixture(scope="module")
-def lift_bundle(synth_experiments_dir, tmp_path_factory):
-    """A bundle trained on the synthetic data with randomised campaigns (no registration)."""
-    import mlflow
-
-    from training.config import TrainConfig
-    from training.pipeline import train
-
-    tmp = tmp_path_factory.mktemp("liftbundle")
-    mp = pytest.MonkeyPatch()
-    mp.chdir(tmp)
-    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp / 'mlflow.db'}")
-    try:
-        result = train(
-            TrainConfig(
-                data=str(synth_experiments_dir),
-                experiment="lift",
-                horizon_days=30,
-                churn_snapshots=10,
-                als={"factors": 8, "iterations": 4},
-                min_campaign_offers=5,
-                until="package",
-            )
-        )
-    finally:
-        mp.undo()
-        mlflow.set_tracking_uri(None)
-    path = tmp / "bundle"
-    result.bundle.save(path)
-    return result, path
-
-
 @pytest.mark.slow
 def test_training_measures_lift_and_the_service_answers_it(lift_bundle, synth_experiments, tmp_path):
     result, path = lift_bundle

@@ -192,3 +192,15 @@ def department_shares(
     shares = table.div(table.sum(axis=1), axis=0).reindex(columns=departments, fill_value=0.0)
     shares.columns = [f"share_{c}" for c in departments]
     return shares
+
+
+def weekly_history(transactions: pd.DataFrame, as_of: str | pd.Timestamp, weeks: int = 52) -> pd.DataFrame:
+    """Each customer's spend and baskets per week over the ``weeks`` weeks before ``as_of``
+    (``customer_id, week, spend, baskets``; ``week`` its first day; weeks without a purchase
+    are absent): a customer's purchase history over time, for the page and reports."""
+    as_of = pd.Timestamp(as_of)
+    start = as_of - pd.Timedelta(weeks=weeks)
+    b = baskets(transactions[(transactions[C.TIMESTAMP] < as_of) & (transactions[C.TIMESTAMP] >= start)])
+    week = start + pd.to_timedelta(((b["time"] - start) // pd.Timedelta(weeks=1)) * 7, unit="D")
+    g = b.assign(week=week.dt.normalize()).groupby([C.CUSTOMER_ID, "week"], sort=True)
+    return g.agg(spend=("spend", "sum"), baskets=("spend", "size")).reset_index()

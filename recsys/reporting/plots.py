@@ -162,3 +162,57 @@ def lift_intervals(
     ax.set_title(f"Measured lift against randomised control groups{note}")
     fig.tight_layout()
     return fig
+
+
+def purchase_history(history: pd.DataFrame, title: str):
+    """A customer's weekly spend (bars) and baskets (line, right axis) over time."""
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    if history.empty:
+        ax.text(
+            0.5,
+            0.5,
+            "no purchases in the year before the model's date",
+            ha="center",
+            va="center",
+            transform=ax.transAxes,
+        )
+        ax.set_axis_off()
+    else:
+        weeks = pd.to_datetime(history["week"])
+        ax.bar(weeks, history["spend"], width=6, color="tab:blue", label="spend")
+        ax.set_ylabel("spend per week ($)")
+        right = ax.twinx()
+        right.plot(weeks, history["baskets"], "o", color="tab:orange", markersize=3, label="baskets")
+        right.set_ylabel("baskets per week")
+        right.set_ylim(bottom=0)
+        fig.autofmt_xdate()
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def segment_overview(table: pd.DataFrame, title: str):
+    """Per segment (or cluster): customers, mean spend and mean churn probability, each on its own axis."""
+    fig, axes = plt.subplots(1, 3, figsize=(11, 1.4 + 0.4 * max(len(table), 1)), sharey=True)
+    y = np.arange(len(table))
+    names = [str(n) for n in table.index]
+    for ax, (col, label, fmt) in zip(
+        axes,
+        (
+            ("customers", "customers", "{:,.0f}"),
+            ("mean_total_spend", "mean spend ($)", "${:,.0f}"),
+            ("mean_churn_probability", "mean churn probability", "{:.1%}"),
+        ),
+    ):
+        values = table[col].to_numpy(dtype=float)
+        ax.barh(y, values, color="tab:blue" if col != "mean_churn_probability" else "tab:red")
+        for yi, v in zip(y, values):
+            ax.text(v, yi, " " + fmt.format(v), va="center", fontsize=8)
+        ax.set_xlabel(label)
+        top = max(values.max() * 1.35, 1e-9) if len(values) else 1.0
+        ax.set_xlim(0, min(top, 1.0) if col == "mean_churn_probability" else top)
+    axes[0].set_yticks(y, names)
+    axes[0].invert_yaxis()
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

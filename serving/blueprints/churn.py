@@ -51,10 +51,7 @@ class AtRiskView(MethodView):
         """Customers at risk, highest risk x value first, paginated by cursor; CSV (streamed) with
         ``Accept: text/csv`` or ``format=csv``, where the whole list from the cursor on is sent."""
         loaded = state().model.current
-        try:
-            rows = loaded.bundle.at_risk(min_risk=q["min_risk"], band=q["band"], segment=q["segment"])
-        except ValueError as exc:
-            raise ApiError(400, "bad_parameter", str(exc)) from None
+        rows = at_risk_rows(loaded.bundle, q)
         start = decode_cursor(q["cursor"], loaded.version)
         wants_csv = q["format"] == "csv" or (q["format"] is None and request.accept_mimetypes.best == "text/csv")
         if wants_csv:
@@ -67,6 +64,29 @@ class AtRiskView(MethodView):
             "next_cursor": encode_cursor(end, loaded.version) if end < len(rows) else None,
             "total": len(rows),
         }
+
+
+def at_risk_rows(bundle, q: dict):
+    """The at-risk list for the filters and order of ``q`` (schemas.AtRiskQuery): the API's and
+    the analyst page's, one implementation."""
+    min_risk = q["min_risk"] if q.get("min_risk") is not None else (0.0 if q.get("band") else C.HIGH_RISK)
+    try:
+        return bundle.at_risk(
+            min_risk=min_risk,
+            band=q.get("band"),
+            segment=q.get("segment"),
+            cluster=q.get("cluster"),
+            min_value=q.get("min_value"),
+            sort=q.get("sort") or "value",
+            descending=q.get("order", "desc") != "asc",
+        )
+    except ValueError as exc:
+        raise ApiError(400, "bad_parameter", str(exc)) from None
+
+
+def at_risk_csv(rows):
+    """The list as a streamed CSV download (AT_RISK_COLUMNS)."""
+    return _csv(rows)
 
 
 def _csv(rows):

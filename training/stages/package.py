@@ -14,6 +14,7 @@ from mlflow.models import infer_signature
 
 from recsys import constants as C
 from recsys.bundle import ModelBundle
+from recsys.customers.features import weekly_history
 from recsys.io import json_safe
 from registry.store import register_candidate
 from training.config import TrainConfig
@@ -53,7 +54,10 @@ def package(
         "train_config": json_safe(asdict(cfg)),
     }
     kept = {k: v for k, v in track.metrics.items() if k in C.GATE_METRICS or k.endswith("_seconds")}
-    bundle = ModelBundle(offers.ranker, churn.model, churn.customers, load.ds.offers, config, kept, lift=evaluate.lift)
+    history = weekly_history(load.ds.transactions, load.as_of)
+    bundle = ModelBundle(
+        offers.ranker, churn.model, churn.customers, load.ds.offers, config, kept, lift=evaluate.lift, history=history
+    )
     with tempfile.TemporaryDirectory() as tmp:
         path = bundle.save(Path(tmp) / "bundle")
         example = pd.DataFrame({C.CUSTOMER_ID: churn.customers.index[:3].tolist()})
