@@ -6,8 +6,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
-from sklearn.calibration import calibration_curve
+from scipy import stats
 from sklearn.metrics import roc_auc_score
 
 from recsys import constants as C
@@ -71,6 +72,21 @@ class ChurnEvaluation:
         return out
 
 
+def calibration_table(y: np.ndarray, p: np.ndarray, bins: int = 10, level: float = 0.95) -> pd.DataFrame:
+    """Per bin of equal size by predicted probability: its customers, mean prediction, observed
+    churn rate and the rate's Wilson interval."""
+    frame = pd.DataFrame({"y": np.asarray(y), "p": np.asarray(p, dtype=float)})
+    frame["bin"] = pd.qcut(frame["p"].rank(method="first"), bins, labels=False)
+    g = frame.groupby("bin")
+    out = pd.DataFrame({"customers": g.size(), "mean_predicted": g["p"].mean(), "observed_rate": g["y"].mean()})
+    cis = [
+        stats.binomtest(int(k), int(n)).proportion_ci(level, method="wilson")
+        for k, n in zip(g["y"].sum(), out["customers"])
+    ]
+    out["low"], out["high"] = [c.low for c in cis], [c.high for c in cis]
+    return out.reset_index(drop=True)
+
+
 def evaluate(
     model: ChurnModel, eval_set: pd.DataFrame, baseline_train: pd.DataFrame, segments: pd.Series | None = None
 ) -> ChurnEvaluation:
@@ -91,8 +107,7 @@ def evaluate(
         }
     )
     metrics = {name: classification_metrics(y, scores[name].to_numpy()) for name in SCORERS}
-    frac, mean_pred = calibration_curve(y, scores["model"], n_bins=10, strategy="quantile")
-    calibration = pd.DataFrame({"mean_predicted": mean_pred, "observed_rate": frac})
+    calibration = calibration_table(y, scores["model"].to_numpy())
     seg_auc = pd.DataFrame()
     if segments is not None:
         idx = scores.set_index(C.CUSTOMER_ID)

@@ -22,7 +22,7 @@ import pandas as pd
 from recsys import constants as C
 from recsys.cf import ALSRecommender
 from recsys.constants import at_k
-from recsys.evaluation.bootstrap import paired_ratio_interval
+from recsys.evaluation.bootstrap import paired_ratio_interval, percentile_interval, resample_counts
 from recsys.evaluation.ranking import user_metrics
 from recsys.offers.catalog import prepare_catalog
 from recsys.offers.features import affinity_features, feature_matrix
@@ -51,6 +51,14 @@ class CampaignResult:
     training_redemptions: int
     per_household: pd.DataFrame | None = None  # recall@k per redeeming household (rows), per ranker (columns)
 
+    def recall_interval(
+        self, ranker: str, n_boot: int = 1000, level: float = 0.95, seed: int = C.SEED
+    ) -> tuple[float, float]:
+        """The 95% bootstrap interval of ``ranker``'s recall@k, households resampled."""
+        if self.per_household is None or ranker not in self.per_household:
+            raise ValueError(f"unknown ranker {ranker!r}")
+        return _recall_interval(self.per_household[ranker], n_boot, level, seed)
+
     def gain_interval(
         self,
         ranker: str = "engine",
@@ -74,6 +82,15 @@ class CampaignResult:
         return paired_ratio_interval(
             self.per_household[ranker].to_numpy(), self.per_household[baseline].to_numpy(), n_boot, level, seed
         )
+
+
+def _recall_interval(
+    per_household: pd.Series, n_boot: int = 1000, level: float = 0.95, seed: int = C.SEED
+) -> tuple[float, float]:
+    """The percentile bootstrap interval of a ranker's mean recall over households."""
+    x = per_household.to_numpy(dtype=np.float64)
+    means = np.concatenate([counts @ x / len(x) for counts in resample_counts(len(x), n_boot, seed)])
+    return percentile_interval(means, level)
 
 
 def campaign_frame(offer_events: pd.DataFrame, campaign) -> tuple[pd.Timestamp, list, pd.DataFrame]:

@@ -26,17 +26,36 @@ def segment_sizes(summary: pd.DataFrame):
     return fig
 
 
-def cluster_profiles(profiles: pd.DataFrame, columns: list[str]):
+def _label(column: str) -> str:
+    """A column name as people read it: ``share_DRUG GM`` is "share of spend: drug GM"."""
+    if column.startswith("share_"):
+        return "share of spend: " + column[len("share_") :].lower()
+    unit = {"_days": " (days)", "_30d": " (30 days)", "_90d": " (90 days)"}
+    for suffix, words in unit.items():
+        if column.endswith(suffix):
+            return column[: -len(suffix)].replace("_", " ") + words
+    return column.replace("_", " ")
+
+
+def _titled(ax, title: str, note: str) -> None:
+    """The chart's title, and beneath it what it shows: dataset, date, horizon."""
+    ax.set_title(f"{title}\n{note}" if note else title, fontsize=11)
+
+
+def cluster_profiles(profiles: pd.DataFrame, columns: list[str], note: str = ""):
+    """Each cluster's median features, coloured by how far each sits from the other clusters."""
     data = profiles[columns].astype(float)
     z = (data - data.mean()) / data.std(ddof=0).replace(0, 1)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.7 * len(columns), 1.5 + 0.5 * len(data)))
+    fig, ax = plt.subplots(figsize=(2.5 + 0.95 * len(columns), 2.4 + 0.6 * len(data)))
     im = ax.imshow(z.to_numpy(), cmap="RdBu_r", vmin=-2, vmax=2, aspect="auto")
-    ax.set_xticks(range(len(columns)), columns, rotation=45, ha="right")
-    ax.set_yticks(range(len(data)), [f"cluster {i} ({n})" for i, n in zip(data.index, profiles["customers"])])
+    ax.set_xticks(range(len(columns)), [_label(c) for c in columns], rotation=40, ha="right", fontsize=9)
+    names = [f"cluster {i} ({n:,} customers)" for i, n in zip(data.index, profiles["customers"])]
+    ax.set_yticks(range(len(data)), names)
     for (i, j), v in np.ndenumerate(data.to_numpy()):
-        ax.text(j, i, f"{v:.3g}", ha="center", va="center", fontsize=7)
-    fig.colorbar(im, ax=ax, label="z-score across clusters")
-    ax.set_title("Behavioural clusters: median profile")
+        ax.text(j, i, f"{v:.3g}", ha="center", va="center", fontsize=9)
+    bar = fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02)
+    bar.set_label("vs the other clusters (s.d.)", fontsize=9)
+    _titled(ax, "Behavioural clusters: median profile", note)
     fig.tight_layout()
     return fig
 
@@ -53,52 +72,88 @@ def silhouette_by_k(scores: dict[int, float], chosen: int):
     return fig
 
 
-def histogram(values: pd.Series, title: str, xlabel: str, bins: int = 30):
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    ax.hist(values.dropna(), bins=bins)
-    ax.set_title(title)
+def histogram(values: pd.Series, title: str, xlabel: str, bins: int = 30, log: bool = False, note: str = ""):
+    """How values spread over customers; ``log`` draws the counts on a log axis, so a tail of a
+    few hundred customers stays visible beside a spike of thousands."""
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    ax.hist(values.dropna(), bins=bins, log=log)
+    _titled(ax, title, note)
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("customers")
+    ax.set_ylabel("customers (log scale)" if log else "customers")
     fig.tight_layout()
     return fig
 
 
-def cohort_heatmap(matrix: pd.DataFrame):
+def cohort_heatmap(matrix: pd.DataFrame, note: str = "", min_customers: int = 30):
+    """Share of each first-purchase cohort buying in each later month. The first cohort holds
+    every customer who bought in the data's first month, among them all who were customers
+    before the data starts; cohorts under ``min_customers`` are drawn faint: too few to read."""
     data = matrix.drop(columns=["customers"]).astype(float)
-    fig, ax = plt.subplots(figsize=(1.5 + 0.55 * data.shape[1], 1.2 + 0.4 * data.shape[0]))
-    im = ax.imshow(data.to_numpy(), cmap="viridis", vmin=0, vmax=1, aspect="auto")
+    fig, ax = plt.subplots(figsize=(2.5 + 0.6 * data.shape[1], 1.8 + 0.42 * data.shape[0]))
+    small = (matrix["customers"] < min_customers).to_numpy()
+    shown = np.where(small[:, None], np.nan, data.to_numpy())
+    im = ax.imshow(shown, cmap="viridis", vmin=0, vmax=1, aspect="auto")
     ax.set_xticks(range(data.shape[1]), data.columns)
-    ax.set_yticks(range(data.shape[0]), [f"{c} ({n})" for c, n in zip(data.index, matrix["customers"])])
+    names = [f"{c} ({n:,})" for c, n in zip(data.index, matrix["customers"])]
+    if names:
+        names[0] = f"{data.index[0]} ({matrix['customers'].iloc[0]:,}; everyone already a customer)"
+    ax.set_yticks(range(data.shape[0]), names, fontsize=8)
     ax.set_xlabel("months since first purchase")
     for (i, j), v in np.ndenumerate(data.to_numpy()):
         if not np.isnan(v):
-            ax.text(j, i, f"{v:.0%}", ha="center", va="center", fontsize=7, color="white" if v < 0.6 else "black")
-    fig.colorbar(im, ax=ax, label="share of cohort buying")
-    ax.set_title("Cohort retention by first-purchase month")
+            colour = "grey" if small[i] else ("white" if v < 0.6 else "black")
+            ax.text(j, i, f"{v:.0%}", ha="center", va="center", fontsize=7, color=colour)
+    fig.colorbar(im, ax=ax, fraction=0.04, label="share of the cohort buying")
+    extra = f"cohorts under {min_customers} customers faint"
+    _titled(ax, "Cohort retention by first-purchase month", f"{note}; {extra}" if note else extra)
     fig.tight_layout()
     return fig
 
 
-def retention_over_time(rolling: pd.DataFrame):
-    fig, ax = plt.subplots(figsize=(7, 3.8))
-    for col in ("retention_rate", "churn_rate", "repeat_purchase_rate"):
-        ax.plot(rolling["end"], rolling[col], marker="o", label=col.replace("_", " "))
-    ax.set_ylabel("%")
-    ax.set_title("Rates over trailing 90-day periods")
-    ax.legend()
+def retention_over_time(rolling: pd.DataFrame, note: str = ""):
+    """Retention and repeat-purchase rates (top) and the churn rate on its own scale (bottom),
+    over trailing periods."""
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 5.5), sharex=True, height_ratios=(3, 2))
+    for col in ("retention_rate", "repeat_purchase_rate"):
+        top.plot(rolling["end"], rolling[col], marker="o", label=col.replace("_", " "))
+    top.set_ylabel("% of customers")
+    top.legend()
+    bottom.plot(rolling["end"], rolling["churn_rate"], marker="o", color="tab:red", label="churn rate")
+    bottom.set_ylabel("churn rate (%)")
+    bottom.set_ylim(bottom=0)
+    bottom.legend()
+    _titled(top, "Rates over trailing 90-day periods", note)
     fig.autofmt_xdate()
     fig.tight_layout()
     return fig
 
 
-def calibration(curve: pd.DataFrame, title: str = "Churn calibration"):
-    """Observed churn rate against mean predicted probability per bin."""
-    fig, ax = plt.subplots(figsize=(5, 5))
-    ax.plot([0, 1], [0, 1], color="grey", linestyle="--", label="perfect")
-    ax.plot(curve["mean_predicted"], curve["observed_rate"], marker="o", label="model")
-    ax.set_xlabel("mean predicted probability")
+def calibration(curve: pd.DataFrame, title: str = "Churn calibration", note: str = ""):
+    """Observed churn rate against mean predicted probability per bin, with each bin's 95%
+    (Wilson) interval and its customers."""
+    fig, ax = plt.subplots(figsize=(6, 5.5))
+    top = float(max(curve["mean_predicted"].max(), curve.get("high", curve["observed_rate"]).max(), 0.05)) * 1.1
+    ax.plot([0, top], [0, top], color="grey", linestyle="--", label="perfectly calibrated")
+    if {"low", "high"} <= set(curve):
+        err = np.vstack([curve["observed_rate"] - curve["low"], curve["high"] - curve["observed_rate"]])
+        ax.errorbar(
+            curve["mean_predicted"],
+            curve["observed_rate"],
+            yerr=err,
+            marker="o",
+            capsize=3,
+            label="model (95% interval)",
+        )
+    else:
+        ax.plot(curve["mean_predicted"], curve["observed_rate"], marker="o", label="model")
+    if "customers" in curve:
+        for x, y, n in zip(curve["mean_predicted"], curve["observed_rate"], curve["customers"]):
+            ax.annotate(f"{n:,}", (x, y), textcoords="offset points", xytext=(6, -10), fontsize=7)
+    ax.set_xlim(0, top)
+    ax.set_ylim(0, top)
+    ax.set_xlabel("mean predicted churn probability (bins of equal size; customers per bin shown)")
     ax.set_ylabel("observed churn rate")
-    ax.set_title(title)
+    _titled(ax, title, note)
     ax.legend()
     fig.tight_layout()
     return fig
@@ -121,18 +176,28 @@ def lift_curve(scores: pd.DataFrame, label: str, models: list[str]):
     return fig
 
 
-def metric_bars(table: pd.DataFrame, title: str, ylabel: str):
-    """Grouped bars: one group per row of ``table``, one bar per column."""
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+def metric_bars(table: pd.DataFrame, title: str, ylabel: str, errors: dict | None = None, note: str = ""):
+    """Grouped bars: one group per row of ``table`` (numeric labels in numeric order), one bar
+    per column; ``errors`` maps a column to (low, high) per row, drawn as 95% intervals."""
+    order = sorted(
+        table.index, key=lambda v: (0, float(v)) if str(v).lstrip("-").replace(".", "", 1).isdigit() else (1, str(v))
+    )
+    table = table.loc[order]
+    fig, ax = plt.subplots(figsize=(8, 4.8))
     n = len(table.columns)
     x = np.arange(len(table))
     width = 0.8 / max(n, 1)
     for i, col in enumerate(table.columns):
-        ax.bar(x + (i - (n - 1) / 2) * width, table[col].to_numpy(dtype=float), width, label=str(col))
+        values = table[col].to_numpy(dtype=float)
+        yerr = None
+        if errors and col in errors:
+            lo, hi = (np.asarray(pd.Series(e).reindex(table.index), dtype=float) for e in errors[col])
+            yerr = np.vstack([values - lo, hi - values])
+        ax.bar(x + (i - (n - 1) / 2) * width, values, width, label=str(col), yerr=yerr, capsize=2)
     ax.set_xticks(x, [str(i) for i in table.index])
     ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.legend()
+    _titled(ax, title, note + ("; bars 95% bootstrap intervals over households" if errors else ""))
+    ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
 

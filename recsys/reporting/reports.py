@@ -101,6 +101,7 @@ def segment_report(
         },
     }
     profile_cols = [c for c in segmenter.columns_ if c in segmenter.profiles_]
+    note = f"{ds.source}, as of {as_of:%Y-%m-%d}; P(alive) over a {horizon_days}-day horizon"
     return Report(
         metrics=metrics,
         tables={
@@ -111,9 +112,9 @@ def segment_report(
         },
         figures={
             "segment_sizes": plots.segment_sizes(summary),
-            "cluster_profiles": plots.cluster_profiles(segmenter.profiles_, profile_cols),
+            "cluster_profiles": plots.cluster_profiles(segmenter.profiles_, profile_cols, note=note),
             "silhouette_by_k": plots.silhouette_by_k(segmenter.silhouette_, segmenter.k_),
-            "p_alive": plots.histogram(scores["p_alive"], "BG/NBD probability alive", "P(alive)"),
+            "p_alive": plots.histogram(scores["p_alive"], "BG/NBD probability alive", "P(alive)", log=True, note=note),
         },
     )
 
@@ -149,7 +150,9 @@ def retention_report(
         metrics=metrics,
         tables={"retention_over_time": rolling, "cohorts": cohorts},
         figures={
-            "cohort_retention": plots.cohort_heatmap(cohorts),
-            "retention_over_time": plots.retention_over_time(rolling),
+            "cohort_retention": plots.cohort_heatmap(cohorts, note=f"{ds.source}, purchases before {as_of:%Y-%m-%d}"),
+            "retention_over_time": plots.retention_over_time(
+                rolling, note=f"{ds.source}, to {as_of:%Y-%m-%d}; active: bought within {activity_days} days"
+            ),
         },
     )

@@ -68,7 +68,9 @@ def churn(cfg: TrainConfig, track: Tracker, load: Loaded, features: Features, se
     track.log_table(pd.DataFrame(result.metrics).T, "churn/metrics.csv")
     track.log_figures(
         {
-            "calibration": plots.calibration(result.calibration),
+            "calibration": plots.calibration(
+                result.calibration, note=f"{ds.source}; evaluated at {eval_at:%Y-%m-%d}, {cfg.horizon_days}-day horizon"
+            ),
             "capture": plots.lift_curve(result.scores, "churned", list(SCORERS)),
         },
         "churn",

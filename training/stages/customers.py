@@ -100,7 +100,9 @@ def segmentation(cfg: TrainConfig, track: Tracker, load: Loaded, features: Featu
     track.log_figures(
         {
             "segment_sizes": plots.segment_sizes(summary),
-            "cluster_profiles": plots.cluster_profiles(seg.profiles_, cols),
+            "cluster_profiles": plots.cluster_profiles(
+                seg.profiles_, cols, note=f"{load.ds.source}, as of {load.as_of:%Y-%m-%d}"
+            ),
         },
         "segments",
     )

@@ -69,8 +69,14 @@ def cf(cfg: TrainConfig, track: Tracker, load: Loaded) -> CF:
     )
     track.log_table(table.set_index(["model", "task"]), "cf/next_period.csv")
     bars = table.pivot(index="task", columns="model", values=at_k("ndcg"))
+    note = f"{ds.source}; trained before {cut:%Y-%m-%d}, tested on the {cfg.cf_test_days} days from then"
     track.log_figures(
-        {"ndcg_vs_baselines": plots.metric_bars(bars, f"Next-period NDCG@{C.DEFAULT_K}", f"NDCG@{C.DEFAULT_K}")}, "cf"
+        {
+            "ndcg_vs_baselines": plots.metric_bars(
+                bars, f"Next-period NDCG@{C.DEFAULT_K}", f"NDCG@{C.DEFAULT_K}", note=note
+            )
+        },
+        "cf",
     )
     t = time.perf_counter()
     als = ALSRecommender(**cfg.als, random_state=cfg.seed).fit(tx)
@@ -137,10 +143,12 @@ def _campaign_benchmark(cfg: TrainConfig, track: Tracker, load: Loaded) -> tuple
         min_offers=cfg.min_campaign_offers,
     )
     mlflow.log_params({"offers_eval_campaigns": ",".join(map(str, campaigns)) or "none"})
-    rows = []
+    rows, low, high = [], {}, {}
     for c in campaigns:
         r = evaluate_campaign(ds, c, als_params=cfg.als, held_out=tuple(cfg.held_out_campaigns), seed=cfg.seed)
         rows.append(r.metrics.assign(campaign=str(c)))
+        for name in r.metrics.index:
+            low.setdefault(name, {})[str(c)], high.setdefault(name, {})[str(c)] = r.recall_interval(name)
         track.log_metrics({f"offers_c{c}_{name}_{recall}": v for name, v in r.metrics[recall].items()})
         if r.metrics.loc["personal_history", recall] > 0:
             gain, lo, hi = r.gain_interval("engine", "personal_history")
@@ -156,7 +164,11 @@ def _campaign_benchmark(cfg: TrainConfig, track: Tracker, load: Loaded) -> tuple
     track.log_figures(
         {
             "campaign_recall": plots.metric_bars(
-                bars, f"Campaign benchmark: recall@{C.DEFAULT_K}", f"recall@{C.DEFAULT_K}"
+                bars,
+                f"Campaign benchmark: recall@{C.DEFAULT_K} of the redeemed coupons",
+                f"recall@{C.DEFAULT_K}",
+                errors={name: (low[name], high[name]) for name in bars.columns},
+                note=f"{load.ds.source}; each campaign ranked as of its first send",
             )
         },
         "offers",
