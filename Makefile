@@ -51,6 +51,7 @@ run: $(VENV)/.installed $(DATA_DIR)/transactions.parquet
 	  *) echo "MLflow UI:   $(BIN)/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI)   (then http://127.0.0.1:5000)";; \
 	esac; \
 	echo "API:         http://127.0.0.1:$(PORT)   docs: http://127.0.0.1:$(PORT)/docs"; \
+	echo "page:        http://127.0.0.1:$(PORT)/app/   (log in with the key below)"; \
 	echo "API key:     $$KEY   (development admin key; its hash is in $(KEYS_FILE))"; \
 	echo "try:         curl -H 'X-API-Key: $$KEY' 'http://127.0.0.1:$(PORT)/v1/customers/1364/offers?k=5&as_of=2018-01-01'"; \
 	echo ""; \

@@ -37,17 +37,16 @@ def scaled_bundle(model: str, scale: int, dest: Path) -> Path:
     bundle = load_bundle(model).bundle
     if scale > 1:
         base = bundle.customers
-        copies = [base.rename(index=lambda c, i=i: c if i == 0 else f"{c}-{i}") for i in range(scale)]
-        bundle.customers = pd.concat(copies)
+        numeric = pd.api.types.is_integer_dtype(base.index.dtype)
+
+        def copy_of(ids, i):  # copy i of the ids: new integers, or the text with a suffix
+            return ids + i * 10**9 if numeric else ids.astype(str) + ("" if i == 0 else f"-{i}")
+
+        bundle.customers = pd.concat([base.set_axis(copy_of(base.index, i)) for i in range(scale)])
         if bundle.history is not None:
             h = bundle.history
-            bundle.history = pd.concat(
-                [
-                    h.assign(**{C.CUSTOMER_ID: h[C.CUSTOMER_ID] if i == 0 else h[C.CUSTOMER_ID].astype(str) + f"-{i}"})
-                    for i in range(scale)
-                ],
-                ignore_index=True,
-            )
+            copies = [h.assign(**{C.CUSTOMER_ID: copy_of(h[C.CUSTOMER_ID], i)}) for i in range(scale)]
+            bundle.history = pd.concat(copies, ignore_index=True)
     return bundle.save(dest)
 
 

@@ -66,8 +66,14 @@ class HeldOutRecorder:
         self.store = store
         self._seen: set = set()
 
-    def __call__(self, events: list[dict]) -> None:
-        new = [e for e in events if e[C.EVENT_ID] not in self._seen]
+    def __call__(self, held: dict, control, campaign_of: dict) -> None:
+        """Record the held-back (customer, offer) pairs of a decision (``ranker.decide``'s second
+        result) not recorded by this process yet."""
+        ids = [control.event_id(c, o) for c, o in zip(held[C.CUSTOMER_ID].tolist(), held[C.OFFER_ID].tolist())]
+        fresh = [i for i, e in enumerate(ids) if e not in self._seen]
+        if not fresh:
+            return
+        new = held_events({k: v[fresh] for k, v in held.items()}, control, campaign_of, [ids[i] for i in fresh])
         if new:
             self.store.add(new)
             if len(self._seen) > self.MAX_REMEMBERED:
@@ -95,8 +101,9 @@ def answers(
     how many came from the cache.
 
     ``rows_by_customer`` maps a customer id to its event rows ``(offer_id, event, timestamp)``.
-    ``control`` (ControlGroups) holds customers back from offers; ``record(events)`` is given
-    the held_out events of the answers ranked here, before any of them is cached or returned.
+    ``control`` (ControlGroups) holds customers back from offers; ``record(held, control,
+    campaign_of)`` is given the offers held back in the answers ranked here, before any of them
+    is cached or returned.
     """
     cache = loaded.answers
     keys = [(c, day, channel, k, hash(rows_by_customer.get(c, ()))) for c in customer_ids]
@@ -105,15 +112,15 @@ def answers(
     if missing:
         todo = list(dict.fromkeys(customer_ids[i] for i in missing))
         fresh, held = _rank(loaded, todo, rows_by_customer, k, channel, day, control)
-        if held and record is not None:
-            record(held)
+        if len(held[C.OFFER_ID]) and record is not None:
+            record(held, control, loaded.campaign_of)
         for i in missing:
             out[i] = fresh[customer_ids[i]]
             cache.put(keys[i], out[i])
     return out, len(customer_ids) - len(missing)
 
 
-def _rank(loaded, ids: list, rows_by_customer: dict, k: int, channel: str | None, day, control) -> tuple[dict, list]:
+def _rank(loaded, ids: list, rows_by_customer: dict, k: int, channel: str | None, day, control) -> tuple[dict, dict]:
     events = EventArrays.from_rows({c: rows_by_customer[c] for c in ids if c in rows_by_customer})
     ranker = loaded.bundle.ranker
     a, held = ranker.decide(
@@ -150,16 +157,19 @@ def _rank(loaded, ids: list, rows_by_customer: dict, k: int, channel: str | None
         ).encode()
         for c, new in zip(ids, cold)
     }
-    return body, held_events(held, control, loaded.campaign_of) if len(held[C.OFFER_ID]) else []
+    return body, held
 
 
-def held_events(held: dict, control, campaign_of: dict) -> list[dict]:
+def held_events(held: dict, control, campaign_of: dict, event_ids: list | None = None) -> list[dict]:
     """The held_out events of a decision: one per (customer, offer), its id derived from the
     assignment (so every worker and every repeat records it once), dated now."""
     now = pd.Timestamp.now("UTC").tz_localize(None).floor("s")
+    customers, offers = held[C.CUSTOMER_ID].tolist(), held[C.OFFER_ID].tolist()
+    if event_ids is None:
+        event_ids = [control.event_id(c, o) for c, o in zip(customers, offers)]
     return [
         {
-            C.EVENT_ID: control.event_id(c, o),
+            C.EVENT_ID: e,
             C.CUSTOMER_ID: c,
             C.OFFER_ID: o,
             C.EVENT: C.HELD_OUT,
@@ -167,7 +177,7 @@ def held_events(held: dict, control, campaign_of: dict) -> list[dict]:
             C.CAMPAIGN_ID: campaign_of.get(o),
             C.PROPENSITY: float(p),
         }
-        for c, o, p in zip(held[C.CUSTOMER_ID].tolist(), held[C.OFFER_ID].tolist(), held[C.PROPENSITY].tolist())
+        for e, c, o, p in zip(event_ids, customers, offers, held[C.PROPENSITY].tolist())
     ]
 
 

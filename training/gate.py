@@ -6,23 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from recsys import constants as C
-from recsys.constants import at_k
 from registry.store import alias_version, client, set_champion, version_metrics
 
-_RECALL, _NDCG = at_k("recall"), at_k("ndcg")
 # Metric, and the baselines the model must beat on it (same run, same evaluation).
-GATE = dict(
-    zip(
-        C.GATE_METRICS,
-        (
-            ("churn_recency_rule_roc_auc", "churn_bgnbd_roc_auc"),
-            ("churn_bgnbd_average_precision",),
-            (f"offers_popularity_{_RECALL}", f"offers_random_{_RECALL}"),
-            (f"cf_popularity_all_{_NDCG}",),
-        ),
-        strict=True,
-    )
-)
+GATE = C.GATE_BASELINES
 
 
 @dataclass

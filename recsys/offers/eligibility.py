@@ -112,9 +112,13 @@ def _apply_event_limits(
     events: pd.DataFrame | EventArrays,
     rules: EligibilityRules,
 ) -> None:
-    """The frequency cap and the redemptions per customer, from the events up to ``as_of``."""
+    """The frequency cap and the redemptions per customer, from the events up to ``as_of``
+    (views and hold-backs count for neither)."""
     if isinstance(events, pd.DataFrame):
         events = EventArrays.from_frame(events)
+    counted = (events.event == C.SENT) | (events.event == C.REDEEMED)
+    if not counted.any():
+        return
     who = events.customer_id
     if len(customer_ids) == 1:
         r = np.where(who == customer_ids[0], 0, -1)

@@ -188,10 +188,19 @@ def lift():
 def model():
     loaded = state().model.current
     info = model_info()
-    metrics = pd.Series(info["metrics"], dtype=float)
-    return render_template(
-        "pages/model.html", info=info, metrics=metrics, model=loaded, mlflow_ui=state().settings.mlflow_ui
-    )
+    metrics = info["metrics"]
+    rows = [
+        {
+            "metric": m,
+            "model": metrics.get(m),
+            "baselines": [
+                (b, metrics[b]) for b in (*C.GATE_BASELINES[m], *C.OTHER_BASELINES.get(m, ())) if b in metrics
+            ],
+        }
+        for m in C.GATE_METRICS
+        if m in metrics
+    ]
+    return render_template("pages/model.html", info=info, rows=rows, model=loaded, mlflow_ui=state().settings.mlflow_ui)
 
 
 @blp.get("/charts/<name>.svg")

@@ -53,7 +53,8 @@ def package(
         "run_id": mlflow.active_run().info.run_id,
         "train_config": json_safe(asdict(cfg)),
     }
-    kept = {k: v for k, v in track.metrics.items() if k in C.GATE_METRICS or k.endswith("_seconds")}
+    compared = {*C.GATE_METRICS, *(b for bs in (*C.GATE_BASELINES.values(), *C.OTHER_BASELINES.values()) for b in bs)}
+    kept = {k: v for k, v in track.metrics.items() if k in compared or k.endswith("_seconds")}
     history = weekly_history(load.ds.transactions, load.as_of)
     bundle = ModelBundle(
         offers.ranker, churn.model, churn.customers, load.ds.offers, config, kept, lift=evaluate.lift, history=history
