@@ -2,6 +2,7 @@
 baselines and evaluation, and per customer a probability, a band and reasons in words.
 docs/churn.md describes the protocol."""
 
+from recsys.churn.backtest import Backtest, rolling_backtest
 from recsys.churn.baselines import logistic_baseline
 from recsys.churn.evaluation import SCORERS, ChurnEvaluation, evaluate, per_segment_auc
 from recsys.churn.labels import churn_labels, churn_snapshots, snapshot_dates, training_set
@@ -13,6 +14,7 @@ __all__ = [
     "DEFAULT_PARAM_GRID",
     "MODEL_FEATURES",
     "SCORERS",
+    "Backtest",
     "ChurnEvaluation",
     "ChurnModel",
     "EmptyColumnsToZero",
@@ -24,6 +26,7 @@ __all__ = [
     "per_segment_auc",
     "reasons",
     "risk_band",
+    "rolling_backtest",
     "score_customers",
     "snapshot_dates",
     "training_set",

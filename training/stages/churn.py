@@ -12,13 +12,10 @@ from recsys.churn import (
     SCORERS,
     ChurnEvaluation,
     ChurnModel,
-    churn_snapshots,
     customer_table,
-    evaluate,
     score_customers,
-    training_set,
 )
-from recsys.customers import rfm_segments
+from recsys.churn.backtest import rolling_backtest
 from recsys.reporting import plots
 from training.config import TrainConfig
 from training.stages.customers import Features, Loaded, Segmentation
@@ -34,25 +31,17 @@ class Churn:
 
 def churn(cfg: TrainConfig, track: Tracker, load: Loaded, features: Features, segmentation: Segmentation) -> Churn:
     ds, as_of = load.ds, load.as_of
-    snaps = churn_snapshots(
-        ds.transactions,
+    bt = rolling_backtest(
+        ds,
         as_of,
         horizon_days=cfg.horizon_days,
         every_days=cfg.snapshot_every_days,
         count=cfg.churn_snapshots,
+        seed=cfg.seed,
     )
-    data = training_set(ds, snaps, cfg.horizon_days)
-    eval_at = snaps[-1]
-    backtest = data[data["snapshot"] + pd.Timedelta(days=cfg.horizon_days) <= eval_at]
-    if backtest["snapshot"].nunique() < 2:
-        raise ValueError(
-            f"too little history for a churn backtest: {len(snaps)} snapshots before "
-            f"{as_of:%Y-%m-%d} with a {cfg.horizon_days}-day horizon"
-        )
-    evaluation = data[data["snapshot"] == eval_at]
-    model = ChurnModel(horizon_days=cfg.horizon_days, random_state=cfg.seed).fit(backtest)
-    seg = rfm_segments(evaluation.set_index(C.CUSTOMER_ID))["segment"]
-    result = evaluate(model, evaluation, backtest, seg)
+    model, result, eval_at = bt.model, bt.evaluation, bt.eval_at
+    backtest = bt.data[bt.data["snapshot"] + pd.Timedelta(days=cfg.horizon_days) <= eval_at]
+    evaluation = bt.data[bt.data["snapshot"] == eval_at]
     track.log_params(
         {
             "churn_eval_at": eval_at.date(),
@@ -76,8 +65,7 @@ def churn(cfg: TrainConfig, track: Tracker, load: Loaded, features: Features, se
         "churn",
     )
     # The served model learns from every snapshot, the evaluation one included, and scores as_of.
-    chosen = {k: (v,) for k, v in model.best_params_.items()}  # selected on the backtest; not re-tuned
-    final = ChurnModel(horizon_days=cfg.horizon_days, param_grid=chosen, random_state=cfg.seed).fit(data)
+    final = bt.final
     scores = score_customers(final, features.features)
     customers = customer_table(scores, features.features, segmentation.segments, segmentation.clusters)
     p = customers["churn_probability"]
