@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 
 
-def segment_sizes(summary: pd.DataFrame):
+def segment_sizes(summary: pd.DataFrame, note: str = ""):
+    """Each RFM segment's share of the customers and of the spend."""
     fig, ax = plt.subplots(figsize=(8, 4.5))
     y = np.arange(len(summary))
     ax.barh(y - 0.2, summary["share"] * 100, height=0.4, label="customers")
@@ -20,7 +21,7 @@ def segment_sizes(summary: pd.DataFrame):
     ax.set_yticks(y, summary.index)
     ax.invert_yaxis()
     ax.set_xlabel("% of total")
-    ax.set_title("RFM segments: share of customers and of spend")
+    _titled(ax, "RFM segments: share of customers and of spend", note)
     ax.legend()
     fig.tight_layout()
     return fig
@@ -60,13 +61,15 @@ def cluster_profiles(profiles: pd.DataFrame, columns: list[str], note: str = "")
     return fig
 
 
-def silhouette_by_k(scores: dict[int, float], chosen: int):
+def silhouette_by_k(scores: dict[int, float], chosen: int, note: str = ""):
+    """The silhouette of each number of clusters tried, and the one chosen."""
     fig, ax = plt.subplots(figsize=(5, 3.5))
     ks = sorted(scores)
     ax.plot(ks, [scores[k] for k in ks], marker="o")
     ax.axvline(chosen, color="grey", linestyle="--", label=f"chosen k = {chosen}")
     ax.set_xlabel("k")
     ax.set_ylabel("silhouette")
+    _titled(ax, "Behavioural clusters: silhouette by k", note)
     ax.legend()
     fig.tight_layout()
     return fig
@@ -159,7 +162,7 @@ def calibration(curve: pd.DataFrame, title: str = "Churn calibration", note: str
     return fig
 
 
-def lift_curve(scores: pd.DataFrame, label: str, models: list[str]):
+def lift_curve(scores: pd.DataFrame, label: str, models: list[str], note: str = ""):
     """Share of all churners captured against the share of customers contacted, per model."""
     fig, ax = plt.subplots(figsize=(6, 4.5))
     y = scores[label].to_numpy()
@@ -170,7 +173,7 @@ def lift_curve(scores: pd.DataFrame, label: str, models: list[str]):
     ax.plot([0, 1], [0, 1], color="grey", linestyle="--", label="random")
     ax.set_xlabel("share of customers contacted (highest risk first)")
     ax.set_ylabel("share of churners captured")
-    ax.set_title("Churn capture curve")
+    _titled(ax, "Churn capture curve", note)
     ax.legend()
     fig.tight_layout()
     return fig

@@ -111,9 +111,9 @@ def segment_report(
             "customers": customers,
         },
         figures={
-            "segment_sizes": plots.segment_sizes(summary),
+            "segment_sizes": plots.segment_sizes(summary, note=note),
             "cluster_profiles": plots.cluster_profiles(segmenter.profiles_, profile_cols, note=note),
-            "silhouette_by_k": plots.silhouette_by_k(segmenter.silhouette_, segmenter.k_),
+            "silhouette_by_k": plots.silhouette_by_k(segmenter.silhouette_, segmenter.k_, note=note),
             "p_alive": plots.histogram(scores["p_alive"], "BG/NBD probability alive", "P(alive)", log=True, note=note),
         },
     )

@@ -60,7 +60,12 @@ def churn(cfg: TrainConfig, track: Tracker, load: Loaded, features: Features, se
             "calibration": plots.calibration(
                 result.calibration, note=f"{ds.source}; evaluated at {eval_at:%Y-%m-%d}, {cfg.horizon_days}-day horizon"
             ),
-            "capture": plots.lift_curve(result.scores, "churned", list(SCORERS)),
+            "capture": plots.lift_curve(
+                result.scores,
+                "churned",
+                list(SCORERS),
+                note=f"{ds.source}; evaluated at {eval_at:%Y-%m-%d}, {cfg.horizon_days}-day horizon",
+            ),
         },
         "churn",
     )

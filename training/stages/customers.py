@@ -99,7 +99,7 @@ def segmentation(cfg: TrainConfig, track: Tracker, load: Loaded, features: Featu
     cols = [c for c in seg.columns_ if c in seg.profiles_]
     track.log_figures(
         {
-            "segment_sizes": plots.segment_sizes(summary),
+            "segment_sizes": plots.segment_sizes(summary, note=f"{load.ds.source}, as of {load.as_of:%Y-%m-%d}"),
             "cluster_profiles": plots.cluster_profiles(
                 seg.profiles_, cols, note=f"{load.ds.source}, as of {load.as_of:%Y-%m-%d}"
             ),
