@@ -8,7 +8,7 @@ import pandas as pd
 from recsys.constants import CJ_HELD_OUT_CAMPAIGNS, SEED
 from recsys.customers.retention import DEFAULT_ACTIVITY_DAYS
 from recsys.data import load_dataset
-from shell import fail_on_bad_data, steps
+from shell import events_option, fail_on_bad_data, steps
 
 _data = click.option(
     "--data", "source", required=True, help="A directory of <table>.parquet/.csv files or a SQLAlchemy URL."
@@ -115,14 +115,7 @@ def retention(source: str, out: str, as_of: str | None, activity_days: int) -> N
     type=click.FloatRange(0, 1),
     help="Gross margin on revenue, for incremental profit.",
 )
-@click.option(
-    "--events",
-    "events_url",
-    envvar="RECSYS_EVENTS_URL",
-    default=None,
-    help="The service's events store, read with the dataset's offer_events (default: "
-    "RECSYS_EVENTS_URL, else sqlite:///events.db when that file exists).",
-)
+@events_option("read with the dataset's offer_events")
 @click.option(
     "--hold-out",
     "hold_out",
@@ -142,12 +135,11 @@ def lift(
     hold_out: tuple[str, ...],
 ) -> None:
     """Measured lift of every offer and campaign against its randomised control group."""
-    from recsys import constants as C
     from recsys.data.event_store import with_store_events
     from recsys.offers import hold_out_events
     from recsys.reporting.lift import lift_report
 
-    ds, added, unknown = with_store_events(load_dataset(source), events_url or C.DEFAULT_EVENTS_URL)
+    ds, added, unknown = with_store_events(load_dataset(source), events_url or None)
     ds, _ = hold_out_events(ds, tuple(int(c) if c.isdigit() else c for c in hold_out if c))
     if added or unknown:
         click.echo(f"events store: {added:,} events added, {unknown:,} left out (offer not in the catalog)")

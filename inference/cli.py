@@ -7,7 +7,7 @@ import sys
 import click
 
 from recsys import constants as C
-from shell import fail_on_bad_data
+from shell import events_option, fail_on_bad_data
 
 
 @click.group()
@@ -25,14 +25,7 @@ def export():
     help="Catalog and offer events from this source (default: the one the model was trained on).",
 )
 @click.option("--model", "model_uri", default=C.CHAMPION_URI, show_default=True)
-@click.option(
-    "--events",
-    "events_url",
-    envvar="RECSYS_EVENTS_URL",
-    default=C.DEFAULT_EVENTS_URL,
-    show_default=True,
-    help="The service's events store: its events count for caps, and the held-back offers are recorded there.",
-)
+@events_option("its events count for caps, and the held-back offers are recorded there")
 @click.option("--out", required=True, help="Output file, .csv or .parquet.")
 @fail_on_bad_data
 def export_offers_cmd(k, channel, as_of, data, model_uri, events_url, out):
@@ -76,8 +69,14 @@ def export_offers_cmd(k, channel, as_of, data, model_uri, events_url, out):
             control=control,
             progress=bar.update,
         )
-    if len(held):
+    if len(held) and events_url:
         EventStore(events_url).add(held_out_events(held, catalog if catalog is not None else bundle.catalog))
+    elif len(held):
+        click.secho(
+            "warning: no events store (--events ''): the held-back offers are in the side file only",
+            fg="yellow",
+            err=True,
+        )
     path = write_atomic(frame, out)
     kept = write_atomic(held, held_out_path(out))
     click.echo(

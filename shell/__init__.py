@@ -34,3 +34,19 @@ def fail_on_bad_data(func: Callable) -> Callable:
 def steps(labels: list[str], label: str = "working"):
     """A progress bar over named steps, shown on stderr."""
     return click.progressbar(labels, label=label, file=sys.stderr, item_show_func=lambda s: s or "", show_eta=False)
+
+
+def events_option(what: str):
+    """The ``--events`` option every command that reads or records offer events shares: the
+    service's events store (RECSYS_EVENTS_URL, default ./events.db; a SQLite file that does not
+    exist is read as empty and not created)."""
+    from recsys import constants as C
+
+    return click.option(
+        "--events",
+        "events_url",
+        envvar="RECSYS_EVENTS_URL",
+        default=C.DEFAULT_EVENTS_URL,
+        show_default=True,
+        help=f"The service's events store: {what}; '' for none.",
+    )

@@ -79,33 +79,39 @@ def cj_dataset():
     return Dataset(**validate_tables(build_tables())[0])
 
 
-@pytest.fixture(scope="session")
-def synth_bundle_dir(tmp_path_factory, synth_dir):
-    """A model bundle trained on the small synthetic dataset (no registration)."""
+def train_bundle(tmp_path_factory, data, name: str, **config):
+    """Train on ``data`` up to the package stage in a throwaway tracking store: (result, bundle dir)."""
     import mlflow
 
-    from training.pipeline import TrainConfig, train
+    from training.config import TrainConfig
+    from training.pipeline import train
 
-    tmp = tmp_path_factory.mktemp("bundle")
+    tmp = tmp_path_factory.mktemp(name)
     mp = pytest.MonkeyPatch()
     mp.chdir(tmp)
     mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp / 'mlflow.db'}")
     try:
         result = train(
             TrainConfig(
-                data=str(synth_dir),
-                experiment="bundle",
-                horizon_days=30,
-                churn_snapshots=14,
-                als={"factors": 16, "iterations": 8, "regularization": 0.5},
-                min_campaign_offers=5,
-                until="package",
+                data=str(data), experiment=name, horizon_days=30, min_campaign_offers=5, until="package", **config
             )
         )
     finally:
         mp.undo()
         mlflow.set_tracking_uri(None)
-    return result.bundle.save(tmp / "model")
+    return result, result.bundle.save(tmp / "model")
+
+
+@pytest.fixture(scope="session")
+def synth_bundle_dir(tmp_path_factory, synth_dir):
+    """A model bundle trained on the small synthetic dataset (no registration)."""
+    return train_bundle(
+        tmp_path_factory,
+        synth_dir,
+        "bundle",
+        churn_snapshots=14,
+        als={"factors": 16, "iterations": 8, "regularization": 0.5},
+    )[1]
 
 
 def pytest_collection_modifyitems(config, items):
@@ -131,30 +137,6 @@ def synth_experiments_dir(tmp_path_factory, synth_experiments):
 @pytest.fixture(scope="session")
 def lift_bundle(synth_experiments_dir, tmp_path_factory):
     """A bundle trained on the synthetic data with randomised campaigns (no registration)."""
-    import mlflow
-
-    from training.config import TrainConfig
-    from training.pipeline import train
-
-    tmp = tmp_path_factory.mktemp("liftbundle")
-    mp = pytest.MonkeyPatch()
-    mp.chdir(tmp)
-    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp / 'mlflow.db'}")
-    try:
-        result = train(
-            TrainConfig(
-                data=str(synth_experiments_dir),
-                experiment="lift",
-                horizon_days=30,
-                churn_snapshots=10,
-                als={"factors": 8, "iterations": 4},
-                min_campaign_offers=5,
-                until="package",
-            )
-        )
-    finally:
-        mp.undo()
-        mlflow.set_tracking_uri(None)
-    path = tmp / "bundle"
-    result.bundle.save(path)
-    return result, path
+    return train_bundle(
+        tmp_path_factory, synth_experiments_dir, "lift", churn_snapshots=10, als={"factors": 8, "iterations": 4}
+    )

@@ -7,7 +7,7 @@ import sys
 import click
 
 from recsys import constants as C
-from shell import fail_on_bad_data
+from shell import events_option, fail_on_bad_data
 from training.config import STAGES, TrainConfig
 
 EXIT_GATE_FAILED = 3
@@ -61,15 +61,7 @@ EXIT_GATE_FAILED = 3
     type=float,
     help="How far below the champion a gate metric may fall.",
 )
-@click.option(
-    "--events",
-    "events_url",
-    envvar="RECSYS_EVENTS_URL",
-    default=C.DEFAULT_EVENTS_URL,
-    show_default=True,
-    help="The service's events store, read with the dataset's offer_events (a SQLite file that does not exist "
-    "is skipped); '' for none.",
-)
+@events_option("read with the dataset's offer_events")
 @fail_on_bad_data
 def train(
     data,
