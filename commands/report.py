@@ -39,15 +39,17 @@ def _print_metrics(metrics: dict) -> None:
 @_out
 @_as_of
 @click.option("--seed", default=SEED, show_default=True, type=int, help="Seed for k-means.")
+@events_option("read with the dataset's offer_events (the offers a customer was sent and redeemed)")
 @fail_on_bad_data
-def segments(source: str, out: str, as_of: str | None, seed: int) -> None:
+def segments(source: str, out: str, as_of: str | None, seed: int, events_url: str) -> None:
     """RFM segments, behavioural clusters and BG/NBD P(alive) per customer."""
+    from recsys.data.event_store import with_store_events
     from recsys.reporting.reports import segment_report
 
     with steps(["load", "features, segments, clusters, BG/NBD", "write"], "segments") as bar:
         for step in bar:
             if step == "load":
-                ds = load_dataset(source)
+                ds = with_store_events(load_dataset(source), events_url or None)[0]
             elif step.startswith("features"):
                 rep = segment_report(ds, as_of, seed=seed)
             else:
