@@ -70,10 +70,6 @@ class TrainResult:
     bundle: ModelBundle | None = None
 
 
-def stages_to_run(config: TrainConfig) -> list[str]:
-    return config.stages()
-
-
 def _start_parent(config: TrainConfig):
     mlflow.set_tracking_uri(tracking_uri())
     # `mlflow run` made the parent run already; forget its id once resumed, or MLflow would hand
