@@ -123,6 +123,25 @@ def add_row(table: str, **values):
     return mutate
 
 
+def semicolon_products(t, path):
+    path.mkdir(parents=True, exist_ok=True)
+    t.pop("products").to_csv(path / "products.csv", index=False, sep=";")
+
+
+def far_future_parquet(t, path):
+    """One timestamp's nanoseconds since the epoch stored as milliseconds: a year near 55,000."""
+    path.mkdir(parents=True, exist_ok=True)
+    df = t.pop("transactions").copy()
+    ms = pd.to_datetime(df["timestamp"], format="ISO8601").astype("datetime64[ms]").astype("int64").to_numpy().copy()
+    ms[0] = pd.Timestamp(df["timestamp"][0]).value  # nanoseconds where milliseconds belong
+    df["timestamp"] = pd.Series(ms.astype("datetime64[ms]"))
+    for col in ("customer_id", "product_id", "quantity"):
+        df[col] = df[col].astype("int64")
+    for col in ("amount", "discount"):
+        df[col] = df[col].astype("float64")
+    df.to_parquet(path / "transactions.parquet", index=False)
+
+
 def latin1_products(t, path):
     t["products"].loc[0, "category"] = "crème fraîche"
     del t["products"]
@@ -353,6 +372,41 @@ CASES = [
         1,
         "05/01/2025 9am",
     ),
+    Case(
+        "quantity too large for a number",
+        set_cell("transactions", "quantity", 0, "1e309"),
+        "transactions",
+        "quantity",
+        "is out of range for a 64-bit integer",
+        1,
+        "1e309",
+    ),
+    Case(
+        "quantity beyond int64",
+        set_cell("transactions", "quantity", 1, "9223372036854775808"),
+        "transactions",
+        "quantity",
+        "is out of range for a 64-bit integer",
+        1,
+        "9223372036854775808",
+    ),
+    Case(
+        "negative quantity with a positive amount",
+        set_cell("transactions", "quantity", 0, "-2"),
+        "transactions",
+        "quantity",
+        "is negative with a positive amount",
+        1,
+    ),
+    Case("semicolon-separated CSV", semicolon_products, "products", "product_id", "looks semicolon-separated"),
+    Case(
+        "timestamps in the wrong unit",
+        far_future_parquet,
+        "transactions",
+        "timestamp",
+        "is outside the representable dates",
+        1,
+    ),
     Case("non-UTF-8 CSV", latin1_products, "products", None, "is not UTF-8: byte 0xe8"),
     Case("table given twice", products_twice, "products", None, "found both products.parquet and products.csv"),
     Case(
@@ -422,6 +476,20 @@ def test_unknown_products_warn_and_fail_when_strict(tmp_path):
 def test_missing_source_is_a_source_error(tmp_path):
     with pytest.raises(DataSourceError, match="does not exist"):
         load_dataset(tmp_path / "nowhere")
+
+
+def test_a_missing_sqlite_database_is_refused_and_not_created(tmp_path):
+    db = tmp_path / "missing.db"
+    with pytest.raises(DataSourceError, match="does not exist"):
+        load_dataset(f"sqlite:///{db}")
+    assert not db.exists()
+
+
+def test_a_file_that_is_not_sqlite_is_named(tmp_path):
+    db = tmp_path / "notes.db"
+    db.write_text("customer_id,product_id\n1,2\n")
+    with pytest.raises(DataSourceError, match="is not a SQLite database"):
+        load_dataset(f"sqlite:///{db}")
 
 
 def test_example_values_are_capped(tmp_path):

@@ -64,14 +64,30 @@ def coerce_id(s: pd.Series, *, from_text: bool) -> Coerced:
 
 def coerce_int(s: pd.Series) -> Coerced:
     num = pd.to_numeric(s, errors="coerce") if not pd.api.types.is_numeric_dtype(s.dtype) else s
-    num = num.astype("float64") if pd.api.types.is_bool_dtype(num.dtype) else num
+    num = num.astype("float64") if pd.api.types.is_bool_dtype(num.dtype) or num.dtype == object else num
     unparsed = s.notna() & num.isna()
     if unparsed.any():
         return s, unparsed, "is not a number"
+    if not pd.api.types.is_integer_dtype(num.dtype) or num.dtype == "uint64":
+        as_float = num.astype("float64")
+        # 2**63 is exact in float64; anything at or past it cannot be an int64 (1e309 reads as inf)
+        out_of_range = as_float.notna() & ((as_float >= 2.0**63) | (as_float < -(2.0**63)))
+        if _is_textual(s):  # near the limits float64 rounds: decide those on the exact text
+            near = as_float.notna() & ~out_of_range & (as_float.abs() >= 2.0**62)
+            out_of_range |= near & s.map(lambda v: not _fits_int64(v))
+        if out_of_range.any():
+            return s, out_of_range, "is out of range for a 64-bit integer"
     fractional = num.notna() & (num != np.floor(num))
     if fractional.any():
         return s, fractional, "is not a whole number"
     return (num.astype("Int64") if num.isna().any() else num.astype("int64")), _no_bad(s), _NO_PROBLEM
+
+
+def _fits_int64(text) -> bool:
+    try:
+        return -(2**63) <= int(str(text).strip()) < 2**63
+    except ValueError:
+        return True  # not an integer literal (e.g. 9.2e18): float64 decided it
 
 
 def coerce_float(s: pd.Series) -> Coerced:
@@ -92,6 +108,16 @@ def coerce_timestamp(s: pd.Series) -> Coerced:
         out = s
         if getattr(s.dt, "tz", None) is not None:
             out = s.dt.tz_convert("UTC").dt.tz_localize(None)
+        outside = out.notna() & ((out < pd.Timestamp.min) | (out > pd.Timestamp.max))
+        if outside.any():
+            return (
+                s,
+                outside,
+                (
+                    f"is outside the representable dates ({pd.Timestamp.min:%Y}–{pd.Timestamp.max:%Y}); "
+                    "are the values in another unit than the column says (e.g. nanoseconds stored as milliseconds)?"
+                ),
+            )
         return out.astype("datetime64[ns]"), _no_bad(s), _NO_PROBLEM
     if _is_textual(s):
         text = s.astype("string").str.strip().mask(lambda t: t == "")

@@ -111,9 +111,22 @@ def _read_csv(file: Path, table: str) -> pd.DataFrame:
     # Contract columns are read as text and typed by validation; other columns are inferred.
     contract = {c.name: str for c in K.SPECS[table].columns} if table in K.SPECS else str
     try:
-        return pd.read_csv(io.StringIO(text), dtype=contract, keep_default_na=False, na_values=[""])
+        frame = pd.read_csv(io.StringIO(text), dtype=contract, keep_default_na=False, na_values=[""])
     except pd.errors.ParserError as exc:
         raise DataValidationError([Issue(table, None, f"{file.name} is not valid CSV: {exc}")]) from None
+    frame.attrs["separator_hint"] = _separator_hint(text, file.name)
+    return frame
+
+
+def _separator_hint(text: str, name: str) -> str:
+    """A note for a CSV file that looks separated by something other than commas, else ''."""
+    header = text.split("\n", 1)[0]
+    if "," in header:
+        return ""
+    for sep, label in ((";", "semicolon"), ("\t", "tab"), ("|", "pipe")):
+        if header.count(sep) >= 1:
+            return f"{name} looks {label}-separated (its header has no comma); save it with commas"
+    return ""
 
 
 def _read_sql(url: str, tables: tuple[str, ...]) -> RawTables:
@@ -123,6 +136,7 @@ def _read_sql(url: str, tables: tuple[str, ...]) -> RawTables:
         engine = sa.create_engine(url)
     except (sa.exc.ArgumentError, ImportError) as exc:
         raise DataSourceError(f"cannot use database URL {describe_source(url)}: {exc}") from None
+    _check_sqlite_file(engine)
     frames, origins = {}, {}
     try:
         with engine.connect() as conn:
@@ -131,11 +145,29 @@ def _read_sql(url: str, tables: tuple[str, ...]) -> RawTables:
                 if name in present:
                     frames[name] = pd.read_sql_table(name, conn)
                     origins[name] = f"{describe_source(url)}#{name}"
-    except sa.exc.OperationalError as exc:
+    except (sa.exc.OperationalError, sa.exc.DatabaseError) as exc:
         raise DataSourceError(f"cannot read database {describe_source(url)}: {exc.orig}") from None
     finally:
         engine.dispose()
     return RawTables(frames, origins, frozenset())
+
+
+def _check_sqlite_file(engine) -> None:
+    """Reading never creates a database: a SQLite file must exist, and be SQLite."""
+    if engine.dialect.name != "sqlite":
+        return
+    database = engine.url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    if not path.is_file():
+        engine.dispose()
+        raise DataSourceError(f"SQLite database {path} does not exist")
+    with path.open("rb") as fh:
+        header = fh.read(16)
+    if header and header != b"SQLite format 3\x00":
+        engine.dispose()
+        raise DataSourceError(f"{path} is not a SQLite database (its first bytes are not SQLite's header)")
 
 
 def _list_to_text(value) -> str | None:

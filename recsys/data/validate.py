@@ -118,6 +118,12 @@ def _check_table_rules(name: str, df: pd.DataFrame, out: _Collector) -> None:
         bad = df[(df[C.AMOUNT] < 0) & (df[C.QUANTITY] > 0)]
         if len(bad):
             out.add(_issue(name, C.AMOUNT, "is negative on a purchase (quantity > 0)", bad[C.AMOUNT]))
+        bad = df[(df[C.QUANTITY] < 0) & (df[C.AMOUNT] > 0)]
+        if len(bad):
+            out.add(_issue(name, C.QUANTITY, RETURN_SIGNS, bad[C.QUANTITY]))
+
+
+RETURN_SIGNS = "is negative with a positive amount (a return has both negative)"
 
 
 def _coerce_table(
@@ -129,8 +135,9 @@ def _coerce_table(
         return None
     missing = [c for c in spec.required_columns if c not in raw.columns]
     if missing:
+        hint = raw.attrs.get("separator_hint")
         for column in missing:
-            out.add(Issue(name, column, "required column is missing"))
+            out.add(Issue(name, column, "required column is missing" + (f" ({hint})" if hint else "")))
         return None
     if len(raw) == 0:
         if spec.empty_is_error:
