@@ -14,9 +14,12 @@ from recsys.churn import (
     evaluate,
     reasons,
     risk_band,
+    rolling_backtest,
     snapshot_dates,
     training_set,
 )
+from recsys.churn.history import InsufficientHistoryError, required_days
+from recsys.churn.model import DEFAULT_PARAMS
 from recsys.customers import customer_profile as churn_features
 from recsys.data.dataset import Dataset
 from recsys.evaluation import (
@@ -77,10 +80,54 @@ def test_validation_is_later_than_training(synth):
     ds = Dataset(**tables)
     data = training_set(ds, snapshot_dates("2024-03-01", "2024-07-01", 14), horizon_days=60)
     model = ChurnModel(
-        horizon_days=60, param_grid={"learning_rate": (0.1,), "max_leaf_nodes": (7,), "min_samples_leaf": (20,)}
+        horizon_days=60, param_grid={"learning_rate": (0.1,), "max_leaf_nodes": (2, 7), "min_samples_leaf": (20,)}
     ).fit(data)
     assert model.validation_snapshot_ == max(data["snapshot"])
     assert all(s + pd.Timedelta(days=60) <= model.validation_snapshot_ for s in model.train_snapshots_)
+    assert len(model.validation_scores_) == 2
+
+
+def test_one_grid_point_sets_no_snapshot_aside(synth):
+    tables, _ = synth
+    data = training_set(Dataset(**tables), snapshot_dates("2024-03-01", "2024-07-01", 14), horizon_days=60)
+    model = ChurnModel(
+        horizon_days=60, param_grid={"learning_rate": (0.1,), "max_leaf_nodes": (7,), "min_samples_leaf": (20,)}
+    ).fit(data)
+    assert model.validation_snapshot_ is None and model.validation_scores_ == []
+    assert model.train_snapshots_ == sorted(data["snapshot"].unique())
+
+
+@pytest.mark.parametrize(
+    ("as_of", "mode"),
+    [("2024-12-31", "full"), ("2024-04-20", "default_parameters"), ("2024-03-20", "not_evaluated")],
+)
+def test_short_histories_degrade_and_say_so(synth, as_of, mode):
+    """30-day horizon: full needs 28 + 3×30 = 118 days, an evaluation 28 + 2×30 = 88, a model 58."""
+    tables, _ = synth
+    ds = Dataset(**tables)
+    as_of = pd.Timestamp(as_of)
+    bt = rolling_backtest(ds, as_of, horizon_days=30)
+    assert bt.mode == mode
+    assert max(bt.snapshots) + pd.Timedelta(days=30) <= as_of  # no label from after as_of
+    if mode == "full":
+        assert bt.notes == () and len(bt.final.best_params_) == 3
+    else:
+        assert bt.final.best_params_ == DEFAULT_PARAMS
+        assert any(("not tuned" if mode == "default_parameters" else "evaluation skipped") in n for n in bt.notes)
+    if mode == "not_evaluated":
+        assert bt.evaluation is None and bt.model is None
+    else:  # the model still beats chance at finding who churned after the evaluation snapshot
+        assert bt.evaluation.metrics["model"]["roc_auc"] > 0.6
+    risk = bt.final.predict_risk(bt.data[bt.data["snapshot"] == max(bt.snapshots)])
+    assert risk.between(0, 1).all() and risk.nunique() > 1
+
+
+def test_too_short_a_history_is_refused_with_the_minimum(synth):
+    tables, _ = synth
+    with pytest.raises(InsufficientHistoryError, match="needs at least 118 days") as info:
+        rolling_backtest(Dataset(**tables), pd.Timestamp("2024-04-01"), horizon_days=90)
+    assert "--horizon-days" in str(info.value)
+    assert required_days(90) == {"full": 298, "default_parameters": 208, "not_evaluated": 118}
 
 
 def test_model_finds_planted_churners(synth):

@@ -35,6 +35,11 @@ DEFAULT_PARAM_GRID = {
 }
 
 
+# Used when the history is too short to choose (recsys.churn.history): the grid's most
+# regular point, stumps with large leaves.
+DEFAULT_PARAMS = {"learning_rate": 0.03, "max_leaf_nodes": 2, "min_samples_leaf": 20}
+
+
 # Risk can only grow with silence and only fall with recent activity: this keeps trees sensible
 # for customers quieter than any seen in training (later snapshots have longer histories).
 MONOTONE = {
@@ -51,6 +56,10 @@ MIN_CHURNERS = 5  # in the training and in the validation snapshots, or fitting 
 
 
 MIN_CHURNERS_EARLY_STOPPING = 40  # fewer: a fixed number of boosting iterations instead
+
+
+class TooFewChurners(ValueError):
+    """A part of the training set holds too few churners (or too few who stayed) to fit on."""
 
 
 class EmptyColumnsToZero(TransformerMixin, BaseEstimator):
@@ -126,36 +135,47 @@ class ChurnModel(BaseEstimator):
         )
         return Pipeline([("empty", EmptyColumnsToZero().set_output(transform="pandas")), ("gbm", gbm)])
 
+    @staticmethod
+    def _check_churners(name: str, part: pd.DataFrame) -> None:
+        churners = int(part["churned"].sum())
+        if churners < MIN_CHURNERS or len(part) - churners < MIN_CHURNERS:
+            raise TooFewChurners(
+                f"the {name} snapshots hold {churners} churners among {len(part)} customers; a "
+                f"churn model needs at least {MIN_CHURNERS} churners and {MIN_CHURNERS} who stayed: use more "
+                "or later snapshots or a shorter horizon"
+            )
+
     def fit(self, data: pd.DataFrame, y=None) -> ChurnModel:
         missing = [c for c in (*self.features, "snapshot", "churned") if c not in data]
         if missing:
             raise ValueError(f"training set lacks columns: {', '.join(missing)}")
-        train, valid = self._split(data)
-        for name, part in (("training", train), ("validation", valid)):
-            churners = int(part["churned"].sum())
-            if churners < MIN_CHURNERS or churners == len(part):
-                raise ValueError(
-                    f"the {name} snapshots hold {churners} churners among {len(part)} customers; a "
-                    f"churn model needs at least {MIN_CHURNERS} of each: use more or later snapshots "
-                    "or a shorter horizon"
-                )
-        X_tr, y_tr = train[list(self.features)], train["churned"]
-        X_va, y_va = valid[list(self.features)], valid["churned"]
         grid = self.param_grid or DEFAULT_PARAM_GRID
         names = sorted(grid)
+        points = [dict(zip(names, values)) for values in itertools.product(*(grid[n] for n in names))]
         self.validation_scores_ = []
-        best, best_score = None, -np.inf
-        for values in itertools.product(*(grid[n] for n in names)):
-            params = dict(zip(names, values))
-            model = self._booster(int(y_tr.sum()), **params).fit(X_tr, y_tr)
-            score = average_precision_score(y_va, model.predict_proba(X_va)[:, 1])
-            self.validation_scores_.append({**params, "average_precision": score})
-            if score > best_score:
-                best, best_score, best_model = params, score, model
+        best_model = None
+        if len(points) == 1:  # nothing to choose: no validation snapshot is set aside
+            self._check_churners("training", data)
+            best, best_score = points[0], None
+            self.train_snapshots_ = sorted(pd.Timestamp(s) for s in data["snapshot"].unique())
+            self.validation_snapshot_ = None
+        else:
+            train, valid = self._split(data)
+            self._check_churners("training", train)
+            self._check_churners("validation", valid)
+            X_tr, y_tr = train[list(self.features)], train["churned"]
+            X_va, y_va = valid[list(self.features)], valid["churned"]
+            best, best_score = None, -np.inf
+            for params in points:
+                model = self._booster(int(y_tr.sum()), **params).fit(X_tr, y_tr)
+                score = average_precision_score(y_va, model.predict_proba(X_va)[:, 1])
+                self.validation_scores_.append({**params, "average_precision": score})
+                if score > best_score:
+                    best, best_score, best_model = params, score, model
+            self.train_snapshots_ = sorted(pd.Timestamp(s) for s in train["snapshot"].unique())
+            self.validation_snapshot_ = pd.Timestamp(valid["snapshot"].iloc[0])
         self.best_params_ = best
-        self.validation_average_precision_ = float(best_score)
-        self.train_snapshots_ = sorted(pd.Timestamp(s) for s in train["snapshot"].unique())
-        self.validation_snapshot_ = pd.Timestamp(valid["snapshot"].iloc[0])
+        self.validation_average_precision_ = None if best_score is None else float(best_score)
         X_all, y_all = data[list(self.features)], data["churned"]
         snaps = data["snapshot"].rank(method="dense").astype(int).to_numpy()
         folds = min(3, len(np.unique(snaps)))
@@ -165,8 +185,12 @@ class ChurnModel(BaseEstimator):
             self.model_ = CalibratedClassifierCV(self._booster(per_fold, **best), method="sigmoid", cv=splits).fit(
                 X_all, y_all
             )
-        else:
+        elif best_model is not None:
             self.model_ = CalibratedClassifierCV(FrozenEstimator(best_model), method="sigmoid").fit(X_va, y_va)
+        else:  # one snapshot and nothing chosen: calibrate on stratified folds of it
+            self.model_ = CalibratedClassifierCV(
+                self._booster(int(y_all.sum()) * 2 // 3, **best), method="sigmoid", cv=3
+            ).fit(X_all, y_all)
         self.feature_names_ = list(self.features)
         return self
 

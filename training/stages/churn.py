@@ -3,8 +3,10 @@ model served, refitted on every snapshot, and every customer's risk."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
+import mlflow
 import pandas as pd
 
 from recsys import constants as C
@@ -16,29 +18,57 @@ from recsys.churn import (
     score_customers,
 )
 from recsys.churn.backtest import rolling_backtest
+from recsys.churn.model import TooFewChurners
+from recsys.errors import DataValidationError, Issue
 from recsys.reporting import plots
 from training.config import TrainConfig
 from training.stages.customers import Features, Loaded, Segmentation
 from training.tracking import Tracker
 
+logger = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class Churn:
     model: ChurnModel  # fitted on every snapshot, scores as_of
-    evaluation: ChurnEvaluation  # of the backtest model on the last snapshot
+    evaluation: ChurnEvaluation | None  # of the backtest model on the last snapshot (None: too little history)
     customers: pd.DataFrame  # per customer: constants.CUSTOMER_COLUMNS
+    mode: str = "full"  # recsys.churn.history: full, default_parameters or not_evaluated
+    notes: tuple[str, ...] = ()
 
 
 def churn(cfg: TrainConfig, track: Tracker, load: Loaded, features: Features, segmentation: Segmentation) -> Churn:
     ds, as_of = load.ds, load.as_of
-    bt = rolling_backtest(
-        ds,
-        as_of,
-        horizon_days=cfg.horizon_days,
-        every_days=cfg.snapshot_every_days,
-        count=cfg.churn_snapshots,
-        seed=cfg.seed,
-    )
+    try:
+        bt = rolling_backtest(
+            ds,
+            as_of,
+            horizon_days=cfg.horizon_days,
+            every_days=cfg.snapshot_every_days,
+            count=cfg.churn_snapshots,
+            seed=cfg.seed,
+        )
+    except TooFewChurners as exc:  # a property of the data: exit 2 with what it holds
+        raise DataValidationError([Issue(C.TRANSACTIONS, C.CUSTOMER_ID, str(exc))]) from None
+    track.log_params({"churn_mode": bt.mode, "churn_snapshots_used": len(bt.snapshots)}, parent=False)
+    for note in bt.notes:
+        logger.warning("churn: %s", note)
+    if bt.notes:
+        mlflow.log_text("\n".join(bt.notes) + "\n", "churn/notes.txt")
+    if bt.evaluation is not None:
+        _log_evaluation(cfg, track, ds, bt)
+    else:
+        track.log_params({"churn_final_params": bt.final.best_params_}, parent=False)
+    # The served model learns from every snapshot, the evaluation one included, and scores as_of.
+    final = bt.final
+    scores = score_customers(final, features.features)
+    customers = customer_table(scores, features.features, segmentation.segments, segmentation.clusters)
+    p = customers["churn_probability"]
+    track.log_metrics({"churn_scored_customers": len(p), "churn_high_band_share": float((p >= C.HIGH_RISK).mean())})
+    return Churn(final, bt.evaluation, customers, bt.mode, bt.notes)
+
+
+def _log_evaluation(cfg: TrainConfig, track: Tracker, ds, bt) -> None:
     model, result, eval_at = bt.model, bt.evaluation, bt.eval_at
     backtest = bt.data[bt.data["snapshot"] + pd.Timedelta(days=cfg.horizon_days) <= eval_at]
     evaluation = bt.data[bt.data["snapshot"] == eval_at]
@@ -69,10 +99,3 @@ def churn(cfg: TrainConfig, track: Tracker, load: Loaded, features: Features, se
         },
         "churn",
     )
-    # The served model learns from every snapshot, the evaluation one included, and scores as_of.
-    final = bt.final
-    scores = score_customers(final, features.features)
-    customers = customer_table(scores, features.features, segmentation.segments, segmentation.clusters)
-    p = customers["churn_probability"]
-    track.log_metrics({"churn_scored_customers": len(p), "churn_high_band_share": float((p >= C.HIGH_RISK).mean())})
-    return Churn(final, result, customers)

@@ -10,6 +10,8 @@ import pandas as pd
 from mlflow.data.http_dataset_source import HTTPDatasetSource
 from mlflow.data.meta_dataset import MetaDataset
 
+from recsys import constants as C
+from recsys.churn.history import check_history
 from recsys.customers import (
     BehaviourSegmenter,
     customer_profile_and_bgnbd,
@@ -20,6 +22,7 @@ from recsys.customers import (
 )
 from recsys.data import Dataset, load_dataset
 from recsys.data.event_store import with_store_events
+from recsys.errors import DataValidationError, Issue
 from recsys.offers import hold_out_events
 from recsys.reporting import plots
 from training.config import TrainConfig
@@ -48,6 +51,7 @@ def load(cfg: TrainConfig, track: Tracker) -> Loaded:
     ds, added, unknown = with_store_events(load_dataset(cfg.data), cfg.events_url)
     ds, dropped = hold_out_events(ds, cfg.held_out_campaigns)
     as_of = pd.Timestamp(cfg.as_of) if cfg.as_of else default_as_of(ds.transactions)
+    check_trainable(ds, as_of, cfg.horizon_days)  # before any work: exit 2 naming what is missing
     fingerprint = ds.fingerprint()
     mlflow.log_input(
         MetaDataset(HTTPDatasetSource(ds.source), name=Path(str(cfg.data)).name or "dataset", digest=fingerprint),
@@ -67,6 +71,30 @@ def load(cfg: TrainConfig, track: Tracker) -> Loaded:
     )
     track.log_params({"held_out_campaigns": ",".join(map(str, cfg.held_out_campaigns)) or "none"})
     return Loaded(ds, as_of, fingerprint)
+
+
+MIN_CUSTOMERS = 20  # with purchases before as_of: segments, churn folds and ALS need a few of each
+
+
+def check_trainable(ds: Dataset, as_of: pd.Timestamp, horizon_days: int) -> None:
+    """Refuse, as a data problem, what no stage could train on: too short a history for the
+    horizon, too few customers, no offer catalog."""
+    check_history(ds.transactions, as_of, horizon_days)
+    issues = []
+    buyers = ds.transactions.loc[ds.transactions[C.TIMESTAMP] < as_of, C.CUSTOMER_ID].nunique()
+    if buyers < MIN_CUSTOMERS:
+        issues.append(
+            Issue(
+                C.TRANSACTIONS,
+                C.CUSTOMER_ID,
+                f"names {buyers} customer(s) with purchases before {as_of:%Y-%m-%d}; training needs at least "
+                f"{MIN_CUSTOMERS}",
+            )
+        )
+    if ds.offers is None or ds.offers.empty:
+        issues.append(Issue(C.OFFERS, None, "is missing or empty; training needs the offer catalog to rank offers"))
+    if issues:
+        raise DataValidationError(issues)
 
 
 def features(cfg: TrainConfig, track: Tracker, load: Loaded) -> Features:
