@@ -77,18 +77,24 @@ DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"  # MLFLOW_TRACKING_URI unset: a fil
 # The metrics the quality gate judges, as the training pipeline logs them (training.gate), and
 # the baselines each must beat; the bundle keeps them all, beside the other baselines evaluated.
 GATE_BASELINES = {
-    "churn_model_roc_auc": ("churn_recency_rule_roc_auc", "churn_bgnbd_roc_auc"),
-    "churn_model_average_precision": ("churn_bgnbd_average_precision",),
-    f"offers_engine_{at_k('recall')}": (f"offers_popularity_{at_k('recall')}", f"offers_random_{at_k('recall')}"),
+    "churn_model_roc_auc": ("churn_recency_rule_roc_auc", "churn_bgnbd_roc_auc", "churn_logistic_roc_auc"),
+    "churn_model_average_precision": ("churn_bgnbd_average_precision", "churn_logistic_average_precision"),
+    f"offers_engine_{at_k('recall')}": (
+        f"offers_popularity_{at_k('recall')}",
+        f"offers_random_{at_k('recall')}",
+        f"offers_personal_history_{at_k('recall')}",
+    ),
     f"cf_als_all_{at_k('ndcg')}": (f"cf_popularity_all_{at_k('ndcg')}",),
 }
 GATE_METRICS = tuple(GATE_BASELINES)
 OTHER_BASELINES = {  # evaluated too, not gated on
-    "churn_model_roc_auc": ("churn_logistic_roc_auc",),
-    "churn_model_average_precision": ("churn_recency_rule_average_precision", "churn_logistic_average_precision"),
-    f"offers_engine_{at_k('recall')}": (f"offers_personal_history_{at_k('recall')}", f"offers_als_{at_k('recall')}"),
+    "churn_model_average_precision": ("churn_recency_rule_average_precision",),
+    f"offers_engine_{at_k('recall')}": (f"offers_als_{at_k('recall')}",),
     f"cf_als_all_{at_k('ndcg')}": (f"cf_repeat_purchase_all_{at_k('ndcg')}",),
 }
+# Settings a candidate must share with the champion to be compared with it: another horizon
+# changes what churn_probability means (a new model line), another hold-out another evaluation.
+GATE_LIKE_WITH_LIKE = ("horizon_days", "held_out_campaigns")
 
 # Campaigns of The Complete Journey: development uses 8 and 13; 18 is held back
 # for independent evaluation and must never be used for tuning or evaluation.

@@ -22,10 +22,14 @@ def list_(name):
     if not rows:
         click.echo(f"no versions of {name!r}")
         return
-    click.echo(f"{'version':>8}  {'aliases':<22}" + "".join(f"{m:>32}" for m in C.GATE_METRICS))
+    head = f"{'version':>8}  {'aliases':<20} {'horizon':>7} {'as_of':<10} {'data':<12} {'gate':<7}"
+    click.echo(head + "".join(f"{m:>32}" for m in C.GATE_METRICS))
     for r in rows:
         vals = "".join(f"{'' if r[m] is None else format(r[m], '.4f'):>32}" for m in C.GATE_METRICS)
-        click.echo(f"{r['version']:>8}  {','.join(r['aliases']):<22}{vals}")
+        click.echo(
+            f"{r['version']:>8}  {','.join(r['aliases']):<20} {r['horizon_days'] or '':>7} {r['as_of'] or '':<10} "
+            f"{(r['data_fingerprint'] or '')[:12]:<12} {r['quality_gate'] or '':<7}{vals}"
+        )
 
 
 @models.command()

@@ -19,6 +19,7 @@ class ResolvedModel:
     name: str
     version: str | None
     alias: str | None
+    quality_gate: str | None = None  # the version's gate result: passed, failed or forced
 
 
 def load_bundle(model_uri: str, tracking: str | None = None) -> ResolvedModel:
@@ -44,4 +45,10 @@ def load_bundle(model_uri: str, tracking: str | None = None) -> ResolvedModel:
         except MlflowException as exc:
             raise RegistryError(f"{model_uri}: {exc.message}") from None
     local = Path(mlflow.artifacts.download_artifacts(model_uri))
-    return ResolvedModel(ModelBundle.load(local / "artifacts" / "bundle"), name or model_uri, version, alias)
+    gate = None
+    if name and version:
+        try:
+            gate = c.get_model_version(name, version).tags.get("quality_gate")
+        except MlflowException:
+            gate = None
+    return ResolvedModel(ModelBundle.load(local / "artifacts" / "bundle"), name or model_uri, version, alias, gate)

@@ -117,13 +117,17 @@ def list_versions(name: str) -> list[dict]:
     rows = []
     for mv in sorted(versions, key=lambda v: int(v.version), reverse=True):
         mv = c.get_model_version(name, mv.version)  # search results leave the aliases out
-        metrics = version_metrics(c, name, mv.version)[0] if mv.run_id else {}
+        metrics, params = version_metrics(c, name, mv.version) if mv.run_id else ({}, {})
         rows.append(
             {
                 "version": str(mv.version),
                 "aliases": sorted(mv.aliases),
                 "created": mv.creation_timestamp,
                 "run_id": mv.run_id,
+                "horizon_days": params.get("horizon_days"),
+                "as_of": params.get("as_of"),
+                "data_fingerprint": params.get("data_fingerprint"),
+                "quality_gate": mv.tags.get("quality_gate"),
                 **{m: metrics.get(m) for m in C.GATE_METRICS},
             }
         )

@@ -67,7 +67,7 @@ def create_app(config: dict | None = None, *, load_model: bool = True) -> Flask:
         settings.catalog,
         settings.answer_cache,
         reload_file=settings.reload_file,
-        on_loaded=lambda loaded: metrics.model_loaded(loaded.version, loaded.loaded_at),
+        on_loaded=lambda loaded: metrics.model_loaded(loaded.version, loaded.loaded_at, loaded.bundle.config),
     )
     events = EventStore(settings.events_url)
     app.extensions["recsys"] = State(

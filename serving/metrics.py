@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import time
 
+import pandas as pd
 from flask import Flask, request
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -55,6 +56,20 @@ class Metrics:
             multiprocess_mode="liveall",
         )
 
+        # staleness: alert on time() - these (the model's age, and how old its newest data is)
+        self.model_trained_at = Gauge(
+            "recsys_model_trained_at_seconds",
+            "When the loaded model was trained (Unix time)",
+            registry=self.registry,
+            multiprocess_mode="liveall",
+        )
+        self.model_data_last = Gauge(
+            "recsys_model_data_last_date_seconds",
+            "The last transaction date of the loaded model's training data (Unix time)",
+            registry=self.registry,
+            multiprocess_mode="liveall",
+        )
+
     def init_app(self, app: Flask) -> None:
         wsgi_app = app.wsgi_app
 
@@ -84,9 +99,15 @@ class Metrics:
                 self.errors.labels(endpoint).inc()
             return response
 
-    def model_loaded(self, version: str | None, loaded_at: float) -> None:
+    def model_loaded(self, version: str | None, loaded_at: float, config: dict | None = None) -> None:
         self.model_version.set(int(version) if version and version.isdigit() else 0)
         self.model_loaded_at.set(loaded_at)
+        config = config or {}
+        for gauge, key in ((self.model_trained_at, "trained_at"), (self.model_data_last, "data_last_date")):
+            try:
+                gauge.set(pd.Timestamp(config[key]).timestamp())
+            except (KeyError, TypeError, ValueError):
+                gauge.set(0)
 
     def exposition(self) -> tuple[bytes, str]:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

@@ -46,6 +46,7 @@ class Loaded:
     _by_day: dict  # day -> PreparedOffers of the offers valid that day (a few recent days kept)
     answers: AnswerCache  # answers given with this model and catalog (serving.answers)
     campaign_of: dict  # offer_id -> the catalog's campaign_id, for the events recorded of it
+    quality_gate: str | None = None  # the registered version's gate result
 
     def prepared_on(self, day: pd.Timestamp) -> PreparedOffers:
         """The catalog's offers valid on ``day``, prepared once per day: a request only scores
@@ -100,6 +101,7 @@ def load(model_uri: str, tracking_uri: str, catalog_source: str | None, cache_en
         {},
         AnswerCache(cache_entries),
         _campaigns(catalog),
+        resolved.quality_gate,
     )
     # warm-up: the first request should not pay for lazy work
     if len(ids):

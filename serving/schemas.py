@@ -175,7 +175,16 @@ class ModelInfo(Schema):
     alias = fields.String(allow_none=True)
     model_uri = fields.String()
     trained_at = fields.String(allow_none=True)
-    as_of = fields.String(allow_none=True)
+    as_of = fields.String(allow_none=True, metadata={"description": "the date the model was trained as of"})
+    horizon_days = fields.Integer(
+        allow_none=True, metadata={"description": "churn_probability: no purchase within this many days"}
+    )
+    data_fingerprint = fields.String(allow_none=True, metadata={"description": "digest of the training data"})
+    data_last_date = fields.String(allow_none=True, metadata={"description": "the last transaction's date"})
+    age_days = fields.Float(allow_none=True, metadata={"description": "days since the model was trained"})
+    quality_gate = fields.String(
+        allow_none=True, metadata={"description": "the version's quality gate: passed, failed or forced"}
+    )
     loaded_at = fields.String()
     metrics = fields.Dict(keys=fields.String(), values=fields.Float())
     catalog_offers = fields.Integer()

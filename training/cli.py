@@ -61,6 +61,12 @@ EXIT_GATE_FAILED = 3
     type=float,
     help="How far below the champion a gate metric may fall.",
 )
+@click.option("--no-promote", is_flag=True, help="Register and gate the model, but leave the champion as it is.")
+@click.option(
+    "--force-promote",
+    is_flag=True,
+    help="Promote even when the quality gate fails or could not evaluate; recorded as quality_gate=forced.",
+)
 @events_option("read with the dataset's offer_events")
 @fail_on_bad_data
 def train(
@@ -75,6 +81,8 @@ def train(
     no_register,
     hold_out,
     tolerance,
+    no_promote,
+    force_promote,
     events_url,
 ):
     """Train, evaluate, package, register and (if it passes the quality gate) promote a model.
@@ -96,6 +104,8 @@ def train(
         until=until,
         register=not no_register,
         tolerance=tolerance,
+        promote=not no_promote,
+        force_promote=force_promote,
         held_out_campaigns=tuple(_campaign_id(c) for c in hold_out if c != ""),
         events_url=events_url or None,
     )
@@ -128,7 +138,7 @@ def _print_result(result) -> None:
         click.echo(f"model: {result.model_uri}")
     if result.gate is not None:
         click.echo(result.gate.report())
-        if not result.gate.passed:
+        if not result.gate.passed and not result.gate.forced:
             raise SystemExit(EXIT_GATE_FAILED)
 
 

@@ -33,6 +33,8 @@ class TrainConfig:
     model_name: str = C.MODEL_NAME
     until: str | None = None
     register: bool = True
+    promote: bool = True  # False: register and gate, never move the champion
+    force_promote: bool = False  # promote even when the gate fails (recorded as quality_gate=forced)
     tolerance: float = 0.01
 
     def stages(self) -> list[str]:

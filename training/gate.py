@@ -1,15 +1,33 @@
-"""The quality gate: a candidate is promoted to champion only when it beats its baselines and
-does not fall below the champion (docs/training.md)."""
+"""The quality gate: a candidate is promoted to champion only when its evaluation ran, it beats
+its baselines, and it is not worse than the champion scored on the candidate's own evaluation
+(docs/training.md).
+
+Like with like: a champion of another horizon or hold-out is another model line and is not
+compared; the gate refuses by name. The champion's churn model is re-scored on the candidate's
+evaluation snapshot (same customers, same labels) and the paired bootstrap difference is gated:
+the candidate may not fall below the champion by more than ``tolerance``. The champion has often
+seen some of those labels in its own training, which can only flatter it: the comparison is
+conservative. Metrics that cannot be re-scored (the offer and collaborative-filtering backtests
+refit their models) are compared with the champion's only when both ran on the same data and
+date.
+"""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
+import pandas as pd
+from sklearn.metrics import average_precision_score, roc_auc_score
+
 from recsys import constants as C
+from recsys.evaluation import bootstrap_differences
 from registry.store import alias_version, client, set_champion, version_metrics
 
-# Metric, and the baselines the model must beat on it (same run, same evaluation).
+logger = logging.getLogger(__name__)
+
 GATE = C.GATE_BASELINES
+RESCORED = {"roc_auc": "churn_model_roc_auc", "average_precision": "churn_model_average_precision"}
 
 
 @dataclass
@@ -20,6 +38,12 @@ class GateResult:
     promoted: bool
     checks: list[dict] = field(default_factory=list)
     note: str = ""
+    forced: bool = False  # promoted although it failed, by request (recorded)
+    champion_metrics: dict = field(default_factory=dict)  # the champion re-scored on this evaluation
+
+    @property
+    def status(self) -> str:
+        return "passed" if self.passed else ("forced" if self.forced else "failed")
 
     def as_dict(self) -> dict:
         return {
@@ -27,7 +51,10 @@ class GateResult:
             "champion": self.champion,
             "passed": self.passed,
             "promoted": self.promoted,
+            "forced": self.forced,
+            "status": self.status,
             "checks": self.checks,
+            "champion_metrics": self.champion_metrics,
             "note": self.note,
         }
 
@@ -41,6 +68,8 @@ class GateResult:
             lines.append(f"  {mark} {c['metric']} = {_fmt(c['value'])} {c['rule']} {_fmt(c['against'])} ({c['what']})")
         if self.note:
             lines.append(f"  note: {self.note}")
+        if self.forced:
+            lines.append("  promoted by --force-promote although the gate failed (recorded as quality_gate=forced)")
         lines.append(
             f"  champion is now version {self.version}"
             if self.promoted
@@ -53,8 +82,25 @@ def _fmt(v) -> str:
     return "n/a" if v is None else f"{v:.4f}"
 
 
-def quality_gate(name: str, version: str, *, tolerance: float = 0.01, promote: bool = True) -> GateResult:
-    """Check ``version`` against its baselines and the champion; promote it when it passes."""
+def _check(metric, value, rule, against, what, ok) -> dict:
+    return {"metric": metric, "value": value, "rule": rule, "against": against, "what": what, "ok": bool(ok)}
+
+
+def quality_gate(
+    name: str,
+    version: str,
+    *,
+    tolerance: float = 0.01,
+    promote: bool = True,
+    force: bool = False,
+    evaluation: pd.DataFrame | None = None,
+) -> GateResult:
+    """Check ``version`` against its baselines and the champion; promote it when it passes (or,
+    with ``force``, although it failed).
+
+    ``evaluation``: the candidate's churn evaluation snapshot (features, ``churned`` and the
+    candidate's ``model`` score per customer), on which the champion is re-scored.
+    """
     c = client()
     metrics, params = version_metrics(c, name, version)
     champion = alias_version(name, C.CHAMPION)
@@ -62,49 +108,96 @@ def quality_gate(name: str, version: str, *, tolerance: float = 0.01, promote: b
     for metric, baselines in GATE.items():
         value = metrics.get(metric)
         if value is None:
-            continue  # that part was not evaluated (e.g. a dataset without campaigns)
+            checks.append(_check(metric, None, "evaluated", None, "its evaluation could not run (see the run)", False))
+            continue
         for b in baselines:
             if b in metrics:
-                checks.append(
-                    {
-                        "metric": metric,
-                        "value": value,
-                        "rule": ">",
-                        "against": metrics[b],
-                        "what": f"baseline {b}",
-                        "ok": value > metrics[b],
-                    }
-                )
-    note = ""
+                checks.append(_check(metric, value, ">", metrics[b], f"baseline {b}", value > metrics[b]))
+    notes: list[str] = []
+    champion_metrics: dict = {}
     if champion is not None and champion != version:
         old, old_params = version_metrics(c, name, champion)
-        same = old_params.get("data_fingerprint") == params.get("data_fingerprint") and old_params.get(
-            "as_of"
-        ) == params.get("as_of")
-        if same:
-            for metric in GATE:
-                if metric in metrics and metric in old:
-                    checks.append(
-                        {
-                            "metric": metric,
-                            "value": metrics[metric],
-                            "rule": ">=",
-                            "against": old[metric] - tolerance,
-                            "what": f"champion v{champion} {old[metric]:.4f} - tolerance {tolerance}",
-                            "ok": metrics[metric] >= old[metric] - tolerance,
-                        }
-                    )
-        else:
-            note = (
-                f"champion v{champion} was evaluated on other data or another date "
-                f"({old_params.get('data_fingerprint')} as of {old_params.get('as_of')}); "
-                "only the baselines are compared"
+        differs = [k for k in C.GATE_LIKE_WITH_LIKE if str(params.get(k)) != str(old_params.get(k))]
+        for key in differs:
+            checks.append(
+                _check(
+                    key,
+                    None,
+                    "==",
+                    None,
+                    f"{key} {params.get(key)} differs from champion v{champion}'s {old_params.get(key)}: another "
+                    "model line; train it under another --model-name, or promote it by hand",
+                    False,
+                )
             )
-    if not checks:
-        note = (note + "; " if note else "") + "no gate metric was evaluated"
+        if not differs:
+            same_data = (old_params.get("data_fingerprint"), old_params.get("as_of")) == (
+                params.get("data_fingerprint"),
+                params.get("as_of"),
+            )
+            rescored = _rescore_champion(name, champion, evaluation, tolerance, checks, notes)
+            champion_metrics.update(rescored)
+            for metric in GATE:
+                if metric in rescored or not (same_data and metric in metrics and metric in old):
+                    continue
+                checks.append(
+                    _check(
+                        metric,
+                        metrics[metric],
+                        ">=",
+                        old[metric] - tolerance,
+                        f"champion v{champion} on the same data {old[metric]:.4f} - tolerance {tolerance}",
+                        metrics[metric] >= old[metric] - tolerance,
+                    )
+                )
+            if not same_data:
+                notes.append(
+                    f"champion v{champion} was trained on other data or another date; offer and CF metrics are "
+                    "compared with the baselines only"
+                )
     passed = bool(checks) and all(ch["ok"] for ch in checks)
+    forced = force and not passed
     promoted = False
-    if passed and promote:
+    if promote and (passed or forced):
         set_champion(c, name, version)
         promoted = True
-    return GateResult(version, champion, passed, promoted, checks, note)
+    return GateResult(version, champion, passed, promoted, checks, "; ".join(notes), forced, champion_metrics)
+
+
+def _rescore_champion(
+    name: str, champion: str, evaluation: pd.DataFrame | None, tolerance: float, checks: list, notes: list
+) -> dict:
+    """The champion's churn model on the candidate's evaluation snapshot; appends the paired checks."""
+    if evaluation is None or evaluation.empty:
+        notes.append("no churn evaluation to re-score the champion on")
+        return {}
+    from registry.loader import load_bundle
+
+    try:
+        bundle = load_bundle(f"models:/{name}/{champion}").bundle
+        champion_score = bundle.churn_model.predict_proba(evaluation)[:, 1]
+    except Exception as exc:  # an older bundle format or other features: say so, compare with baselines only
+        logger.warning("champion v%s could not be scored on this evaluation: %s", champion, exc)
+        notes.append(f"champion v{champion} could not be scored on this evaluation ({exc})")
+        return {}
+    y = evaluation["churned"].to_numpy()
+    diffs = bootstrap_differences(y, {"model": evaluation["model"].to_numpy(), "champion": champion_score})
+    out = {}
+    scorers = {"roc_auc": roc_auc_score, "average_precision": average_precision_score}
+    for row in diffs.itertuples(index=False):
+        metric = RESCORED[row.metric]
+        candidate = float(scorers[row.metric](y, evaluation["model"].to_numpy()))
+        champ = float(scorers[row.metric](y, champion_score))
+        out[metric] = champ
+        checks.append(
+            _check(
+                metric,
+                candidate,
+                ">=",
+                champ - tolerance,
+                f"champion v{champion} re-scored on this evaluation ({len(y)} customers): {champ:.4f}; "
+                f"difference {row.difference:+.4f} [{row.low:+.4f}, {row.high:+.4f}], tolerance {tolerance}",
+                candidate >= champ - tolerance,
+            )
+        )
+    return out

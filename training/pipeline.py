@@ -54,7 +54,7 @@ STAGE_INPUTS: dict[str, tuple[str, ...]] = {
     "offers": ("load", "churn", "cf"),
     "evaluate": ("load",),
     "package": ("load", "churn", "offers", "evaluate"),
-    "register": ("package",),
+    "register": ("package", "churn"),
 }
 assert tuple(STAGE_FUNCTIONS) == STAGES == tuple(STAGE_INPUTS)
 

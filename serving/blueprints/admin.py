@@ -12,6 +12,12 @@ from serving.web import ApiError, Blueprint, require, state
 blp = Blueprint("model", __name__, url_prefix="/v1", description="Model information and reload")
 
 
+def model_age_days(trained_at: str | None) -> float | None:
+    if not trained_at:
+        return None
+    return round((datetime.now(UTC) - datetime.fromisoformat(trained_at)).total_seconds() / 86400, 3)
+
+
 def model_info() -> dict:
     loaded = state().model.current
     b = loaded.bundle
@@ -22,6 +28,11 @@ def model_info() -> dict:
         "model_uri": loaded.model_uri,
         "trained_at": b.config.get("trained_at"),
         "as_of": b.config.get("as_of"),
+        "horizon_days": b.config.get("horizon_days"),
+        "data_fingerprint": b.config.get("data_fingerprint"),
+        "data_last_date": b.config.get("data_last_date"),
+        "age_days": model_age_days(b.config.get("trained_at")),
+        "quality_gate": loaded.quality_gate,
         "loaded_at": datetime.fromtimestamp(loaded.loaded_at, UTC).isoformat(),
         "metrics": {k: float(v) for k, v in b.metrics.items()},
         "catalog_offers": len(loaded.catalog),

@@ -35,6 +35,9 @@ class Churn:
     customers: pd.DataFrame  # per customer: constants.CUSTOMER_COLUMNS
     mode: str = "full"  # recsys.churn.history: full, default_parameters or not_evaluated
     notes: tuple[str, ...] = ()
+    # the evaluation snapshot: features, churned and the backtest model's score ("model") per
+    # customer; the quality gate re-scores the champion on it
+    evaluation_set: pd.DataFrame | None = None
 
 
 def churn(cfg: TrainConfig, track: Tracker, load: Loaded, features: Features, segmentation: Segmentation) -> Churn:
@@ -65,7 +68,15 @@ def churn(cfg: TrainConfig, track: Tracker, load: Loaded, features: Features, se
     customers = customer_table(scores, features.features, segmentation.segments, segmentation.clusters)
     p = customers["churn_probability"]
     track.log_metrics({"churn_scored_customers": len(p), "churn_high_band_share": float((p >= C.HIGH_RISK).mean())})
-    return Churn(final, bt.evaluation, customers, bt.mode, bt.notes)
+    return Churn(final, bt.evaluation, customers, bt.mode, bt.notes, _evaluation_set(bt))
+
+
+def _evaluation_set(bt) -> pd.DataFrame | None:
+    if bt.evaluation is None:
+        return None
+    rows = bt.data[bt.data["snapshot"] == bt.eval_at].set_index(C.CUSTOMER_ID)
+    scores = bt.evaluation.scores.set_index(C.CUSTOMER_ID)["model"]
+    return rows[[*bt.model.feature_names_, "churned"]].assign(model=scores.reindex(rows.index).to_numpy())
 
 
 def _log_evaluation(cfg: TrainConfig, track: Tracker, ds, bt) -> None:

@@ -48,6 +48,7 @@ def package(
         "horizon_days": cfg.horizon_days,
         "data_source": load.ds.source,
         "data_fingerprint": load.fingerprint,
+        "data_last_date": str(load.ds.transactions[C.TIMESTAMP].max().date()),
         "seed": cfg.seed,
         "trained_at": pd.Timestamp.now("UTC").isoformat(),
         "run_id": mlflow.active_run().info.run_id,
@@ -76,11 +77,22 @@ def package(
     return Package(bundle, info.model_uri)
 
 
-def register(cfg: TrainConfig, track: Tracker, package: Package) -> Registered:
+def register(cfg: TrainConfig, track: Tracker, package: Package, churn: Churn) -> Registered:
     version_ = register_candidate(package.model_uri, cfg.model_name, track.run_id)
-    gate = quality_gate(cfg.model_name, version_, tolerance=cfg.tolerance, promote=True)
+    gate = quality_gate(
+        cfg.model_name,
+        version_,
+        tolerance=cfg.tolerance,
+        promote=cfg.promote,
+        force=cfg.force_promote,
+        evaluation=churn.evaluation_set,
+    )
     mlflow.log_dict(gate.as_dict(), "quality_gate.json")
-    status = "passed" if gate.passed else "failed"
-    mlflow.set_tag("quality_gate", status)
-    mlflow.tracking.MlflowClient().set_tag(track.run_id, "quality_gate", status)
+    if churn.evaluation_set is not None:
+        track.log_table(churn.evaluation_set, "gate/churn_evaluation_set.csv")
+    track.log_metrics({f"gate_champion_{k}": v for k, v in gate.champion_metrics.items()})
+    client = mlflow.tracking.MlflowClient()
+    mlflow.set_tag("quality_gate", gate.status)
+    client.set_tag(track.run_id, "quality_gate", gate.status)
+    client.set_model_version_tag(cfg.model_name, version_, "quality_gate", gate.status)
     return Registered(version_, gate)
