@@ -70,7 +70,9 @@ def export_offers_cmd(k, channel, as_of, data, model_uri, events_url, out):
             progress=bar.update,
         )
     if len(held) and events_url:
-        EventStore(events_url).add(held_out_events(held, catalog if catalog is not None else bundle.catalog))
+        EventStore(events_url).add(
+            held_out_events(held, catalog if catalog is not None else bundle.catalog), conflicts="ignore"
+        )
     elif len(held):
         click.secho(
             "warning: no events store (--events ''): the held-back offers are in the side file only",

@@ -22,6 +22,7 @@ class Issue:
     examples: Sequence[Any] = field(default_factory=tuple)
     severity: str = "error"  # "error" or "warning"
     example_label: str = ""  # what the examples are when not the column's own values
+    rows: tuple[int, ...] = ()  # positions of the first offending rows (up to 100), where known
 
     def __str__(self) -> str:
         where = self.table if self.column is None else f"{self.table}.{self.column}"

@@ -18,6 +18,7 @@ from recsys.data.event_store import EventStore
 from serving.answers import HeldOutRecorder
 from serving.auth import KeyStore
 from serving.config import Settings
+from serving.dependencies import Dependency
 from serving.metrics import Metrics
 from serving.model import ModelHolder, ModelNotReady
 from serving.schemas import Error
@@ -70,8 +71,15 @@ def create_app(config: dict | None = None, *, load_model: bool = True) -> Flask:
         on_loaded=lambda loaded: metrics.model_loaded(loaded.version, loaded.loaded_at, loaded.bundle.config),
     )
     events = EventStore(settings.events_url)
+    events_health = Dependency("events store")
     app.extensions["recsys"] = State(
-        settings, holder, events, KeyStore(settings.api_keys_file), metrics, HeldOutRecorder(events)
+        settings,
+        holder,
+        events,
+        KeyStore(settings.api_keys_file),
+        metrics,
+        HeldOutRecorder(events, events_health),
+        events_health,
     )
     metrics.init_app(app)
 
@@ -100,10 +108,28 @@ def _health(app: Flask) -> None:
 
     @app.get("/readyz")
     def readyz():
-        holder = state().model
-        if holder.ready:
-            return jsonify({"status": "ready", "model_version": holder.current.version})
-        return error_response(503, "not_ready", holder.last_error or "the model is not loaded yet")
+        """Ready when a model is loaded (503 otherwise); "degraded" when it answers without a
+        dependency (offers without the latest events' caps): still 200, so that a load
+        balancer keeps sending traffic to a service that can answer."""
+        st = state()
+        holder = st.model
+        if not holder.ready:
+            return error_response(503, "not_ready", holder.last_error or "the model is not loaded yet")
+        try:
+            st.events.ping()
+            st.events_health.succeeded()
+        except Exception as exc:
+            st.events_health.failed(exc)
+        dependencies = {"events_store": st.events_health.as_dict(), **holder.dependencies()}
+        ok = all(d["ok"] for d in dependencies.values())
+        return jsonify(
+            {
+                "status": "ready" if ok else "degraded",
+                "model_version": holder.current.version,
+                "model_source": holder.current.source,
+                "dependencies": dependencies,
+            }
+        )
 
     @app.get("/metrics")
     def metrics_view():
@@ -114,7 +140,7 @@ def _health(app: Flask) -> None:
 def _errors(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def api_error(exc: ApiError):
-        return error_response(exc.status, exc.code, exc.message)
+        return error_response(exc.status, exc.code, exc.message, exc.retry_after)
 
     @app.errorhandler(ModelNotReady)
     def not_ready(exc):

@@ -58,27 +58,51 @@ class AnswerCache:
 class HeldOutRecorder:
     """Stores held_out events in the events store, each once per process: an assignment seen
     again (the same customer asking again) costs no write. The store keeps each once whatever
-    the process (the event id is derived from the assignment)."""
+    the process (the event id is derived from the assignment).
+
+    With the store unreachable the answer is still given (the offers stay held back) and the
+    events wait in memory (at most ``MAX_PENDING``) to be written with the next ones."""
 
     MAX_REMEMBERED = 1_000_000
+    MAX_PENDING = 100_000
 
-    def __init__(self, store):
+    def __init__(self, store, health=None):
         self.store = store
+        self.health = health  # serving.dependencies.Dependency of the store, or None
         self._seen: set = set()
+        self._pending: list[dict] = []
+        self._lock = threading.Lock()
 
     def __call__(self, held: dict, control, campaign_of: dict) -> None:
         """Record the held-back (customer, offer) pairs of a decision (``ranker.decide``'s second
         result) not recorded by this process yet."""
         ids = [control.event_id(c, o) for c, o in zip(held[C.CUSTOMER_ID].tolist(), held[C.OFFER_ID].tolist())]
         fresh = [i for i, e in enumerate(ids) if e not in self._seen]
-        if not fresh:
+        if not fresh and not self._pending:
             return
         new = held_events({k: v[fresh] for k, v in held.items()}, control, campaign_of, [ids[i] for i in fresh])
-        if new:
-            self.store.add(new)
-            if len(self._seen) > self.MAX_REMEMBERED:
-                self._seen = set()
-            self._seen.update(e[C.EVENT_ID] for e in new)
+        with self._lock:
+            batch, self._pending = self._pending + new, []
+        if not batch:
+            return
+        try:
+            self.store.add(batch, conflicts="ignore")  # the first worker to record an assignment wins
+        except Exception as exc:
+            if self.health is None:
+                raise
+            self.health.failed(exc)
+            with self._lock:
+                self._pending = (batch + self._pending)[-self.MAX_PENDING :]
+            return
+        if self.health is not None:
+            self.health.succeeded()
+        if len(self._seen) > self.MAX_REMEMBERED:
+            self._seen = set()
+        self._seen.update(e[C.EVENT_ID] for e in batch)
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
 
 
 def _dumps(obj) -> bytes:

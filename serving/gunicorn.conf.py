@@ -40,6 +40,9 @@ preload_app = True
 timeout = int(os.environ.get("RECSYS_TIMEOUT", "30"))
 graceful_timeout = 30
 keepalive = 5
+# Request lines up to gunicorn's largest: an over-long id in a URL gets the service's JSON 400
+# (ids hold at most 128 characters), not gunicorn's page; beyond 8 KB gunicorn refuses it itself.
+limit_request_line = 8190
 max_requests = 0
 accesslog = os.environ.get("RECSYS_ACCESS_LOG")  # None: no access log; "-" for stdout
 errorlog = "-"

@@ -24,6 +24,7 @@ from recsys.io import json_safe
 from recsys.offers import PreparedOffers
 from registry.loader import load_bundle
 from serving.answers import AnswerCache, offer_json
+from serving.fields import parse_int_id
 
 logger = logging.getLogger(__name__)
 
@@ -62,14 +63,16 @@ class Loaded:
             self._by_day[day] = found
         return found
 
-    def parse_customer_id(self, text: str):
-        """A customer id from a URL or JSON, in the model's id type."""
+    def parse_customer_id(self, value):
+        """A customer id from a URL (text) or JSON (integer or text, serving.fields), in the
+        model's id type. Only the canonical form names a known customer: "1_364", "١٣٦٤" or
+        " 1364" are other ids, unknown to the model (cold start), never customer 1364."""
         if self.id_is_int:
-            try:
-                return int(text)
-            except (TypeError, ValueError):
-                return text  # unknown to the model: treated as a new customer
-        return str(text)
+            if isinstance(value, int) and not isinstance(value, bool):
+                return value
+            found = parse_int_id(value) if isinstance(value, str) else None
+            return value if found is None else found
+        return str(value)
 
 
 OFFER_FIELDS = (C.NAME, C.OFFER_TYPE, C.VALUE, C.CATEGORY, C.START_DATE, C.END_DATE, C.CHANNELS)

@@ -5,6 +5,9 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from recsys import constants as C
+from serving.fields import Id, WholeNumber
+
+CURSOR = validate.Regexp(r"^[A-Za-z0-9_-]{1,200}$", error="not a cursor this service issued")
 
 
 class ErrorBody(Schema):
@@ -19,7 +22,7 @@ class Error(Schema):
 
 
 class OffersQuery(Schema):
-    k = fields.Integer(load_default=C.DEFAULT_K, validate=validate.Range(min=1, max=100))
+    k = WholeNumber(text=True, load_default=C.DEFAULT_K, validate=validate.Range(min=1, max=100))
     channel = fields.String(load_default=None, validate=validate.OneOf(C.CHANNEL_NAMES))
     as_of = fields.Date(load_default=None, metadata={"description": "date offers must be valid on (default: today)"})
 
@@ -28,7 +31,7 @@ class Offer(Schema):
     """A ranked offer. Answers sort by ``tier`` ascending, then ``score`` descending: that is ``rank``."""
 
     rank = fields.Integer()
-    offer_id = fields.Raw()
+    offer_id = Id()
     name = fields.String()
     offer_type = fields.String()
     value = fields.Float()
@@ -54,12 +57,15 @@ class Offer(Schema):
 
 
 class CustomerOffers(Schema):
-    customer_id = fields.Raw()
+    customer_id = Id()
     cold_start = fields.Boolean()
     model_version = fields.String(allow_none=True)
     offers = fields.List(fields.Nested(Offer))
+    notice = fields.String(
+        metadata={"description": "present when the answer is degraded, e.g. ranked without the events store"}
+    )
     held_out = fields.List(
-        fields.Raw(),
+        Id(),
         metadata={
             "description": "offers this customer would have got and is held back from as their control "
             "group (a held_out event is recorded for each): send them nothing for these"
@@ -68,8 +74,8 @@ class CustomerOffers(Schema):
 
 
 class BatchRequest(Schema):
-    customer_ids = fields.List(fields.Raw(), required=True, validate=validate.Length(min=1))
-    k = fields.Integer(load_default=C.DEFAULT_K, validate=validate.Range(min=1, max=100))
+    customer_ids = fields.List(Id(), required=True, validate=validate.Length(min=1))
+    k = WholeNumber(load_default=C.DEFAULT_K, validate=validate.Range(min=1, max=100))
     channel = fields.String(load_default=None, validate=validate.OneOf(C.CHANNEL_NAMES))
     as_of = fields.Date(load_default=None)
 
@@ -80,7 +86,7 @@ class BatchResponse(Schema):
 
 
 class ChurnRisk(Schema):
-    customer_id = fields.Raw()
+    customer_id = Id()
     churn_probability = fields.Float()
     risk_band = fields.String()
     reasons = fields.List(fields.String())
@@ -114,8 +120,8 @@ class AtRiskQuery(Schema):
     )
     sort = fields.String(load_default="value", validate=validate.OneOf(SORTABLE))
     order = fields.String(load_default="desc", validate=validate.OneOf(("asc", "desc")))
-    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=10_000))
-    cursor = fields.String(load_default=None)
+    limit = WholeNumber(text=True, load_default=100, validate=validate.Range(min=1, max=10_000))
+    cursor = fields.String(load_default=None, validate=CURSOR)
     format = fields.String(load_default=None, validate=validate.OneOf(("json", "csv")))
 
 
@@ -138,25 +144,33 @@ class Segments(Schema):
 
 
 class PageQuery(Schema):
-    limit = fields.Integer(load_default=100, validate=validate.Range(min=1, max=10_000))
-    cursor = fields.String(load_default=None)
+    limit = WholeNumber(text=True, load_default=100, validate=validate.Range(min=1, max=10_000))
+    cursor = fields.String(load_default=None, validate=CURSOR)
 
 
 class SegmentCustomers(Schema):
     segment = fields.String()
-    customer_ids = fields.List(fields.Raw())
+    customer_ids = fields.List(Id())
     next_cursor = fields.String(allow_none=True)
     total = fields.Integer()
 
 
 class Event(Schema):
-    event_id = fields.String(required=True, validate=validate.Length(min=1, max=128))
-    customer_id = fields.Raw(required=True)
-    offer_id = fields.Raw(required=True)
+    """One event. Beyond these types, each is checked against the data contract's rules for
+    offer_events (recsys data validate): a known offer, a timestamp not in the future."""
+
+    event_id = fields.String(
+        required=True, validate=validate.Regexp(r"^[^\x00-\x1f\x7f]{1,128}$", error="must be 1 to 128 characters")
+    )
+    customer_id = Id(required=True)
+    offer_id = Id(required=True)
     event = fields.String(required=True, validate=validate.OneOf(C.EVENT_TYPES))
-    propensity = fields.Float(load_default=None, validate=validate.Range(min=0, max=1))
-    timestamp = fields.DateTime(required=True)
-    campaign_id = fields.Raw(load_default=None)
+    propensity = fields.Float(load_default=None, allow_nan=False, validate=validate.Range(min=0, max=1))
+    timestamp = fields.String(
+        required=True,
+        metadata={"format": "date-time", "description": "ISO 8601; UTC unless it carries an offset"},
+    )
+    campaign_id = Id(load_default=None, allow_none=True)
 
 
 class EventsRequest(Schema):

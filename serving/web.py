@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import base64
 import functools
+import json
 from dataclasses import dataclass
+from typing import ClassVar
 
 import flask_smorest
 from flask import current_app, jsonify, request
-from marshmallow import Schema
-from webargs.flaskparser import FlaskParser
+from marshmallow import RAISE, Schema
+from webargs import core
+from webargs.flaskparser import FlaskParser, is_json_request
 
 from recsys.data.event_store import EventStore
 from serving.auth import KeyStore, allowed
 from serving.config import Settings
+from serving.dependencies import Dependency
+from serving.fields import check_id
 from serving.model import ModelHolder
 
 
@@ -25,6 +30,7 @@ class State:
     keys: KeyStore
     metrics: object
     held_out: object  # serving.answers.HeldOutRecorder: records held_out events in the events store
+    events_health: Dependency  # whether the events store answers (serving.dependencies)
 
 
 class QueryMemoParser(FlaskParser):
@@ -38,6 +44,35 @@ class QueryMemoParser(FlaskParser):
 
     MAX_ENTRIES = 4096
     DEFAULT_VALIDATION_STATUS = 400  # bad parameters are a 400 in the service's error shape (and so documented)
+    # A parameter the service does not know is refused by name: a misspelt "chanel" must not
+    # silently answer for every channel.
+    DEFAULT_UNKNOWN_BY_LOCATION: ClassVar[dict] = {
+        **FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION,
+        "query": RAISE,
+        "json": RAISE,
+    }
+
+    def _raw_load_json(self, req):
+        """The JSON body: a body of another content type is refused by name (415), invalid or
+        too deeply nested JSON is a 400 that says where."""
+        if not is_json_request(req):
+            if req.get_data(cache=True) or req.method in ("POST", "PUT", "PATCH"):
+                raise ApiError(
+                    415,
+                    "unsupported_media_type",
+                    f"Content-Type {req.mimetype or '(none)'} is not accepted: send the body as application/json",
+                )
+            return core.missing
+        try:
+            return json.loads(req.get_data(cache=True))
+        except UnicodeDecodeError as exc:
+            raise ApiError(400, "bad_json", f"the body is not UTF-8 (byte {exc.start})") from None
+        except json.JSONDecodeError as exc:
+            raise ApiError(
+                400, "bad_json", f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+            ) from None
+        except RecursionError:
+            raise ApiError(400, "bad_json", "the body nests arrays or objects too deeply") from None
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -67,14 +102,16 @@ def state() -> State:
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str):
+    def __init__(self, status: int, code: str, message: str, *, retry_after: int | None = None):
         super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+        self.status, self.code, self.message, self.retry_after = status, code, message, retry_after
 
 
-def error_response(status: int, code: str, message: str):
+def error_response(status: int, code: str, message: str, retry_after: int | None = None):
     response = jsonify({"error": {"code": code, "message": message}})
     response.status_code = status
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
     return response
 
 
@@ -111,4 +148,14 @@ def decode_cursor(cursor: str | None, version: str | None) -> int:
         raise ApiError(400, "bad_parameter", "cursor: not a cursor this service issued") from None
     if ver != (version or "-"):
         raise ApiError(400, "stale_cursor", "cursor: the model changed since this cursor was issued; start again")
+    if offset < 0 or str(offset) != raw.rsplit(":", 1)[1]:
+        raise ApiError(400, "bad_parameter", "cursor: not a cursor this service issued")
     return offset
+
+
+def path_id(text: str, where: str = "customer_id") -> str:
+    """A customer id from the URL path, as the service accepts ids (serving.fields)."""
+    try:
+        return check_id(text, where)
+    except ValueError as exc:
+        raise ApiError(400, "bad_parameter", str(exc)) from None

@@ -36,6 +36,7 @@ class TrainConfig:
     promote: bool = True  # False: register and gate, never move the champion
     force_promote: bool = False  # promote even when the gate fails (recorded as quality_gate=forced)
     tolerance: float = 0.01
+    baseline_tolerance: float = C.GATE_BASELINE_TOLERANCE
 
     def stages(self) -> list[str]:
         """The stages this run goes through, in order."""

@@ -91,6 +91,7 @@ def quality_gate(
     version: str,
     *,
     tolerance: float = 0.01,
+    baseline_tolerance: float = C.GATE_BASELINE_TOLERANCE,
     promote: bool = True,
     force: bool = False,
     evaluation: pd.DataFrame | None = None,
@@ -98,6 +99,8 @@ def quality_gate(
     """Check ``version`` against its baselines and the champion; promote it when it passes (or,
     with ``force``, although it failed).
 
+    ``tolerance``: how far below the champion a metric may fall; ``baseline_tolerance``: how far
+    below a peer baseline (``constants.GATE_PEER_BASELINES``).
     ``evaluation``: the candidate's churn evaluation snapshot (features, ``churned`` and the
     candidate's ``model`` score per customer), on which the champion is re-scored.
     """
@@ -111,7 +114,13 @@ def quality_gate(
             checks.append(_check(metric, None, "evaluated", None, "its evaluation could not run (see the run)", False))
             continue
         for b in baselines:
-            if b in metrics:
+            if b not in metrics:
+                continue
+            if b in C.GATE_PEER_BASELINES:  # a model that could be shipped instead: not worse beyond the tolerance
+                floor = metrics[b] - baseline_tolerance
+                what = f"baseline {b} {metrics[b]:.4f} - tolerance {baseline_tolerance}"
+                checks.append(_check(metric, value, ">=", floor, what, value >= floor))
+            else:  # naive: beaten outright
                 checks.append(_check(metric, value, ">", metrics[b], f"baseline {b}", value > metrics[b]))
     notes: list[str] = []
     champion_metrics: dict = {}

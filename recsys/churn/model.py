@@ -18,6 +18,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
 from recsys import constants as C
+from recsys.churn.baselines import logistic_baseline
 from recsys.customers import FEATURE_COLUMNS
 
 logger = logging.getLogger(__name__)
@@ -33,6 +34,12 @@ DEFAULT_PARAM_GRID = {
     "max_leaf_nodes": (2, 5),
     "min_samples_leaf": (50, 200),
 }
+
+
+# The logistic regression of recsys.churn.baselines as a candidate of the default search: on
+# some data (The Complete Journey among them) it validates as well as the boosted trees, and
+# the served model should be whichever validates better.
+LOGISTIC = {"estimator": "logistic"}
 
 
 # Used when the history is too short to choose (recsys.churn.history): the grid's most
@@ -120,6 +127,8 @@ class ChurnModel(BaseEstimator):
         return train, data[data["snapshot"] == valid_at]
 
     def _booster(self, positives: int, **params) -> Pipeline:
+        if params.get("estimator") == LOGISTIC["estimator"]:
+            return logistic_baseline(self.random_state)
         # Early stopping holds out 15% stratified; with few churners that split is too thin to
         # trust (or impossible), so a fixed, shorter schedule is used instead.
         stop_early = positives >= MIN_CHURNERS_EARLY_STOPPING
@@ -152,6 +161,8 @@ class ChurnModel(BaseEstimator):
         grid = self.param_grid or DEFAULT_PARAM_GRID
         names = sorted(grid)
         points = [dict(zip(names, values)) for values in itertools.product(*(grid[n] for n in names))]
+        if self.param_grid is None:  # the default search also weighs the logistic regression
+            points.append(dict(LOGISTIC))
         self.validation_scores_ = []
         best_model = None
         if len(points) == 1:  # nothing to choose: no validation snapshot is set aside

@@ -102,21 +102,27 @@ def coerce_float(s: pd.Series) -> Coerced:
     return num, _no_bad(s), _NO_PROBLEM
 
 
+OUTSIDE = f"is outside the representable dates ({pd.Timestamp.min:%Y}–{pd.Timestamp.max:%Y})"
+
+
+def _outside_ns(out: pd.Series) -> pd.Series:
+    """Instants a nanosecond timestamp cannot hold (pandas reads some at a coarser unit)."""
+    return out.notna() & ((out < pd.Timestamp.min) | (out > pd.Timestamp.max))
+
+
 def coerce_timestamp(s: pd.Series) -> Coerced:
     """Instants become naive UTC datetime64[ns]; text must be ISO 8601."""
     if pd.api.types.is_datetime64_any_dtype(s.dtype):
         out = s
         if getattr(s.dt, "tz", None) is not None:
             out = s.dt.tz_convert("UTC").dt.tz_localize(None)
-        outside = out.notna() & ((out < pd.Timestamp.min) | (out > pd.Timestamp.max))
+        outside = _outside_ns(out)
         if outside.any():
             return (
                 s,
                 outside,
-                (
-                    f"is outside the representable dates ({pd.Timestamp.min:%Y}–{pd.Timestamp.max:%Y}); "
-                    "are the values in another unit than the column says (e.g. nanoseconds stored as milliseconds)?"
-                ),
+                f"{OUTSIDE}; are the values in another unit than the column says (e.g. nanoseconds stored as "
+                "milliseconds)?",
             )
         return out.astype("datetime64[ns]"), _no_bad(s), _NO_PROBLEM
     if _is_textual(s):
@@ -128,7 +134,11 @@ def coerce_timestamp(s: pd.Series) -> Coerced:
         unparsed = text.notna() & out.isna()
         if unparsed.any():
             return s, unparsed, "is not an ISO 8601 date or timestamp"
-        return out.dt.tz_localize(None).astype("datetime64[ns]"), _no_bad(s), _NO_PROBLEM
+        out = out.dt.tz_localize(None)
+        outside = _outside_ns(out)
+        if outside.any():
+            return s, outside, OUTSIDE
+        return out.astype("datetime64[ns]"), _no_bad(s), _NO_PROBLEM
     return s, s.notna(), f"has dtype {s.dtype}, expected a date or timestamp"
 
 

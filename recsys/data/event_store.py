@@ -18,7 +18,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from recsys import constants as C
-from recsys.errors import DataValidationError, Issue
+from recsys.errors import DataValidationError, Issue, RecsysError
 
 ROWS_PER_THREAD = 100_000  # customers whose rows a thread remembers between commits (SQLite)
 
@@ -39,7 +39,11 @@ EVENTS = sa.Table(
 class EventStore:
     def __init__(self, url: str):
         self.url = url
-        kwargs = {"connect_args": {"check_same_thread": False}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+        kwargs = (
+            {"connect_args": {"check_same_thread": False}}
+            if url.startswith("sqlite")
+            else {"pool_pre_ping": True, "connect_args": {"connect_timeout": 3}}  # never hang a request on it
+        )
         self.engine = sa.create_engine(url, **kwargs)
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_wal)
@@ -60,24 +64,25 @@ class EventStore:
         self._sqlite = self.engine.dialect.name == "sqlite"
         self._local = threading.local()
 
-    def add(self, events: list[dict]) -> int:
-        """Insert events (dicts with the table's columns); returns how many were new."""
+    def add(self, events: list[dict], *, conflicts: str = "error") -> int:
+        """Insert events (dicts with the table's columns) in one transaction; returns how many
+        were new. An ``event_id`` stored already with the same payload is a duplicate and
+        counted as such; with another payload it is refused (``EventConflict``, nothing stored)
+        unless ``conflicts="ignore"`` (the first stored wins: the service's own held_out
+        events, whose ids name the assignment). A database busy with another writer raises
+        ``EventStoreBusy``, one that cannot be reached ``EventStoreUnavailable``: nothing is
+        stored either way."""
         if not events:
             return 0
-        rows = [
-            {
-                C.EVENT_ID: str(e[C.EVENT_ID]),
-                C.CUSTOMER_ID: str(e[C.CUSTOMER_ID]),
-                C.OFFER_ID: str(e[C.OFFER_ID]),
-                C.EVENT: e[C.EVENT],
-                C.TIMESTAMP: pd.Timestamp(e[C.TIMESTAMP]).tz_localize(None).to_pydatetime()
-                if pd.Timestamp(e[C.TIMESTAMP]).tzinfo is None
-                else pd.Timestamp(e[C.TIMESTAMP]).tz_convert("UTC").tz_localize(None).to_pydatetime(),
-                C.CAMPAIGN_ID: None if e.get(C.CAMPAIGN_ID) is None else str(e[C.CAMPAIGN_ID]),
-                C.PROPENSITY: None if e.get(C.PROPENSITY) is None else float(e[C.PROPENSITY]),
-            }
-            for e in events
-        ]
+        rows = [_row(e) for e in events]
+        unique: dict = {}
+        clashing = []
+        for r in rows:
+            seen = unique.setdefault(r[C.EVENT_ID], r)
+            if seen != r:
+                clashing.append(r[C.EVENT_ID])
+        if clashing and conflicts == "error":
+            raise EventConflict(clashing, "sent twice in this request with different payloads")
         dialect = self.engine.dialect.name
         if dialect == "postgresql":
             from sqlalchemy.dialects.postgresql import insert
@@ -86,12 +91,40 @@ class EventStore:
         # RETURNING counts what was new on every back-end (PostgreSQL's rowcount is -1 here)
         stmt = (
             insert(EVENTS)
-            .values(rows)
+            .values(list(unique.values()))
             .on_conflict_do_nothing(index_elements=[C.EVENT_ID])
             .returning(EVENTS.c[C.EVENT_ID])
         )
-        with self.engine.begin() as conn:  # one transaction: all stored or none
-            return len(conn.execute(stmt).all())
+        try:
+            with self.engine.begin() as conn:  # one transaction: all stored or none
+                new = set(conn.execute(stmt).scalars().all())
+                known = [r for i, r in unique.items() if i not in new]
+                if known and conflicts == "error":
+                    differ = self._differing(conn, known)
+                    if differ:
+                        raise EventConflict(differ, "stored already with a different payload")
+                return len(new)
+        except sa.exc.OperationalError as exc:
+            text = str(exc.orig).lower()
+            if "locked" in text or "busy" in text:
+                raise EventStoreBusy(f"the events store is busy with another writer: {exc.orig}") from None
+            raise EventStoreUnavailable(f"the events store cannot be reached: {exc.orig}") from None
+
+    @staticmethod
+    def _differing(conn, rows: list[dict]) -> list[str]:
+        """The ids among ``rows`` whose stored payload is not theirs."""
+        stored = {
+            r[C.EVENT_ID]: dict(r)
+            for r in conn.execute(
+                sa.select(EVENTS).where(EVENTS.c[C.EVENT_ID].in_([r[C.EVENT_ID] for r in rows]))
+            ).mappings()
+        }
+        out = []
+        for r in rows:
+            old = stored.get(r[C.EVENT_ID])
+            if old is not None and {**old, C.TIMESTAMP: _timestamp(old[C.TIMESTAMP])} != r:
+                out.append(r[C.EVENT_ID])
+        return out
 
     def rows_by_customer(self, customer_ids, id_type=str) -> dict:
         """Each customer's events as a sorted tuple of ``(offer_id, event, timestamp)`` rows,
@@ -152,6 +185,11 @@ class EventStore:
             with self.engine.connect() as pooled:
                 return pooled.execute(self._by_customers, {"ids": [key]}).all()
 
+    def ping(self) -> None:
+        """Raise when the store cannot be reached."""
+        with self.engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+
     def after_fork(self) -> None:
         """In a forked worker: drop the connections inherited from the parent without closing
         them (they are the parent's), so this process opens its own."""
@@ -162,6 +200,38 @@ class EventStore:
         """Every event, as the data contract's offer_events table (for the next training)."""
         with self.engine.connect() as conn:
             return pd.read_sql(sa.select(EVENTS), conn)
+
+
+class EventConflict(RecsysError):
+    """Events whose ``event_id`` names another payload: nothing of the request was stored."""
+
+    def __init__(self, event_ids: list[str], why: str):
+        self.event_ids = list(dict.fromkeys(event_ids))
+        shown = ", ".join(repr(i) for i in self.event_ids[:5])
+        super().__init__(f"event_id {shown}{' and others' if len(self.event_ids) > 5 else ''}: {why}")
+
+
+class EventStoreBusy(RecsysError):
+    """Another writer holds the store: try again shortly (nothing was stored)."""
+
+
+class EventStoreUnavailable(RecsysError):
+    """The store cannot be reached (nothing was stored)."""
+
+
+def _row(e: dict) -> dict:
+    """An event as the table stores it: ids as text, the instant as naive UTC."""
+    ts = pd.Timestamp(e[C.TIMESTAMP])
+    ts = ts.tz_localize(None) if ts.tzinfo is None else ts.tz_convert("UTC").tz_localize(None)
+    return {
+        C.EVENT_ID: str(e[C.EVENT_ID]),
+        C.CUSTOMER_ID: str(e[C.CUSTOMER_ID]),
+        C.OFFER_ID: str(e[C.OFFER_ID]),
+        C.EVENT: e[C.EVENT],
+        C.TIMESTAMP: ts.to_pydatetime(),
+        C.CAMPAIGN_ID: None if e.get(C.CAMPAIGN_ID) is None else str(e[C.CAMPAIGN_ID]),
+        C.PROPENSITY: None if e.get(C.PROPENSITY) is None else float(e[C.PROPENSITY]),
+    }
 
 
 def _sqlite_wal(dbapi_connection, _record) -> None:

@@ -10,6 +10,7 @@ import pandas as pd
 from recsys.errors import Issue
 
 MAX_EXAMPLES = 5
+MAX_ROWS = 100
 
 
 def examples(values: Any) -> tuple:
@@ -34,8 +35,11 @@ def examples(values: Any) -> tuple:
 def issue(
     table: str, column: str | None, problem: str, values: Any = (), severity: str = "error", label: str = ""
 ) -> Issue:
+    rows = ()
+    if isinstance(values, pd.Series) and pd.api.types.is_integer_dtype(values.index.dtype):
+        rows = tuple(int(i) for i in values.index[:MAX_ROWS])
     values = list(values)
-    return Issue(table, column, problem, len(values), examples(values), severity, label)
+    return Issue(table, column, problem, len(values), examples(values), severity, label, rows)
 
 
 class Collector:

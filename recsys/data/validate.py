@@ -83,7 +83,7 @@ def _check_values(name: str, df: pd.DataFrame, spec: K.TableSpec, now: pd.Timest
             index = pd.Index(group["index"].astype(int).unique())
             values = df.loc[df.index.isin(index), column]
             if check == "not_nullable":
-                values = pd.Series([None] * len(values))
+                values = pd.Series([None] * len(values), index=values.index, dtype=object)
             out.add(_issue(name, column, problem, values))
 
 
@@ -221,3 +221,18 @@ def validate_tables(
     for issue in out.warnings():
         logger.info("%s", issue)
     return {name: _finalise_ids(df, K.SPECS[name]) for name, df in frames.items()}, out.warnings()
+
+
+def validate_events(events: pd.DataFrame, offers: pd.DataFrame | None, now: pd.Timestamp | None = None) -> list[Issue]:
+    """The problems of offer events on their own, by the same rules as a dataset's offer_events
+    (column types, allowed values, no future instants, known offers): the service checks the
+    events it is sent with this before storing any. Each issue's ``rows`` are positions in
+    ``events``."""
+    raw = {C.OFFER_EVENTS: events.reset_index(drop=True)}
+    if offers is not None:
+        raw[C.OFFERS] = offers
+    try:
+        validate_tables(raw, partial=True, now=now)
+    except DataValidationError as exc:
+        return [i for i in exc.issues if i.table == C.OFFER_EVENTS]
+    return []

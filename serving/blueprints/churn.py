@@ -11,7 +11,7 @@ from flask.views import MethodView
 from recsys import constants as C
 from recsys.io import json_safe
 from serving.schemas import AtRiskPage, AtRiskQuery, ChurnRisk, Error
-from serving.web import ApiError, Blueprint, decode_cursor, encode_cursor, require, state
+from serving.web import ApiError, Blueprint, decode_cursor, encode_cursor, path_id, require, state
 
 blp = Blueprint("churn", __name__, url_prefix="/v1", description="Churn risk and at-risk lists")
 
@@ -27,7 +27,7 @@ class ChurnRiskView(MethodView):
     def get(self, customer_id):
         """Probability, band, reasons, segment, P(alive) of one customer."""
         loaded = state().model.current
-        cid = loaded.parse_customer_id(customer_id)
+        cid = loaded.parse_customer_id(path_id(customer_id))
         risk = loaded.bundle.churn_risk(cid)
         if risk is None:
             raise ApiError(404, "not_found", f"customer {customer_id} is not known to model version {loaded.version}")

@@ -11,7 +11,7 @@ from flask import Response
 
 from serving.answers import answers
 from serving.schemas import BatchRequest, BatchResponse, CustomerOffers, OffersQuery
-from serving.web import ApiError, Blueprint, require, state
+from serving.web import ApiError, Blueprint, path_id, require, state
 
 blp = Blueprint("offers", __name__, url_prefix="/v1", description="Ranked offers per customer")
 
@@ -32,13 +32,26 @@ def offer_answers(customer_ids: list, k: int, channel: str | None, as_of) -> lis
     st = state()
     loaded = st.model.current
     ids = [loaded.parse_customer_id(c) for c in customer_ids]
-    rows = st.events.rows_by_customer(ids, id_type=int if loaded.id_is_int else str)
-    found, cached = answers(loaded, rows, ids, k, channel, _day(as_of), st.settings.control, st.held_out)
+    try:
+        rows = st.events.rows_by_customer(ids, id_type=int if loaded.id_is_int else str)
+        st.events_health.succeeded()
+    except Exception as exc:  # answer without the latest events, and say so (serving.dependencies)
+        st.events_health.failed(exc)
+        rows = None
+    found, cached = answers(loaded, rows or {}, ids, k, channel, _day(as_of), st.settings.control, st.held_out)
+    if rows is None:
+        found = [f[:-1] + NO_EVENTS for f in found]
     if cached:
         st.metrics.answers_cached.inc(cached)
     if cached < len(ids):
         st.metrics.answers_ranked.inc(len(ids) - cached)
     return found
+
+
+NO_EVENTS = (
+    b',"notice":"the events store is unreachable: offers are ranked without recorded events, so frequency caps '
+    b'and redemption limits may not apply"}'
+)
 
 
 def _json(body: bytes) -> Response:
@@ -52,7 +65,7 @@ def _json(body: bytes) -> Response:
 @blp.response(200, CustomerOffers)
 def customer_offers(query, customer_id):
     """Ranked offers for one customer; unknown customers get cold-start offers (cold_start: true)."""
-    return _json(offer_answers([customer_id], query["k"], query["channel"], query["as_of"])[0])
+    return _json(offer_answers([path_id(customer_id)], query["k"], query["channel"], query["as_of"])[0])
 
 
 @blp.route("/offers/batch", methods=["POST"])

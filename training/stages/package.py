@@ -83,6 +83,7 @@ def register(cfg: TrainConfig, track: Tracker, package: Package, churn: Churn) -
         cfg.model_name,
         version_,
         tolerance=cfg.tolerance,
+        baseline_tolerance=cfg.baseline_tolerance,
         promote=cfg.promote,
         force=cfg.force_promote,
         evaluation=churn.evaluation_set,
