@@ -15,7 +15,9 @@ way MLflow's sklearn flavour stores them).
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,11 +36,37 @@ from recsys.offers import OfferRanker, PreparedOffers
 # 3: the library's modules moved into domain packages (the pickled estimators name their modules),
 #    and ranked offers carry a tier.
 BUNDLE_FORMAT = 3
+logger = logging.getLogger(__name__)
 CUSTOMER_COLUMNS = list(C.CUSTOMER_COLUMNS)
 
 
 class BundleError(RecsysError):
     """A bundle directory is incomplete or of another format."""
+
+
+def file_checksums(path: Path) -> dict[str, str]:
+    """SHA-256 of every file under ``path`` but bundle.json, by relative path."""
+    out = {}
+    for file in sorted(p for p in path.rglob("*") if p.is_file() and p.name != "bundle.json"):
+        digest = hashlib.sha256()
+        with file.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+        out[file.relative_to(path).as_posix()] = digest.hexdigest()
+    return out
+
+
+def verify_checksums(path: Path, expected: dict | None) -> None:
+    """Every file the bundle lists, present and unchanged; BundleError naming the first that is not."""
+    if expected is None:
+        logger.warning("%s: the bundle lists no checksums (packaged by an earlier version); not verified", path)
+        return
+    found = file_checksums(path)
+    for name, digest in expected.items():
+        if name not in found:
+            raise BundleError(f"{path}: {name} is missing")
+        if found[name] != digest:
+            raise BundleError(f"{path}: {name} does not match its checksum (damaged or changed after packaging)")
 
 
 @dataclass
@@ -77,12 +105,13 @@ class ModelBundle:
             for name in ("lift", "history"):
                 if getattr(self, name) is not None:
                     getattr(self, name).to_parquet(stage / f"{name}.parquet", index=False)
-            (stage / "bundle.json").write_text(
-                json.dumps(
-                    {"format": BUNDLE_FORMAT, "config": json_safe(self.config), "metrics": json_safe(self.metrics)},
-                    indent=2,
-                )
-            )
+            meta = {
+                "format": BUNDLE_FORMAT,
+                "config": json_safe(self.config),
+                "metrics": json_safe(self.metrics),
+                "files": file_checksums(stage),
+            }
+            (stage / "bundle.json").write_text(json.dumps(meta, indent=2))
         return path
 
     @classmethod
@@ -98,6 +127,7 @@ class ModelBundle:
                 f"{path}: bundle format {meta.get('format')} is not {BUNDLE_FORMAT}, the one this "
                 "version reads; retrain the model (recsys train) to get a bundle it can load"
             )
+        verify_checksums(path, meta.get("files"))
         ranker = joblib.load(path / "ranker.joblib")
         ranker.cf_model_ = ALSRecommender.load(path / "als")
         customers = pd.read_parquet(path / "customers.parquet").set_index(C.CUSTOMER_ID)

@@ -20,6 +20,12 @@ class ResolvedModel:
     version: str | None
     alias: str | None
     quality_gate: str | None = None  # the version's gate result: passed, failed or forced
+    path: Path | None = None  # the bundle directory it was read from
+
+    @property
+    def pinned_uri(self) -> str | None:
+        """``models:/NAME/VERSION``: this very version, whatever the aliases do next."""
+        return f"models:/{self.name}/{self.version}" if self.version else None
 
 
 def load_bundle(model_uri: str, tracking: str | None = None) -> ResolvedModel:
@@ -31,7 +37,8 @@ def load_bundle(model_uri: str, tracking: str | None = None) -> ResolvedModel:
     """
     path = Path(model_uri)
     if path.is_dir():
-        return ResolvedModel(ModelBundle.load(path), path.name, None, None)
+        return ResolvedModel(ModelBundle.load(path), path.name, None, None, path=path)
+    _check_tracking_store(tracking)
     c = client(tracking)
     name = version = alias = None
     if model_uri.startswith("models:/"):
@@ -44,11 +51,24 @@ def load_bundle(model_uri: str, tracking: str | None = None) -> ResolvedModel:
                 name, version = ref.split("/", 1)
         except MlflowException as exc:
             raise RegistryError(f"{model_uri}: {exc.message}") from None
-    local = Path(mlflow.artifacts.download_artifacts(model_uri))
+    # the version resolved above, not the alias again: it may have moved in between
+    local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version}" if name and version else model_uri))
     gate = None
     if name and version:
         try:
             gate = c.get_model_version(name, version).tags.get("quality_gate")
         except MlflowException:
             gate = None
-    return ResolvedModel(ModelBundle.load(local / "artifacts" / "bundle"), name or model_uri, version, alias, gate)
+    bundle_dir = local / "artifacts" / "bundle"
+    return ResolvedModel(ModelBundle.load(bundle_dir), name or model_uri, version, alias, gate, bundle_dir)
+
+
+def _check_tracking_store(tracking: str | None) -> None:
+    """Reading a model never creates a registry: a SQLite tracking store must exist."""
+    from registry.store import tracking_uri
+
+    uri = tracking or tracking_uri()
+    if uri.startswith("sqlite:///"):
+        file = Path(uri[len("sqlite:///") :])
+        if not file.is_file():
+            raise RegistryError(f"the tracking database {file} does not exist (MLFLOW_TRACKING_URI={uri})")

@@ -8,6 +8,7 @@ with ``config`` overriding any setting. The model is loaded once here and on
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 
 from flask import Flask, Response, jsonify
@@ -19,8 +20,8 @@ from serving.answers import HeldOutRecorder
 from serving.auth import KeyStore
 from serving.config import Settings
 from serving.dependencies import Dependency
+from serving.holder import ModelHolder, ModelNotReady
 from serving.metrics import Metrics
-from serving.model import ModelHolder, ModelNotReady
 from serving.schemas import Error
 from serving.web import ApiError, State, error_response, state
 
@@ -35,7 +36,14 @@ class ServiceApi(Api):
     ERROR_SCHEMA = Error
 
 
+# A registry that does not answer must not hold the service for minutes: MLflow's HTTP client
+# retries 7 times with back-off and waits 120 s per request by default.
+MLFLOW_HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+
+
 def create_app(config: dict | None = None, *, load_model: bool = True) -> Flask:
+    for name, value in MLFLOW_HTTP_DEFAULTS.items():
+        os.environ.setdefault(name, value)
     settings = Settings.from_env().updated(config)
     app = Flask(__name__)
     app.secret_key = settings.secret_key or secrets.token_hex(32)  # one per start unless set (gunicorn preloads)
@@ -69,6 +77,8 @@ def create_app(config: dict | None = None, *, load_model: bool = True) -> Flask:
         settings.answer_cache,
         reload_file=settings.reload_file,
         on_loaded=lambda loaded: metrics.model_loaded(loaded.version, loaded.loaded_at, loaded.bundle.config),
+        local_copy=settings.local_copy,
+        registry_timeout=settings.registry_timeout,
     )
     events = EventStore(settings.events_url)
     events_health = Dependency("events store")
@@ -95,8 +105,8 @@ def create_app(config: dict | None = None, *, load_model: bool = True) -> Flask:
     _errors(app)
     if load_model:
         try:
-            holder.reload()
-        except Exception as exc:  # start anyway: /readyz says why, /v1 answers 503
+            holder.start()
+        except Exception as exc:  # start anyway: /readyz says why, /v1 answers 503 (recsys serve exits)
             logger.error("model not loaded: %s", exc)
     return app
 

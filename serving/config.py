@@ -31,6 +31,10 @@ class Settings:
     secret_key: str | None = None  # RECSYS_SECRET_KEY: signs the page's session cookies (default: new per start)
     secure_cookies: bool = True  # RECSYS_SECURE_COOKIES: 0 sends the session cookie over plain HTTP too
     mlflow_ui: str | None = None  # RECSYS_MLFLOW_UI: the MLflow UI's address, for links to a model's run
+    # RECSYS_LOCAL_COPY: where the last model loaded from the registry is kept, verified, to start
+    # from when the registry is unreachable ('' for none)
+    local_copy: str | None = ".recsys/served-model"
+    registry_timeout: float = 20.0  # RECSYS_REGISTRY_TIMEOUT: seconds a model load may wait for the registry
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -48,6 +52,8 @@ class Settings:
             secret_key=os.environ.get("RECSYS_SECRET_KEY") or None,
             secure_cookies=_env("RECSYS_SECURE_COOKIES", "1") not in ("0", "false", "no"),
             mlflow_ui=os.environ.get("RECSYS_MLFLOW_UI") or None,
+            local_copy=os.environ.get("RECSYS_LOCAL_COPY", cls.local_copy) or None,
+            registry_timeout=float(_env("RECSYS_REGISTRY_TIMEOUT", str(cls.registry_timeout))),
         )
 
     def updated(self, overrides: dict | None) -> Settings:

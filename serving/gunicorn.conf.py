@@ -52,6 +52,11 @@ raw_env = ["OPENBLAS_NUM_THREADS=1", "OMP_NUM_THREADS=1", "MKL_NUM_THREADS=1"]
 
 
 def when_ready(server):
+    # No model from the registry nor from the local copy: nothing to serve, say why and stop.
+    state = server.app.wsgi().extensions.get("recsys")
+    if state is not None and not state.model.ready:
+        server.log.error("no model to serve: %s", state.model.last_error)
+        server.halt(reason="no model to serve", exit_status=3)
     # The master loaded the app to fork it but serves nothing: its model gauges are not a worker's.
     from prometheus_client import multiprocess
 
@@ -66,8 +71,12 @@ def post_worker_init(worker):
     state = worker.wsgi.extensions.get("recsys")
     if state is not None:
         state.events.after_fork()  # a database connection must not cross a fork: each worker opens its own
+        # Before serving: the version the service was last told to serve (the reload token), not
+        # necessarily the master's start-up model (a worker forked after a reload).
+        state.model.follow()
         if state.model.ready:  # this worker's series of the model gauges
-            state.metrics.model_loaded(state.model.current.version, state.model.current.loaded_at)
+            loaded = state.model.current
+            state.metrics.model_loaded(loaded.version, loaded.loaded_at, loaded.bundle.config)
         state.model.watch()  # follow reloads announced by the other workers
 
 

@@ -1,19 +1,11 @@
-"""The loaded model and catalog: loaded at start and on reload, never per request.
-
-``ModelHolder.current`` is one immutable ``Loaded`` object. A reload builds and warms a new one
-beside it, then swaps the reference in one assignment: requests in flight keep the object they
-started with.
-"""
+"""A loaded model and catalog (``Loaded``): loaded at start and on reload, never per request
+(serving.holder swaps them)."""
 
 from __future__ import annotations
 
 import logging
-import os
-import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
 
@@ -27,10 +19,6 @@ from serving.answers import AnswerCache, offer_json
 from serving.fields import parse_int_id
 
 logger = logging.getLogger(__name__)
-
-
-class ModelNotReady(RuntimeError):
-    """No model is loaded (yet)."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +36,9 @@ class Loaded:
     answers: AnswerCache  # answers given with this model and catalog (serving.answers)
     campaign_of: dict  # offer_id -> the catalog's campaign_id, for the events recorded of it
     quality_gate: str | None = None  # the registered version's gate result
+    source: str = "registry"  # registry, directory, or local copy (the registry being unreachable)
+    pinned_uri: str | None = None  # models:/NAME/VERSION of this very version (None for a directory)
+    path: object = None  # the bundle directory it was read from
 
     def prepared_on(self, day: pd.Timestamp) -> PreparedOffers:
         """The catalog's offers valid on ``day``, prepared once per day: a request only scores
@@ -85,8 +76,16 @@ def offer_records(catalog: pd.DataFrame) -> dict:
 
 
 def load(model_uri: str, tracking_uri: str, catalog_source: str | None, cache_entries: int = 0) -> Loaded:
-    t = time.perf_counter()
+    """The model at ``model_uri`` (registry URI or bundle directory), loaded and warmed up."""
     resolved = load_bundle(model_uri, tracking_uri)
+    return prepare(
+        resolved, model_uri, catalog_source, cache_entries, "directory" if resolved.version is None else "registry"
+    )
+
+
+def prepare(resolved, model_uri: str, catalog_source: str | None, cache_entries: int, source: str) -> Loaded:
+    """A resolved model (registry.loader.ResolvedModel) with its catalog, ready to answer."""
+    t = time.perf_counter()
     bundle, name, version, alias = resolved.bundle, resolved.name, resolved.version, resolved.alias
     catalog = read_catalog(catalog_source) if catalog_source else bundle.catalog
     ids = bundle.customers.index
@@ -105,13 +104,16 @@ def load(model_uri: str, tracking_uri: str, catalog_source: str | None, cache_en
         AnswerCache(cache_entries),
         _campaigns(catalog),
         resolved.quality_gate,
+        source,
+        resolved.pinned_uri,
+        resolved.path,
     )
     # warm-up: the first request should not pay for lazy work
     if len(ids):
         today = pd.Timestamp.now().normalize()
         bundle.ranker.rank(ids[0], loaded.prepared_on(today), k=3, as_of=today)
         bundle.at_risk(min_risk=0.5)
-    logger.info("loaded %s (version %s) in %.1f s", model_uri, version, time.perf_counter() - t)
+    logger.info("loaded %s (version %s, from %s) in %.1f s", model_uri, version, source, time.perf_counter() - t)
     return loaded
 
 
@@ -128,107 +130,3 @@ def read_catalog(source: str) -> pd.DataFrame:
     if C.OFFERS not in frames:
         raise ValueError(f"catalog source {source} has no offers table")
     return frames[C.OFFERS]
-
-
-class ModelHolder:
-    """The loaded model of one process, and its reloads.
-
-    With ``reload_file`` (gunicorn's workers share one), a reload announced by one worker is
-    followed by the others: each watches the file's token and reloads when it changes.
-    """
-
-    def __init__(
-        self,
-        model_uri: str,
-        tracking_uri: str,
-        catalog_source: str | None,
-        cache_entries: int = 0,
-        reload_file: str | None = None,
-        on_loaded: Callable[[Loaded], None] | None = None,
-    ):
-        self.model_uri = model_uri
-        self.cache_entries = cache_entries
-        self.tracking_uri = tracking_uri
-        self.catalog_source = catalog_source
-        self.reload_file = Path(reload_file) if reload_file else None
-        self.on_loaded = on_loaded
-        self._current: Loaded | None = None
-        self._lock = threading.Lock()
-        self._seen = self._token()
-        self._watcher: threading.Thread | None = None
-        self.last_error: str | None = None
-
-    @property
-    def current(self) -> Loaded:
-        loaded = self._current
-        if loaded is None:
-            raise ModelNotReady(self.last_error or "the model is not loaded yet")
-        return loaded
-
-    @property
-    def ready(self) -> bool:
-        return self._current is not None
-
-    def reload(self, announce: bool = False) -> Loaded:
-        """Load the current model and catalog, warm up, then swap (one reload at a time). With
-        ``announce``, tell the other workers to do the same."""
-        with self._lock:
-            token = self._token()
-            try:
-                fresh = load(self.model_uri, self.tracking_uri, self.catalog_source, self.cache_entries)
-            except Exception as exc:
-                self.last_error = f"loading {self.model_uri} failed: {exc}"
-                raise
-            self._current = fresh
-            self.last_error = None
-            self._seen = token
-            if announce and self.reload_file:
-                try:
-                    self._seen = self._announce()
-                except OSError as exc:  # this worker has the new model; the others keep theirs
-                    logger.error("reloaded, but could not tell the other workers through %s: %s", self.reload_file, exc)
-        if self.on_loaded is not None:
-            self.on_loaded(fresh)
-        return fresh
-
-    def _token(self) -> str | None:
-        try:
-            return self.reload_file.read_text() if self.reload_file else None
-        except FileNotFoundError:
-            return None
-
-    def _announce(self) -> str:
-        token = f"{time.time_ns()}-{os.getpid()}"
-        tmp = self.reload_file.with_name(f".{self.reload_file.name}.{os.getpid()}")
-        tmp.write_text(token)
-        os.replace(tmp, self.reload_file)  # the others read the whole token or the old one
-        return token
-
-    def check(self) -> bool:
-        """Reload if another worker announced a reload since this one last loaded; True if it did."""
-        token = self._token()
-        if token == self._seen:
-            return False
-        try:
-            self.reload()
-        except Exception as exc:  # keep serving the model we have; /readyz stays ready
-            self._seen = token  # one attempt per announcement
-            logger.error("announced reload failed: %s", exc)
-            return False
-        return True
-
-    def watch(self, every: float = 1.0) -> None:
-        """Check for announced reloads every ``every`` seconds on a daemon thread."""
-        if self.reload_file is None or self._watcher is not None:
-            return
-
-        def loop():
-            while True:
-                time.sleep(every)
-                try:
-                    self.check()
-                except Exception:  # never let the watcher die
-                    logger.exception("reload watcher")
-
-        self._watcher = threading.Thread(target=loop, name="recsys-reload-watcher", daemon=True)
-        self._watcher.start()

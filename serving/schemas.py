@@ -199,6 +199,9 @@ class ModelInfo(Schema):
     quality_gate = fields.String(
         allow_none=True, metadata={"description": "the version's quality gate: passed, failed or forced"}
     )
+    source = fields.String(
+        metadata={"description": "registry, directory, or local copy (the registry was unreachable at start)"}
+    )
     loaded_at = fields.String()
     metrics = fields.Dict(keys=fields.String(), values=fields.Float())
     catalog_offers = fields.Integer()

@@ -19,7 +19,7 @@ from serving.auth import KeyStore, allowed
 from serving.config import Settings
 from serving.dependencies import Dependency
 from serving.fields import check_id
-from serving.model import ModelHolder
+from serving.holder import ModelHolder
 
 
 @dataclass

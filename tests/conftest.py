@@ -140,3 +140,36 @@ def lift_bundle(synth_experiments_dir, tmp_path_factory):
     return train_bundle(
         tmp_path_factory, synth_experiments_dir, "lift", churn_snapshots=10, als={"factors": 8, "iterations": 4}
     )
+
+
+def register_bundle(tracking_uri: str, bundle_dir, name: str = "loyalty-offers", champion: bool = True) -> str:
+    """Log ``bundle_dir`` as an MLflow model in ``tracking_uri``, register it as a new version of
+    ``name`` (champion unless told otherwise, its gate recorded as passed); the version."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from training.pyfunc import LoyaltyOffersModel
+
+    folder = Path(tracking_uri.removeprefix("sqlite:///")).parent
+    mlflow.set_tracking_uri(tracking_uri)
+    try:
+        client = MlflowClient(tracking_uri)
+        if client.get_experiment_by_name("registered-for-tests") is None:
+            client.create_experiment("registered-for-tests", artifact_location=(folder / "artifacts").as_uri())
+        mlflow.set_experiment("registered-for-tests")
+        with tempfile.TemporaryDirectory() as tmp, mlflow.start_run():
+            bundle = shutil.copytree(bundle_dir, Path(tmp) / "bundle")  # packaged as the training job does
+            info = mlflow.pyfunc.log_model(
+                name="model", python_model=LoyaltyOffersModel(), artifacts={"bundle": str(bundle)}
+            )
+        version = str(mlflow.register_model(info.model_uri, name).version)
+        client.set_model_version_tag(name, version, "quality_gate", "passed")
+        if champion:
+            client.set_registered_model_alias(name, "champion", version)
+    finally:
+        mlflow.set_tracking_uri(None)
+    return version

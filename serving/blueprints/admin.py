@@ -33,6 +33,7 @@ def model_info() -> dict:
         "data_last_date": b.config.get("data_last_date"),
         "age_days": model_age_days(b.config.get("trained_at")),
         "quality_gate": loaded.quality_gate,
+        "source": loaded.source,
         "loaded_at": datetime.fromtimestamp(loaded.loaded_at, UTC).isoformat(),
         "metrics": {k: float(v) for k, v in b.metrics.items()},
         "catalog_offers": len(loaded.catalog),
