@@ -43,7 +43,7 @@ def _print_metrics(metrics: dict) -> None:
 @fail_on_bad_data
 def segments(source: str, out: str, as_of: str | None, seed: int, events_url: str) -> None:
     """RFM segments, behavioural clusters and BG/NBD P(alive) per customer."""
-    from recsys.data.event_store import with_store_events
+    from recsys.data.store_events import with_store_events
     from recsys.reporting.reports import segment_report
 
     with steps(["load", "features, segments, clusters, BG/NBD", "write"], "segments") as bar:
@@ -137,7 +137,7 @@ def lift(
     hold_out: tuple[str, ...],
 ) -> None:
     """Measured lift of every offer and campaign against its randomised control group."""
-    from recsys.data.event_store import with_store_events
+    from recsys.data.store_events import with_store_events
     from recsys.offers import hold_out_events
     from recsys.reporting.lift import lift_report
 

@@ -46,7 +46,8 @@ def export_offers_cmd(k, channel, as_of, data, model_uri, events_url, out):
         read_offer_tables,
         write_atomic,
     )
-    from recsys.data.event_store import EventStore, combine_offer_events, read_event_store
+    from recsys.data.event_store import EventStore, read_event_store
+    from recsys.data.store_events import combine_offer_events
     from recsys.incrementality import ControlGroups
 
     _check_suffix(out)

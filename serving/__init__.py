@@ -11,7 +11,7 @@ import logging
 import os
 import secrets
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, jsonify, request, send_from_directory
 from flask_smorest import Api
 from werkzeug.exceptions import HTTPException
 
@@ -46,29 +46,7 @@ def create_app(config: dict | None = None, *, load_model: bool = True) -> Flask:
         os.environ.setdefault(name, value)
     settings = Settings.from_env().updated(config)
     app = Flask(__name__)
-    app.secret_key = settings.secret_key or secrets.token_hex(32)  # one per start unless set (gunicorn preloads)
-    app.config.update(
-        SESSION_COOKIE_HTTPONLY=True,
-        SESSION_COOKIE_SAMESITE="Lax",
-        SESSION_COOKIE_SECURE=settings.secure_cookies,
-        SESSION_COOKIE_NAME="recsys_session",
-    )
-    app.json.sort_keys = False  # keep fields in their documented order, and skip the sorting cost
-    app.config.update(
-        MAX_CONTENT_LENGTH=settings.max_body_bytes,
-        API_TITLE="Loyalty offers",
-        API_VERSION=API_VERSION,
-        OPENAPI_VERSION="3.0.3",
-        OPENAPI_URL_PREFIX="/",
-        OPENAPI_JSON_PATH="openapi.json",
-        OPENAPI_SWAGGER_UI_PATH="docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
-        API_SPEC_OPTIONS={
-            "components": {"securitySchemes": {"ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}}},
-            "security": [{"ApiKey": []}],
-            "info": {"description": "Personalized offers and churn risk for loyalty and retention marketing."},
-        },
-    )
+    _configure(app, settings)
     metrics = Metrics()
     holder = ModelHolder(
         settings.model_uri,
@@ -103,12 +81,61 @@ def create_app(config: dict | None = None, *, load_model: bool = True) -> Flask:
     app.register_blueprint(pages)
     _health(app)
     _errors(app)
+    _docs_assets(app)
+    _security_headers(app)
     if load_model:
         try:
             holder.start()
         except Exception as exc:  # start anyway: /readyz says why, /v1 answers 503 (recsys serve exits)
             logger.error("model not loaded: %s", exc)
     return app
+
+
+def _configure(app: Flask, settings: Settings) -> None:
+    app.secret_key = settings.secret_key or secrets.token_hex(32)  # one per start unless set (gunicorn preloads)
+    app.config.update(
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.secure_cookies,
+        SESSION_COOKIE_NAME="recsys_session",
+    )
+    app.json.sort_keys = False  # keep fields in their documented order, and skip the sorting cost
+    app.config.update(
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+        API_TITLE="Loyalty offers",
+        API_VERSION=API_VERSION,
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="docs",
+        # Swagger UI from the installed swagger-ui-bundle package (pinned in pyproject), never a CDN
+        OPENAPI_SWAGGER_UI_URL="/docs/static/",
+        API_SPEC_OPTIONS={
+            "components": {"securitySchemes": {"ApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}}},
+            "security": [{"ApiKey": []}],
+            "info": {"description": "Personalized offers and churn risk for loyalty and retention marketing."},
+        },
+    )
+
+
+def _docs_assets(app: Flask) -> None:
+    from swagger_ui_bundle import swagger_ui_path
+
+    @app.get("/docs/static/<path:filename>")
+    def swagger_ui_asset(filename: str):
+        return send_from_directory(swagger_ui_path, filename, max_age=86400)
+
+
+def _security_headers(app: Flask) -> None:
+    @app.after_request
+    def headers(response: Response) -> Response:
+        h = response.headers
+        h.setdefault("X-Content-Type-Options", "nosniff")
+        h.setdefault("X-Frame-Options", "DENY")
+        h.setdefault("Referrer-Policy", "no-referrer")
+        if request.path.startswith("/v1/") or request.path in ("/readyz", "/healthz", "/metrics"):
+            h.setdefault("Cache-Control", "no-store")  # per customer, and changed by every event
+        return response
 
 
 def _health(app: Flask) -> None:

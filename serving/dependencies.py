@@ -17,8 +17,9 @@ logger = logging.getLogger(__name__)
 class Dependency:
     """Whether one dependency answered the last time it was asked, and since when it fails."""
 
-    def __init__(self, name: str, log_every: float = 60.0):
+    def __init__(self, name: str, log_every: float = 60.0, consequence: str = "answering without it"):
         self.name = name
+        self.consequence = consequence
         self.log_every = log_every
         self.down_since: float | None = None
         self.last_error: str | None = None
@@ -38,7 +39,7 @@ class Dependency:
             self.last_error = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
             if now - self._logged_at >= self.log_every:
                 more = f" ({self._suppressed} more failures since the last report)" if self._suppressed else ""
-                logger.error("%s unavailable, answering without it: %s%s", self.name, self.last_error, more)
+                logger.error("%s unavailable, %s: %s%s", self.name, self.consequence, self.last_error, more)
                 self._logged_at, self._suppressed = now, 0
             else:
                 self._suppressed += 1

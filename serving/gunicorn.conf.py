@@ -1,9 +1,9 @@
 """gunicorn settings for the service (recsys serve passes -c with this file).
 
-Environment: RECSYS_BIND (default 127.0.0.1:8000), RECSYS_WORKERS (default 2),
-RECSYS_TIMEOUT (30 s). Workers are forked from a master that imported the app once
-(preload), so the model's memory is shared copy-on-write; SIGHUP restarts workers gracefully
-(on the model the master loaded: POST /v1/admin/reload loads a new one).
+Environment: RECSYS_BIND (default 127.0.0.1:8000), RECSYS_WORKERS (default 2), RECSYS_THREADS
+(per worker, default 8), RECSYS_TIMEOUT (30 s). Workers are forked from a master that imported
+the app once (preload), so the model's memory is shared copy-on-write; SIGHUP restarts workers
+gracefully, each on the version the service was last told to serve (serving.reload_token).
 
 The workers share a run folder (RECSYS_RUN_DIR, a new temporary folder by default): the
 Prometheus values of every worker (PROMETHEUS_MULTIPROC_DIR), so /metrics reports them all,
@@ -34,8 +34,12 @@ os.environ.setdefault("MLFLOW_SQLALCHEMYSTORE_POOLCLASS", "NullPool")
 
 bind = os.environ.get("RECSYS_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("RECSYS_WORKERS", "2"))
-worker_class = "sync"
-threads = 1
+# Threads, so that a client sending its request slowly holds one thread, not the worker: with
+# sync workers four connections sending partial headers stalled /healthz and got both workers
+# killed by the timeout. In production a buffering proxy (nginx) in front still belongs there
+# (docs/api.md): it reads whole requests before they reach a worker.
+worker_class = "gthread"
+threads = int(os.environ.get("RECSYS_THREADS", "8"))
 preload_app = True
 timeout = int(os.environ.get("RECSYS_TIMEOUT", "30"))
 graceful_timeout = 30

@@ -61,7 +61,7 @@ class ModelHolder:
         self.local_copy = local_copy
         self.registry_timeout = registry_timeout
         self.reload_delay = reload_delay  # None: long enough for the other workers to load (from the load time)
-        self.registry = Dependency("model registry")
+        self.registry = Dependency("model registry", consequence="serving the model loaded before")
         self._current: Loaded | None = None
         self._pending: tuple[Loaded, float] | None = None
         self._lock = threading.Lock()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -72,6 +73,22 @@ def test_serve_under_gunicorn(synth_bundle_dir, tmp_path):
         assert status == 200 and body["customer_id"] == "C000001"
         status, body = _get(f"{base}/v1/segments")
         assert status == 401 and body["error"]["code"] == "unauthorized"
+        # slow clients: connections sending partial headers hold a thread each, not the workers
+        slow = []
+        for _ in range(6):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # never finished
+            slow.append(sock)
+        t = time.monotonic()
+        for _ in range(5):
+            status, _ = _get(f"{base}/healthz", timeout=5)
+            assert status == 200
+        assert time.monotonic() - t < 5
+        long_id = "x" * 5000  # a long request line still gets the service's JSON, not gunicorn's page
+        status, body = _get(f"{base}/v1/customers/{long_id}/offers", key)
+        assert status == 400 and body["error"]["code"] == "bad_parameter"
+        for sock in slow:
+            sock.close()
         # graceful reload of the workers with SIGHUP, then still serving
         proc.send_signal(signal.SIGHUP)
         time.sleep(2)

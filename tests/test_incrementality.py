@@ -13,7 +13,7 @@ from scipy import stats
 
 from recsys import constants as C
 from recsys.data.dataset import Dataset
-from recsys.data.event_store import combine_offer_events
+from recsys.data.store_events import combine_offer_events
 from recsys.data.validate import validate_tables
 from recsys.incrementality import (
     ControlGroups,

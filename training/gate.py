@@ -107,6 +107,22 @@ def quality_gate(
     c = client()
     metrics, params = version_metrics(c, name, version)
     champion = alias_version(name, C.CHAMPION)
+    checks = _baseline_checks(metrics, baseline_tolerance)
+    notes: list[str] = []
+    champion_metrics: dict = {}
+    if champion is not None and champion != version:
+        champion_metrics = _champion_checks(c, name, champion, metrics, params, evaluation, tolerance, checks, notes)
+    passed = bool(checks) and all(ch["ok"] for ch in checks)
+    forced = force and not passed
+    promoted = False
+    if promote and (passed or forced):
+        set_champion(c, name, version)
+        promoted = True
+    return GateResult(version, champion, passed, promoted, checks, "; ".join(notes), forced, champion_metrics)
+
+
+def _baseline_checks(metrics: dict, baseline_tolerance: float) -> list[dict]:
+    """Each gate metric evaluated, above its naive baselines, not below its peers beyond the tolerance."""
     checks = []
     for metric, baselines in GATE.items():
         value = metrics.get(metric)
@@ -122,55 +138,52 @@ def quality_gate(
                 checks.append(_check(metric, value, ">=", floor, what, value >= floor))
             else:  # naive: beaten outright
                 checks.append(_check(metric, value, ">", metrics[b], f"baseline {b}", value > metrics[b]))
-    notes: list[str] = []
-    champion_metrics: dict = {}
-    if champion is not None and champion != version:
-        old, old_params = version_metrics(c, name, champion)
-        differs = [k for k in C.GATE_LIKE_WITH_LIKE if str(params.get(k)) != str(old_params.get(k))]
-        for key in differs:
-            checks.append(
-                _check(
-                    key,
-                    None,
-                    "==",
-                    None,
-                    f"{key} {params.get(key)} differs from champion v{champion}'s {old_params.get(key)}: another "
-                    "model line; train it under another --model-name, or promote it by hand",
-                    False,
-                )
+    return checks
+
+
+def _champion_checks(c, name, champion, metrics, params, evaluation, tolerance, checks, notes) -> dict:
+    """Like with like, then the champion re-scored (and, on the same data, its metrics); appends
+    to ``checks`` and ``notes``, returns the champion's re-scored metrics."""
+    old, old_params = version_metrics(c, name, champion)
+    differs = [k for k in C.GATE_LIKE_WITH_LIKE if str(params.get(k)) != str(old_params.get(k))]
+    for key in differs:
+        checks.append(
+            _check(
+                key,
+                None,
+                "==",
+                None,
+                f"{key} {params.get(key)} differs from champion v{champion}'s {old_params.get(key)}: another "
+                "model line; train it under another --model-name, or promote it by hand",
+                False,
             )
-        if not differs:
-            same_data = (old_params.get("data_fingerprint"), old_params.get("as_of")) == (
-                params.get("data_fingerprint"),
-                params.get("as_of"),
+        )
+    if differs:
+        return {}
+    same_data = (old_params.get("data_fingerprint"), old_params.get("as_of")) == (
+        params.get("data_fingerprint"),
+        params.get("as_of"),
+    )
+    rescored = _rescore_champion(name, champion, evaluation, tolerance, checks, notes)
+    for metric in GATE:
+        if metric in rescored or not (same_data and metric in metrics and metric in old):
+            continue
+        checks.append(
+            _check(
+                metric,
+                metrics[metric],
+                ">=",
+                old[metric] - tolerance,
+                f"champion v{champion} on the same data {old[metric]:.4f} - tolerance {tolerance}",
+                metrics[metric] >= old[metric] - tolerance,
             )
-            rescored = _rescore_champion(name, champion, evaluation, tolerance, checks, notes)
-            champion_metrics.update(rescored)
-            for metric in GATE:
-                if metric in rescored or not (same_data and metric in metrics and metric in old):
-                    continue
-                checks.append(
-                    _check(
-                        metric,
-                        metrics[metric],
-                        ">=",
-                        old[metric] - tolerance,
-                        f"champion v{champion} on the same data {old[metric]:.4f} - tolerance {tolerance}",
-                        metrics[metric] >= old[metric] - tolerance,
-                    )
-                )
-            if not same_data:
-                notes.append(
-                    f"champion v{champion} was trained on other data or another date; offer and CF metrics are "
-                    "compared with the baselines only"
-                )
-    passed = bool(checks) and all(ch["ok"] for ch in checks)
-    forced = force and not passed
-    promoted = False
-    if promote and (passed or forced):
-        set_champion(c, name, version)
-        promoted = True
-    return GateResult(version, champion, passed, promoted, checks, "; ".join(notes), forced, champion_metrics)
+        )
+    if not same_data:
+        notes.append(
+            f"champion v{champion} was trained on other data or another date; offer and CF metrics are "
+            "compared with the baselines only"
+        )
+    return rescored
 
 
 def _rescore_champion(

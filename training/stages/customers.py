@@ -21,7 +21,7 @@ from recsys.customers import (
     segmentation_inputs,
 )
 from recsys.data import Dataset, load_dataset
-from recsys.data.event_store import with_store_events
+from recsys.data.store_events import with_store_events
 from recsys.errors import DataValidationError, Issue
 from recsys.offers import hold_out_events
 from recsys.reporting import plots
