@@ -62,11 +62,14 @@ def export_decisions(
     control: ControlGroups | None = None,
     chunk: int = 500,
     progress: Callable[[int], None] | None = None,
+    decided_at=None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One row per customer and rank for every customer of the model with an eligible offer, and
     the offers held back as control (``customer_id, offer_id, propensity, event_id``): the same
-    decisions the service makes for the same day, events and control groups."""
+    decisions the service makes for the same day, events and control groups. Decided now
+    (``decided_at``: the frequency cap's window ends then), as the service decides."""
     as_of = pd.Timestamp(as_of) if as_of is not None else pd.Timestamp.now().normalize()
+    decided_at = pd.Timestamp.now("UTC").tz_localize(None) if decided_at is None else pd.Timestamp(decided_at)
     catalog = bundle.catalog if catalog is None else catalog
     day = as_of.normalize()
     valid = catalog[(catalog[C.START_DATE] <= day) & (catalog[C.END_DATE] >= day)]
@@ -77,7 +80,7 @@ def export_decisions(
         ids = customers[start : start + chunk]
         mine = events[events[C.CUSTOMER_ID].isin(ids)] if events is not None else None
         ranked, kept = bundle.ranker.decide(
-            ids, prepared, k=k, channel=channel, as_of=as_of, events=mine, control=control
+            ids, prepared, k=k, channel=channel, as_of=as_of, events=mine, control=control, decided_at=decided_at
         )
         frames.append(pd.DataFrame(ranked, columns=list(C.RANKED_OFFER_COLUMNS)))
         held.append(pd.DataFrame(kept))

@@ -218,15 +218,23 @@ class ModelBundle:
         if band is not None:
             out = out[out["risk_band"] == band]
         if segment is not None:
-            out = out[out["segment"] == segment]
+            out = out[out["segment"].astype("string").str.casefold() == self._known("segment", segment).casefold()]
         if cluster is not None:
-            out = out[out["cluster"].astype(str) == str(cluster)]
+            out = out[out["cluster"].astype(str) == self._known("cluster", cluster)]
         if min_value is not None:
             out = out[out["value"] >= min_value]
         if sort != "value" or not descending:
             key = _rankable(out.index.to_series(index=out.index) if sort == C.CUSTOMER_ID else out[sort])
             out = out.iloc[np.argsort(-key if descending else key, kind="stable")]
         return out
+
+    def _known(self, column: str, value) -> str:
+        """``value`` as one of the column's values (case aside); ValueError naming them otherwise."""
+        names = sorted({str(v) for v in self.customers[column].dropna().unique()})
+        found = next((n for n in names if n.casefold() == str(value).casefold()), None)
+        if found is None:
+            raise ValueError(f"{column} {value!r} is not one of the model's: {', '.join(names)}")
+        return found
 
     def customer_history(self, customer_id) -> pd.DataFrame:
         """The customer's weekly spend and baskets (empty when the bundle keeps no history)."""

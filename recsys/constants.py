@@ -130,6 +130,7 @@ RANKED_OFFER_COLUMNS = (
     "p_redeem",
     "expected_value",
     "reason",
+    "reason_code",
     "cold_start",
 )
 # What the model knows of each customer, in the bundle, the churn-risk answers and the at-risk lists.

@@ -130,12 +130,15 @@ def answers(
     is cached or returned.
     """
     cache = loaded.answers
-    keys = [(c, day, channel, k, hash(rows_by_customer.get(c, ()))) for c in customer_ids]
+    # decided now (the frequency cap's window ends now): an answer is good for the day it is given
+    now = pd.Timestamp.now("UTC").tz_localize(None)
+    today = now.normalize()
+    keys = [(c, day, channel, k, hash(rows_by_customer.get(c, ())), today) for c in customer_ids]
     out: list[bytes | None] = [cache.get(key) for key in keys]
     missing = [i for i, f in enumerate(out) if f is None]
     if missing:
         todo = list(dict.fromkeys(customer_ids[i] for i in missing))
-        fresh, held = _rank(loaded, todo, rows_by_customer, k, channel, day, control)
+        fresh, held = _rank(loaded, todo, rows_by_customer, k, channel, day, control, now)
         if len(held[C.OFFER_ID]) and record is not None:
             record(held, control, loaded.campaign_of)
         for i in missing:
@@ -144,17 +147,26 @@ def answers(
     return out, len(customer_ids) - len(missing)
 
 
-def _rank(loaded, ids: list, rows_by_customer: dict, k: int, channel: str | None, day, control) -> tuple[dict, dict]:
+def _rank(
+    loaded, ids: list, rows_by_customer: dict, k: int, channel: str | None, day, control, now=None
+) -> tuple[dict, dict]:
     events = EventArrays.from_rows({c: rows_by_customer[c] for c in ids if c in rows_by_customer})
     ranker = loaded.bundle.ranker
     a, held = ranker.decide(
-        ids, loaded.prepared_on(day), k=k, channel=channel, as_of=day, events=events, control=control
+        ids,
+        loaded.prepared_on(day),
+        k=k,
+        channel=channel,
+        as_of=day,
+        events=events,
+        control=control,
+        decided_at=now,
     )
     known = ranker.snapshot_.customer_map
     offers: dict = {c: [] for c in ids}
     fields = loaded.offer_json
     reasons = {r: _dumps(r).decode() for r in set(a["reason"].tolist())}
-    for cid, rank, oid, tier, score, p, ev, reason in zip(
+    for cid, rank, oid, tier, score, p, ev, reason, code in zip(
         a[C.CUSTOMER_ID].tolist(),
         a["rank"].tolist(),
         a[C.OFFER_ID].tolist(),
@@ -163,11 +175,12 @@ def _rank(loaded, ids: list, rows_by_customer: dict, k: int, channel: str | None
         sig6(a["p_redeem"]),
         sig6(a["expected_value"]),
         a["reason"].tolist(),
+        a["reason_code"].tolist(),
     ):
         # the fields in the documented order (schemas.Offer); every part is JSON already
         offers[cid].append(
             f'{{"rank":{rank},{fields[oid]},"tier":{tier},"score":{score!r},"p_redeem":{p!r},'
-            f'"expected_value":{ev!r},"reason":{reasons[reason]}}}'
+            f'"expected_value":{ev!r},"reason":{reasons[reason]},"reason_code":"{code}"}}'
         )
     kept: dict = {c: [] for c in ids}
     for cid, oid in zip(held[C.CUSTOMER_ID].tolist(), held[C.OFFER_ID].tolist()):

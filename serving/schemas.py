@@ -53,7 +53,11 @@ class Offer(Schema):
     )
     p_redeem = fields.Float()
     expected_value = fields.Float()
-    reason = fields.String()
+    reason = fields.String(metadata={"description": "why this offer, in words for the customer"})
+    reason_code = fields.String(
+        validate=validate.OneOf(("popular", "similar_customers", "bought_before", "retention")),
+        metadata={"description": "the reason as a stable code"},
+    )
 
 
 class CustomerOffers(Schema):

@@ -45,7 +45,7 @@ def test_export_offers_cli(synth_bundle_dir, synth_dir, bundle, tmp_path, suffix
     )
     assert r.exit_code == 0, r.output
     frame = pd.read_csv(out) if suffix == ".csv" else pd.read_parquet(out)
-    assert list(frame.columns[:9]) == [
+    assert list(frame.columns[:10]) == [
         "customer_id",
         "rank",
         "offer_id",
@@ -54,6 +54,7 @@ def test_export_offers_cli(synth_bundle_dir, synth_dir, bundle, tmp_path, suffix
         "p_redeem",
         "expected_value",
         "reason",
+        "reason_code",
         "cold_start",
     ]
     assert {"name", "offer_type", "value", "start_date", "end_date"} <= set(frame.columns)
@@ -128,17 +129,63 @@ def test_frequency_caps_apply_to_exports(bundle):
     day = _during(bundle)
     plain = export_offers(bundle, k=1, as_of=day)
     first = plain.iloc[0]
-    sent = pd.DataFrame(
+    now = pd.Timestamp.now("UTC").tz_localize(None)
+
+    def sent(*days_ago):
+        return pd.DataFrame(
+            {
+                "customer_id": [first["customer_id"]] * len(days_ago),
+                "offer_id": [first["offer_id"]] * len(days_ago),
+                "event": "sent",
+                "timestamp": [now - pd.Timedelta(days=d) for d in days_ago],
+            }
+        )
+
+    def top(events, **kw):
+        out = export_offers(bundle, k=1, as_of=day, events=events, **kw)
+        mine = out[out["customer_id"] == first["customer_id"]]
+        return None if mine.empty else mine.iloc[0]["offer_id"]
+
+    # the cap counts the sends of the 30 days before the decision (now), whatever day the offers
+    # are for: three sends this week cap a decision about a past day
+    assert top(sent(1, 2, 3)) != first["offer_id"]
+    assert top(sent(31, 32, 33)) == first["offer_id"]  # more than 30 days ago: no longer counted
+    # a backtest decides on its own day: then the sends before that day count
+    old = sent(1, 2, 3).assign(timestamp=[pd.Timestamp(day) - pd.Timedelta(days=d) for d in (1, 2, 3)])
+    assert top(old) == first["offer_id"]
+    assert top(old, decided_at=day) != first["offer_id"]
+
+
+def test_a_redeemed_offer_is_not_offered_again_unless_the_catalog_allows(bundle):
+    day = _during(bundle)
+    first = export_offers(bundle, k=1, as_of=day).iloc[0]
+    redeemed = pd.DataFrame(
         {
-            "customer_id": [first["customer_id"]] * 3,
-            "offer_id": [first["offer_id"]] * 3,
-            "event": "sent",
-            "timestamp": [pd.Timestamp(day) - pd.Timedelta(days=d) for d in (1, 2, 3)],
+            "customer_id": [first["customer_id"]],
+            "offer_id": [first["offer_id"]],
+            "event": "redeemed",
+            "timestamp": [pd.Timestamp(day)],
         }
     )
-    capped = export_offers(bundle, k=1, as_of=day, events=sent)
-    mine = capped[capped["customer_id"] == first["customer_id"]]
-    assert mine.empty or mine.iloc[0]["offer_id"] != first["offer_id"]
+
+    def top(catalog=None):
+        out = export_offers(bundle, k=1, as_of=day, events=redeemed, catalog=catalog)
+        mine = out[out["customer_id"] == first["customer_id"]]
+        return None if mine.empty else mine.iloc[0]["offer_id"]
+
+    assert top() != first["offer_id"]  # single use by default
+    repeatable = bundle.catalog.assign(max_redemptions_per_customer=5)
+    assert top(repeatable) == first["offer_id"]
+    viewed = redeemed.assign(event="viewed")  # seen once: still offered
+    assert top_of(export_offers(bundle, k=1, as_of=day, events=viewed), first) == first["offer_id"]
+    now = pd.Timestamp.now("UTC").tz_localize(None)
+    ignored = pd.concat([viewed.assign(event_id=None, timestamp=now - pd.Timedelta(hours=h)) for h in range(5)])
+    assert top_of(export_offers(bundle, k=1, as_of=day, events=ignored), first) != first["offer_id"]  # seen 5 times
+
+
+def top_of(out: pd.DataFrame, first) -> object:
+    mine = out[out["customer_id"] == first["customer_id"]]
+    return None if mine.empty else mine.iloc[0]["offer_id"]
 
 
 def test_a_bundle_of_an_earlier_format_is_refused_with_a_way_forward(synth_bundle_dir, tmp_path):

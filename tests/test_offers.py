@@ -384,3 +384,35 @@ def test_p_redeem_of_all_pairs_equals_row_by_row(ranker, ds, last_start, kind):
     assert any(0 in np.asarray(feats[n]).strides for n in OFFER_FEATURES)  # broadcast features present
     want = model.predict_proba(feature_matrix(feats)).reshape(feats["hist_count"].shape)
     np.testing.assert_allclose(model.predict_pairs(feats), want, rtol=1e-9, atol=1e-12)
+
+
+def test_offers_of_the_same_name_or_products_are_one_offer():
+    from types import SimpleNamespace
+
+    from recsys.offers.diversity import diverse_top
+    from recsys.offers.prepared import same_offer_groups
+
+    offers = pd.DataFrame(
+        {
+            "offer_id": ["a", "b", "c", "d", "e"],
+            "name": ["$1 off Milk", "$1  off milk", "2x points", "20% off cheese", None],
+            "product_ids": [[1, 2], None, None, [3], [3]],
+        }
+    )
+    g = same_offer_groups(offers)
+    assert g[0] == g[1]  # the same name, case and spacing aside
+    assert g[3] == g[4]  # the same products
+    assert len({g[0], g[2], g[3]}) == 3
+    prepared = SimpleNamespace(
+        department_code=[0] * 5,
+        department_blank=[True] * 5,
+        type_code=[0, 0, 1, 2, 2],
+        group_code=g,
+        n_departments=1,
+        n_types=3,
+        any_blank_department=True,
+    )
+    chosen, fill = diverse_top([0, 1, 2, 3, 4], prepared, k=5, max_per_department=5, max_per_type=5)
+    assert chosen + fill == [0, 2, 3]  # one of each group, best first
+    chosen, fill = diverse_top([1, 0, 4, 3, 2], prepared, k=5, max_per_department=5, max_per_type=1)
+    assert sorted(g[j] for j in chosen + fill) == sorted({g[1], g[4], g[2]})

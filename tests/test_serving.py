@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 
 import pandas as pd
 import pytest
@@ -174,6 +175,25 @@ def test_at_risk_as_csv(client, service):
         rows = list(csv.DictReader(io.StringIO(r.get_data(as_text=True))))
         total = client.get("/v1/churn/at-risk?min_risk=0.3", headers=H(service)).json["total"]
         assert len(rows) == total and "churn_probability" in rows[0]
+        version = service[0].extensions["recsys"].model.current.version
+        for row in rows:
+            assert isinstance(json.loads(row["reasons"]), list)  # a JSON array: any reason text survives
+            assert len(row["churn_probability"].split(".")[-1]) <= 4 and len(row["total_spend"].split(".")[-1]) <= 2
+            assert row["model_version"] == (version or "")
+
+
+def test_at_risk_filters_name_what_they_do_not_know(client, service):
+    bundle = service[0].extensions["recsys"].model.current.bundle
+    segment = bundle.customers["segment"].dropna().iloc[0]
+    exact = client.get(f"/v1/churn/at-risk?min_risk=0&segment={segment}", headers=H(service)).json
+    loud = client.get(f"/v1/churn/at-risk?min_risk=0&segment={segment.upper()}", headers=H(service)).json
+    assert exact["total"] > 0 and loud["total"] == exact["total"]  # case aside
+    bad = client.get("/v1/churn/at-risk?segment=nobody-here", headers=H(service))
+    assert bad.status_code == 400 and segment in bad.json["error"]["message"]
+    page = client.get("/v1/churn/at-risk?band=medium", headers=H(service)).json
+    assert page["total"] == int((bundle.customers["risk_band"] == "medium").sum())  # no hidden min_risk
+    version = service[0].extensions["recsys"].model.current.version
+    assert all(c["model_version"] == version for c in page["customers"])
 
 
 def test_segments(client, service):
@@ -191,7 +211,8 @@ def test_events_are_idempotent_and_feed_the_frequency_cap(client, service):
     day = during(app)
     offers = client.get(f"/v1/customers/C000004/offers?k=3&as_of={day}", headers=H(service)).json["offers"]
     top = offers[0]["offer_id"]
-    sent_day = str((pd.Timestamp(day) - pd.Timedelta(days=1)).date())
+    # sent this morning: the cap counts the sends of the 30 days before the decision (now)
+    sent_day = str((pd.Timestamp.now("UTC") - pd.Timedelta(days=1)).date())
     events = [
         {
             "event_id": f"cap-{i}",
@@ -300,7 +321,8 @@ def test_answers_come_from_the_cache_until_an_event_changes_them(client, service
     assert other.test_client().get(url, headers=H(service)).json == first.json  # same model, same answer
 
     top = first.json["offers"][0]["offer_id"]
-    sent_day = str((pd.Timestamp(day) - pd.Timedelta(days=1)).date())
+    # sent this morning: the cap counts the sends of the 30 days before the decision (now)
+    sent_day = str((pd.Timestamp.now("UTC") - pd.Timedelta(days=1)).date())
     events = [
         {
             "event_id": f"other-worker-{i}",
@@ -386,18 +408,19 @@ def test_batch_answers_are_the_rankers_ranking(client, service):
     assert r.status_code == 200
     prepared = loaded.prepared_on(pd.Timestamp(day))
     events = app.extensions["recsys"].events.frame()  # earlier tests posted some: caps apply
+    now = pd.Timestamp.now("UTC").tz_localize(None)  # the service decides now
     records = loaded.catalog.set_index("offer_id")
     for cid, got in zip(ids, r.json["results"]):
         control = app.extensions["recsys"].settings.control  # the service holds back control groups
         want, held = loaded.bundle.ranker.decide(
-            [cid], prepared, k=4, as_of=pd.Timestamp(day), events=events, control=control
+            [cid], prepared, k=4, as_of=pd.Timestamp(day), events=events, control=control, decided_at=now
         )
         want = [dict(zip(want, row)) for row in zip(*(v.tolist() for v in want.values()))]
         assert got["held_out"] == held["offer_id"].tolist()
         assert got["customer_id"] == cid and got["model_version"] == loaded.version
         assert [o["offer_id"] for o in got["offers"]] == [w["offer_id"] for w in want]
         for o, w in zip(got["offers"], want):
-            assert o["rank"] == w["rank"] and o["reason"] == w["reason"]
+            assert o["rank"] == w["rank"] and o["reason"] == w["reason"] and o["reason_code"] == w["reason_code"]
             for name in ("score", "p_redeem", "expected_value"):
                 assert o[name] == pytest.approx(w[name], rel=1e-5)
             assert o["name"] == records.loc[o["offer_id"], "name"]

@@ -53,7 +53,12 @@ class EligibilityRules:
     """Contact rules of the service: the frequency cap, and the risk from which retention offers lead."""
 
     frequency_cap: int = 3  # an offer is not sent more than this many times ...
-    frequency_days: int = 30  # ... in this many days
+    frequency_days: int = 30  # ... in the this many days before the decision
+    # an offer the customer redeemed this many times is not offered again, unless the catalog's
+    # max_redemptions_per_customer says otherwise (a single-use coupon, by default)
+    default_max_redemptions: int = 1
+    # an offer seen this many times in the window is not offered then: the customer saw it, and passed
+    view_cap: int = 5
     at_risk_threshold: float = C.HIGH_RISK  # churn probability (the high band) from which retention offers come first
 
 
@@ -68,8 +73,14 @@ def eligibility(
     risk_of: Callable[[pd.Index], np.ndarray],
     segment_of: Callable[[pd.Index], np.ndarray],
     rules: EligibilityRules | None = None,
+    decided_at: pd.Timestamp | None = None,
 ) -> np.ndarray:
     """Boolean customers x offers matrix of what may be sent.
+
+    ``as_of`` is the day offers must be valid on; ``decided_at`` the moment of the decision
+    (default ``as_of``): the frequency cap counts the sends of the ``frequency_days`` before it
+    and the redemption limits the redemptions up to it. The service decides now, whatever
+    day it is asked about; a backtest decides on its day.
 
     ``risk_of`` and ``segment_of`` give the churn probability and the segment of customers;
     they are asked only when some offer has a risk range or allowed segments.
@@ -89,7 +100,7 @@ def eligibility(
             with np.errstate(invalid="ignore"):
                 m[:, has] &= cmp(risk[:, None], bound[None, has])  # an unknown risk fails any bound
     if events is not None and len(events):
-        _apply_event_limits(m, customer_ids, prepared, as_of, events, rules)
+        _apply_event_limits(m, customer_ids, prepared, as_of if decided_at is None else decided_at, events, rules)
     return m
 
 
@@ -112,11 +123,11 @@ def _apply_event_limits(
     events: pd.DataFrame | EventArrays,
     rules: EligibilityRules,
 ) -> None:
-    """The frequency cap and the redemptions per customer, from the events up to ``as_of``
-    (views and hold-backs count for neither)."""
+    """The frequency cap, the view cap and the redemptions per customer, from the events up to
+    the decision time ``as_of`` (hold-backs count for none of them)."""
     if isinstance(events, pd.DataFrame):
         events = EventArrays.from_frame(events)
-    counted = (events.event == C.SENT) | (events.event == C.REDEEMED)
+    counted = (events.event == C.SENT) | (events.event == C.REDEEMED) | (events.event == C.VIEWED)
     if not counted.any():
         return
     who = events.customer_id
@@ -133,9 +144,14 @@ def _apply_event_limits(
     sends = np.zeros(m.shape, np.int64)
     np.add.at(sends, (r[recent], o[recent]), 1)
     m &= sends < rules.frequency_cap
-    has = ~np.isnan(prepared.max_redemptions)
-    if has.any():
-        red = mine & (kind == "redeemed")
+    viewed = mine & (kind == C.VIEWED) & (t > since)
+    if viewed.any():
+        views = np.zeros(m.shape, np.int64)
+        np.add.at(views, (r[viewed], o[viewed]), 1)
+        m &= views < rules.view_cap
+    red = mine & (kind == "redeemed")
+    if red.any():
+        limit = np.where(np.isnan(prepared.max_redemptions), rules.default_max_redemptions, prepared.max_redemptions)
         used = np.zeros(m.shape, np.int64)
         np.add.at(used, (r[red], o[red]), 1)
-        m[:, has] &= used[:, has] < prepared.max_redemptions[None, has]
+        m &= used < limit[None, :]

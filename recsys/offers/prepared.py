@@ -45,6 +45,35 @@ class PreparedOffers:
         self.n_departments = max(self.department_code) + 1 if self.department_code else 1
         self.n_types = max(self.type_code) + 1 if self.type_code else 1
         self.any_blank_department = any(self.department_blank)
+        self.group_code = same_offer_groups(self.catalog.offers)
+
+
+def same_offer_groups(offers: pd.DataFrame) -> list[int]:
+    """Per offer, a group shared with every offer of the same name (case and spacing aside) or
+    the same products: to a customer these are one offer, and an answer holds one of them."""
+    n = len(offers)
+    parent = list(range(n))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    keys: list[pd.Series] = []
+    if C.NAME in offers:
+        keys.append(offers[C.NAME].astype("string").str.casefold().str.split().str.join(" "))
+    if C.PRODUCT_IDS in offers:
+        keys.append(offers[C.PRODUCT_IDS].map(lambda v: None if _as_list(v) is None else tuple(sorted(set(v)))))
+    for key in keys:
+        first: dict = {}
+        for i, v in enumerate(key.tolist()):
+            if v is None or v is pd.NA or v == "" or v == ():
+                continue
+            j = first.setdefault(v, i)
+            if j != i:
+                parent[find(i)] = find(j)
+    return [find(i) for i in range(n)]
 
     @property
     def offers(self) -> pd.DataFrame:

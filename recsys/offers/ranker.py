@@ -36,7 +36,7 @@ from recsys.offers.eligibility import EligibilityRules, EventArrays, eligibility
 from recsys.offers.features import affinity_features
 from recsys.offers.ordering import held_columns, order_offers, top_k_per_customer
 from recsys.offers.prepared import PreparedOffers, prepare_offers
-from recsys.offers.reasons import REASONS, reason_codes
+from recsys.offers.reasons import REASON_CODES, REASONS, reason_codes
 from recsys.offers.redemption import RedemptionModel, redemption_examples
 from recsys.offers.snapshot import basket_lines, snapshot
 
@@ -151,6 +151,7 @@ class OfferRanker(BaseEstimator):
         channel: str | None,
         events: pd.DataFrame | EventArrays | None,
         exclude=(),
+        decided_at: pd.Timestamp | None = None,
     ) -> np.ndarray:
         """Boolean customers x offers matrix of what may be sent (recsys.offers.eligibility)."""
         return eligibility(
@@ -163,6 +164,7 @@ class OfferRanker(BaseEstimator):
             risk_of=self._risk,
             segment_of=self._segment,
             rules=self._rules(),
+            decided_at=decided_at,
         )
 
     def score(self, customer_ids, prepared: PreparedOffers, *, history: pd.DataFrame | None = None):
@@ -219,6 +221,7 @@ class OfferRanker(BaseEstimator):
         exclude=(),
         history: pd.DataFrame | None = None,
         control=None,
+        decided_at=None,
     ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """The ranking (RANKING_COLUMNS, as column arrays) and the offers held back as control
         (``customer_id``, ``offer_id``, ``propensity``: the probability of being held back).
@@ -243,7 +246,8 @@ class OfferRanker(BaseEstimator):
         score = np.where(cold[:, None], feats["product_popularity"] * np.maximum(margin, 1e-6)[None, :], ev)
         leads = at_risk[:, None] & prepared.retention[None, :]
         tier = np.where(leads, TIER_RETENTION, TIER_STANDARD)
-        eligible = self.eligibility(ids, prepared, as_of, channel, events, exclude)
+        decided = None if decided_at is None else max(pd.Timestamp(decided_at), as_of)
+        eligible = self.eligibility(ids, prepared, as_of, channel, events, exclude, decided)
         caps = (self.max_per_department, self.max_per_type)
         order, n_ranked = order_offers(np.where(eligible, score, -np.inf), tier, two_tiers=bool(leads.any()))
         cust, rank, pos, fill, held = top_k_per_customer(ids.to_numpy(), order, n_ranked, prepared, k, caps, control)
@@ -259,6 +263,7 @@ class OfferRanker(BaseEstimator):
             "p_redeem": p[cust, pos],
             "expected_value": ev[cust, pos],
             "reason": REASONS[reasons[cust, pos]],
+            "reason_code": REASON_CODES[reasons[cust, pos]],
             "cold_start": cold[cust],
         }
         return ranked, held_columns(id_values[np.asarray(held[0], dtype=np.int64)], held[1], held[2], prepared)

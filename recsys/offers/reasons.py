@@ -9,6 +9,8 @@ REASON_CF = "popular with customers like you"
 REASON_RETENTION = "we miss you"
 REASON_POPULAR = "popular right now"
 REASONS = np.array([REASON_POPULAR, REASON_CF, REASON_HISTORY, REASON_RETENTION], dtype=object)  # by code
+# The same reasons for machines: stable names to branch on, whatever the words become.
+REASON_CODES = np.array(["popular", "similar_customers", "bought_before", "retention"], dtype=object)
 
 
 def reason_codes(feats: dict, at_risk: np.ndarray, retention: np.ndarray) -> np.ndarray:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 
 from flask import Response, request, stream_with_context
 from flask.views import MethodView
@@ -38,8 +39,16 @@ class ChurnRiskView(MethodView):
         }
 
 
-def _row(cid, r) -> dict:
-    return {"customer_id": json_safe(cid), **{c: json_safe(r[i]) for i, c in enumerate(CUSTOMER_COLUMNS)}}
+def _row(cid, r, version=None) -> dict:
+    return {
+        "customer_id": json_safe(cid),
+        **{c: json_safe(r[i]) for i, c in enumerate(CUSTOMER_COLUMNS)},
+        "model_version": version,
+    }
+
+
+# Decimals in the CSV download: what each figure means to a reader (the JSON keeps full precision).
+CSV_DECIMALS = {"churn_probability": 4, "p_alive": 4, "expected_purchases": 2, "total_spend": 2}
 
 
 @blp.route("/churn/at-risk")
@@ -55,12 +64,12 @@ class AtRiskView(MethodView):
         start = decode_cursor(q["cursor"], loaded.version)
         wants_csv = q["format"] == "csv" or (q["format"] is None and request.accept_mimetypes.best == "text/csv")
         if wants_csv:
-            return at_risk_csv(rows.iloc[start:])
+            return at_risk_csv(rows.iloc[start:], loaded.version)
         page = rows.iloc[start : start + q["limit"]]
         values = page[CUSTOMER_COLUMNS].to_numpy(dtype=object)
         end = start + len(page)
         return {
-            "customers": [_row(cid, v) for cid, v in zip(page.index, values)],
+            "customers": [_row(cid, v, loaded.version) for cid, v in zip(page.index, values)],
             "next_cursor": encode_cursor(end, loaded.version) if end < len(rows) else None,
             "total": len(rows),
         }
@@ -84,18 +93,23 @@ def at_risk_rows(bundle, q: dict):
         raise ApiError(400, "bad_parameter", str(exc)) from None
 
 
-def at_risk_csv(rows):
-    """The list as a streamed CSV download (AT_RISK_COLUMNS): the API's and the page's."""
+def at_risk_csv(rows, version=None):
+    """The list as a streamed CSV download (AT_RISK_COLUMNS and model_version): the API's and
+    the page's. ``reasons`` is a JSON array (a reason may hold any character); figures are
+    rounded to CSV_DECIMALS."""
 
     def generate():
         buf = io.StringIO()
         writer = csv.writer(buf)
-        writer.writerow(CSV_COLUMNS)
+        writer.writerow([*CSV_COLUMNS, "model_version"])
         values = rows[CUSTOMER_COLUMNS].to_numpy(dtype=object)
         for i, (cid, v) in enumerate(zip(rows.index, values)):
-            row = _row(cid, v)
-            row["reasons"] = "; ".join(row["reasons"] or [])
-            writer.writerow([row[c] for c in CSV_COLUMNS])
+            row = _row(cid, v, version)
+            row["reasons"] = json.dumps(row["reasons"] or [], ensure_ascii=False)
+            for col, places in CSV_DECIMALS.items():
+                if isinstance(row.get(col), float):
+                    row[col] = round(row[col], places)
+            writer.writerow([row[c] for c in (*CSV_COLUMNS, "model_version")])
             if i % 500 == 499:
                 yield buf.getvalue()
                 buf.seek(0)

@@ -107,7 +107,8 @@ def at_risk():
 @blp.get("/at-risk.csv")
 @auth.login_required
 def at_risk_download():
-    return at_risk_csv(at_risk_rows(state().model.current.bundle, _filters()))
+    loaded = state().model.current
+    return at_risk_csv(at_risk_rows(loaded.bundle, _filters()), loaded.version)
 
 
 def _offers_day(loaded) -> pd.Timestamp:
@@ -129,7 +130,13 @@ def _first_offers(loaded, ids: list) -> dict:
     st = state()
     rows = st.events.rows_by_customer(ids, id_type=int if loaded.id_is_int else str)
     ranked, _ = loaded.bundle.ranker.decide(
-        ids, loaded.prepared_on(day), k=1, as_of=day, events=EventArrays.from_rows(rows), control=st.settings.control
+        ids,
+        loaded.prepared_on(day),
+        k=1,
+        as_of=day,
+        events=EventArrays.from_rows(rows),
+        control=st.settings.control,
+        decided_at=pd.Timestamp.now("UTC").tz_localize(None),
     )
     names = loaded.catalog.set_index(C.OFFER_ID)[C.NAME]
     return {c: names.get(o, str(o)) for c, o in zip(ranked[C.CUSTOMER_ID], ranked[C.OFFER_ID])}
@@ -147,7 +154,13 @@ def customer(customer_id):
     day = _offers_day(loaded)
     rows = st.events.rows_by_customer([cid], id_type=int if loaded.id_is_int else str)
     ranked, held = loaded.bundle.ranker.decide(
-        [cid], loaded.prepared_on(day), k=10, as_of=day, events=EventArrays.from_rows(rows), control=st.settings.control
+        [cid],
+        loaded.prepared_on(day),
+        k=10,
+        as_of=day,
+        events=EventArrays.from_rows(rows),
+        control=st.settings.control,
+        decided_at=pd.Timestamp.now("UTC").tz_localize(None),
     )
     names = loaded.catalog.set_index(C.OFFER_ID)[C.NAME]
     offers = pd.DataFrame(ranked).assign(name=lambda d: d[C.OFFER_ID].map(names))
