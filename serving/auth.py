@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import os
 import secrets
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from recsys.io import write_text_atomic
 ROLES = ("read", "events", "admin")
 GRANTS = {"read": {"read"}, "events": {"read", "events"}, "admin": {"read", "events", "admin"}}
 KEY_PREFIX = "rk_"
+logger = logging.getLogger(__name__)
 
 
 def _digest(key: str) -> str:
@@ -47,10 +49,15 @@ class KeyStore:
             return None
 
     def _refresh(self) -> None:
-        """Re-read the file when it changed: a key added or removed takes effect without a restart."""
+        """Re-read the file when it changed: a key added or removed takes effect without a restart.
+        A file that does not parse (being edited by hand) leaves the keys as they were, logged."""
         stamp = self._mtime()
         if stamp != self._stamp:
-            self._entries, self._stamp = self._read(), stamp
+            try:
+                self._entries = self._read()
+            except ValueError as exc:
+                logger.error("keeping the API keys read before: %s", exc)
+            self._stamp = stamp
 
     def _read(self) -> list[dict]:
         if not self.path.exists():
@@ -87,6 +94,23 @@ class KeyStore:
             if e["id"] == key_id:
                 return ApiKey(e["id"], e["role"], e.get("name", ""))
         return None
+
+    def entries(self) -> list[ApiKey]:
+        self._refresh()
+        return [ApiKey(e["id"], e["role"], e.get("name", "")) for e in self._entries]
+
+    def revoke(self, *, name: str | None = None, key_id: str | None = None) -> list[ApiKey]:
+        """Remove the keys of ``name`` (or the one of ``key_id``); the removed ones. The file is
+        rewritten atomically, and every worker stops accepting them at its next request."""
+        if (name is None) == (key_id is None):
+            raise ValueError("give a key's name or its id")
+        entries = self._read()
+        gone = [e for e in entries if (e.get("name") == name if name is not None else e["id"] == key_id)]
+        if gone:
+            kept = [e for e in entries if e not in gone]
+            write_text_atomic(self.path, json.dumps({"keys": kept}, indent=2), mode=0o600)
+            self._stamp, self._entries = self._mtime(), kept
+        return [ApiKey(e["id"], e["role"], e.get("name", "")) for e in gone]
 
     def create(self, role: str, name: str = "") -> str:
         """Add a new key and return it; only its hash is written (atomically)."""

@@ -44,3 +44,33 @@ def create(role, name, path):
     key = KeyStore(path).create(role, name)
     click.echo(key)
     click.echo(f"stored the hash of a new '{role}' key in {path}; the key is not shown again", err=True)
+
+
+@keys.command("list")
+@click.option("--file", "path", default=None, help="Keys file (default: RECSYS_API_KEYS_FILE or api_keys.json).")
+def list_keys(path):
+    """Every key's id, role and name (the keys themselves are never stored)."""
+    from serving.auth import KeyStore
+
+    path = path or os.environ.get("RECSYS_API_KEYS_FILE") or "api_keys.json"
+    for k in KeyStore(path).entries():
+        click.echo(f"{k.key_id}  {k.role:<7} {k.name}")
+
+
+@keys.command()
+@click.option("--name", default=None, help="Revoke every key of this name.")
+@click.option("--id", "key_id", default=None, help="Revoke the key of this id (recsys keys list).")
+@click.option("--file", "path", default=None, help="Keys file (default: RECSYS_API_KEYS_FILE or api_keys.json).")
+def revoke(name, key_id, path):
+    """Revoke keys by name or id: the running service refuses them from its next request on."""
+    from serving.auth import KeyStore
+
+    path = path or os.environ.get("RECSYS_API_KEYS_FILE") or "api_keys.json"
+    try:
+        gone = KeyStore(path).revoke(name=name, key_id=key_id)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    if not gone:
+        raise click.ClickException(f"no key {'named ' + repr(name) if name is not None else key_id} in {path}")
+    for k in gone:
+        click.echo(f"revoked {k.key_id} ({k.role}, {k.name!r})")

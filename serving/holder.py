@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from registry.loader import load_bundle
+from registry.loader import check_registry, load_bundle
 from registry.local_copy import load_copy, save_copy
 from serving.dependencies import Dependency
 from serving.model import Loaded, prepare
@@ -261,10 +261,8 @@ class ModelHolder:
         self._watcher.start()
 
     def _ping_registry(self) -> None:
-        from registry.store import client
-
         try:
-            client(self.tracking_uri).search_registered_models(max_results=1)
+            check_registry(self.tracking_uri)
         except Exception as exc:
             self.registry.failed(exc)
         else:

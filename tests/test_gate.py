@@ -3,6 +3,8 @@ candidate's own evaluation, --no-promote, and refusing what could not be evaluat
 
 from __future__ import annotations
 
+import json
+
 import mlflow
 import pandas as pd
 import pytest
@@ -114,3 +116,32 @@ def test_a_candidate_without_an_evaluation_is_refused_unless_forced(weekly):
     assert forced.promoted and forced.forced and forced.status == "forced"
     assert "--force-promote" in forced.report()
     store.promote(NAME, first.version)  # restore for the other tests
+
+
+def test_make_run_retrains_only_for_other_data(weekly, monkeypatch):
+    from tools.make_run import _champion_on
+
+    first, _, uri, full = weekly
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("RECSYS_EVENTS_URL", "")
+    assert _champion_on(str(full.parent / "early")) == first.version  # the champion's own data: reused
+    assert _champion_on(str(full)) is None  # grown since: retrained
+
+
+def test_make_run_checks_the_port_and_keeps_one_development_key(tmp_path):
+    import socket
+
+    from tools.make_run import main
+
+    runner = CliRunner()
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        out = runner.invoke(main, ["check-port", str(busy.getsockname()[1])])
+        assert out.exit_code != 0 and "in use" in out.output
+    keys = tmp_path / "api_keys.json"
+    first = runner.invoke(main, ["dev-key", str(keys)]).output.strip()
+    again = runner.invoke(main, ["dev-key", str(keys)]).output.strip()
+    assert first == again and first.startswith("rk_")
+    assert len(json.loads(keys.read_text())["keys"]) == 1  # not one more admin key per run
+    assert oct((tmp_path / ".dev_key").stat().st_mode & 0o777) == "0o600"

@@ -154,6 +154,20 @@ def test_every_readme_command_runs(workspace, tmp_path):
                     stop(proc)
                 seen.add("mlflow ui")
                 continue
+            if tool == "mlflow" and words[1] == "run":
+                # as written, from the checkout, with nothing on PATH but the system's: the data and
+                # the tracking store are the workspace's
+                words[words.index("data=data/completejourney")] = f"data={ws / 'data' / 'completejourney'}"
+                bare = {
+                    **env,
+                    "PATH": "/usr/local/bin:/usr/bin:/bin",
+                    "MLFLOW_TRACKING_URI": f"sqlite:///{ws / 'mlflow.db'}",
+                }
+                done = subprocess.run(words, cwd=ROOT, env=bare, capture_output=True, text=True, timeout=900)
+                assert done.returncode == 0, f"{command}\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
+                assert "command not found" not in done.stderr
+                seen.add("mlflow run")
+                continue
             if tool == "recsys" and words[1] == "serve":
                 words[words.index("--port") + 1] = str(port)
                 server = subprocess.Popen(
@@ -171,13 +185,13 @@ def test_every_readme_command_runs(workspace, tmp_path):
         if server is not None:
             stop_group(server)
 
-    assert {"make run", "make test", "mlflow ui", "recsys serve", "curl"} <= seen
+    assert {"make run", "make test", "mlflow ui", "mlflow run", "recsys serve", "curl"} <= seen
     # what the commands left behind is what the README says they make
     assert pd.read_parquet(ws / "data" / "synth" / "transactions.parquet").shape[0] > 0
     assert (ws / "data" / "synth.db").exists()
     assert (ws / "reports" / "segments").is_dir() and (ws / "reports" / "retention").is_dir()
     offers = pd.read_csv(ws / "exports" / "offers.csv")
-    assert list(offers.columns[:9]) == [
+    assert list(offers.columns[:10]) == [
         "customer_id",
         "rank",
         "offer_id",
@@ -186,6 +200,7 @@ def test_every_readme_command_runs(workspace, tmp_path):
         "p_redeem",
         "expected_value",
         "reason",
+        "reason_code",
         "cold_start",
     ]
     assert offers.groupby("customer_id")["rank"].max().max() <= 5 and offers["customer_id"].nunique() > 2000
@@ -194,11 +209,12 @@ def test_every_readme_command_runs(workspace, tmp_path):
     with open(ws / "at_risk.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert rows and all(float(r["churn_probability"]) >= 0.3 for r in rows)
-    # train made version 2 (champion by the gate), promote 1 then rollback gave it back
+    # train and mlflow run made versions 2 and 3 (champion by the gate on the same data), promote 1
+    # then rollback gave the champion back
     listed = subprocess.run(
         [str(BIN / "recsys"), "models", "list"], cwd=ws, env=env, capture_output=True, text=True, timeout=120
     )
-    assert re.search(r"^\s+2\s+\S*champion", listed.stdout, re.M), listed.stdout
+    assert re.search(r"^\s+3\s+\S*champion", listed.stdout, re.M), listed.stdout
 
 
 def test_benchmark_scripts_start():

@@ -72,6 +72,34 @@ def test_keys_and_roles(client, service):
     assert client.post("/v1/admin/reload", headers=H(service, "events")).status_code == 403
 
 
+def test_a_key_revoked_by_name_is_refused_at_once(service, tmp_path):
+    from click.testing import CliRunner
+
+    from commands import main as cli
+
+    keys = tmp_path / "keys.json"
+    app = create_app({**_settings_of(service), "api_keys_file": str(keys)})
+    store = KeyStore(keys)
+    partner, ours = store.create("read", "agency"), store.create("read", "email platform")
+    c = app.test_client()
+    assert c.get("/v1/segments", headers={"X-API-Key": partner}).status_code == 200
+    listed = CliRunner().invoke(cli, ["keys", "list", "--file", str(keys)])
+    assert "agency" in listed.output and partner not in listed.output
+    out = CliRunner().invoke(cli, ["keys", "revoke", "--name", "agency", "--file", str(keys)])
+    assert out.exit_code == 0 and "revoked" in out.output
+    assert c.get("/v1/segments", headers={"X-API-Key": partner}).status_code == 401  # no restart
+    assert c.get("/v1/segments", headers={"X-API-Key": ours}).status_code == 200
+    missing = CliRunner().invoke(cli, ["keys", "revoke", "--name", "agency", "--file", str(keys)])
+    assert missing.exit_code != 0 and "no key named" in missing.output
+    keys.write_text("{ half written")  # a bad edit keeps the keys that were
+    assert c.get("/v1/segments", headers={"X-API-Key": ours}).status_code == 200
+
+
+def _settings_of(service) -> dict:
+    s = service[0].extensions["recsys"].settings
+    return {"model_uri": s.model_uri, "events_url": s.events_url}
+
+
 def test_keys_are_stored_only_as_hashes(service, tmp_path):
     store = KeyStore(tmp_path / "k.json")
     key = store.create("read")

@@ -221,3 +221,18 @@ def test_registry_uris_load_the_bundle_for_service_and_exports(trained, tmp_path
     )
     info = app.test_client().get("/v1/model", headers={"X-API-Key": key}).json
     assert info["version"] == result.version and info["alias"] == "candidate" and info["name"] == "loyalty-offers"
+
+
+def test_campaign_18_is_held_out_by_default_on_the_complete_journey_only(synth, tmp_path):
+    from recsys.data import completejourney as cj
+    from recsys.data import load_dataset
+    from recsys.data.sources import write_tables
+    from recsys.offers import held_out_for
+
+    tables, _ = synth
+    plain, marked = tmp_path / "retailer", tmp_path / "cj"
+    write_tables(tables, plain)
+    write_tables(tables, marked, extras=cj.source_marker())
+    assert held_out_for(load_dataset(plain), None) == ()  # a retailer's own campaign 18 stays
+    assert held_out_for(load_dataset(marked), None) == (18,)
+    assert held_out_for(load_dataset(marked), ()) == () and held_out_for(load_dataset(plain), (5,)) == (5,)

@@ -49,10 +49,9 @@ EXIT_GATE_FAILED = 3
     "--hold-out",
     "hold_out",
     multiple=True,
-    default=tuple(map(str, C.CJ_HELD_OUT_CAMPAIGNS)),
-    show_default=True,
     help="Campaign ids held back for independent evaluation: their events are dropped and never "
-    "evaluated on (default: The Complete Journey's 18). Repeat for several; '' for none.",
+    "evaluated on. Default: campaign 18 on The Complete Journey (as imported by recsys data "
+    "import-completejourney), none on other data. Repeat for several; '' for none.",
 )
 @click.option(
     "--tolerance",
@@ -106,7 +105,7 @@ def train(
         tolerance=tolerance,
         promote=not no_promote,
         force_promote=force_promote,
-        held_out_campaigns=tuple(_campaign_id(c) for c in hold_out if c != ""),
+        held_out_campaigns=tuple(_campaign_id(c) for c in hold_out if c != "") if hold_out else None,
         events_url=events_url or None,
     )
     stages = cfg.stages()

@@ -24,9 +24,10 @@ class TrainConfig:
     eval_campaigns: tuple | None = None  # None: the two latest finished campaigns (held-out ones never)
     min_campaign_redeemers: int = 20
     min_campaign_offers: int = 20
-    # The Complete Journey's campaign 18: its events are dropped before anything is fitted and it is
-    # never evaluated on. Pass () for data without held-out campaigns.
-    held_out_campaigns: tuple = C.CJ_HELD_OUT_CAMPAIGNS
+    # Campaigns held back for independent evaluation: their events are dropped before anything is
+    # fitted and they are never evaluated on. None: The Complete Journey's campaign 18 on that
+    # dataset (recognised by its importer's marker), none on any other; () for none at all.
+    held_out_campaigns: tuple | None = None
     # The service's events store, read with the dataset's offer_events (None: the dataset's alone).
     events_url: str | None = None
     lift_window_days: int = 14

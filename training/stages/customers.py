@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,10 +24,12 @@ from recsys.customers import (
 from recsys.data import Dataset, load_dataset
 from recsys.data.store_events import with_store_events
 from recsys.errors import DataValidationError, Issue
-from recsys.offers import hold_out_events
+from recsys.offers import held_out_for, hold_out_events
 from recsys.reporting import plots
 from training.config import TrainConfig
 from training.tracking import Tracker
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,7 @@ class Loaded:
     ds: Dataset  # without the events of held-out campaigns
     as_of: pd.Timestamp
     fingerprint: str
+    held_out: tuple = ()  # campaigns whose events were dropped and that are never evaluated on
 
 
 @dataclass(frozen=True)
@@ -47,9 +51,17 @@ class Segmentation:
     clusters: pd.Series  # behavioural cluster per customer
 
 
-def load(cfg: TrainConfig, track: Tracker) -> Loaded:
+def training_data(cfg: TrainConfig) -> tuple[Dataset, int, int, int]:
+    """The dataset a run trains on: the data with the events store's events, less the held-out
+    campaigns' events; (dataset, store events added, store events of unknown offers, dropped)."""
     ds, added, unknown = with_store_events(load_dataset(cfg.data), cfg.events_url)
-    ds, dropped = hold_out_events(ds, cfg.held_out_campaigns)
+    ds, dropped = hold_out_events(ds, held_out_for(ds, cfg.held_out_campaigns))
+    return ds, added, unknown, dropped
+
+
+def load(cfg: TrainConfig, track: Tracker) -> Loaded:
+    ds, added, unknown, dropped = training_data(cfg)
+    held_out = held_out_for(ds, cfg.held_out_campaigns)
     as_of = pd.Timestamp(cfg.as_of) if cfg.as_of else default_as_of(ds.transactions)
     check_trainable(ds, as_of, cfg.horizon_days)  # before any work: exit 2 naming what is missing
     fingerprint = ds.fingerprint()
@@ -69,8 +81,10 @@ def load(cfg: TrainConfig, track: Tracker) -> Loaded:
             "data_store_events_unknown_offer": unknown,
         }
     )
-    track.log_params({"held_out_campaigns": ",".join(map(str, cfg.held_out_campaigns)) or "none"})
-    return Loaded(ds, as_of, fingerprint)
+    track.log_params({"held_out_campaigns": ",".join(map(str, held_out)) or "none"})
+    if held_out:
+        logger.warning("held out for independent evaluation: campaign(s) %s (%d events dropped)", held_out, dropped)
+    return Loaded(ds, as_of, fingerprint, held_out)
 
 
 MIN_CUSTOMERS = 20  # with purchases before as_of: segments, churn folds and ALS need a few of each

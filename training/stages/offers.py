@@ -3,6 +3,7 @@ ranker, and the ranker on the latest finished campaigns."""
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 
@@ -27,6 +28,8 @@ from training.config import TrainConfig
 from training.stages.churn import Churn
 from training.stages.customers import Loaded
 from training.tracking import Tracker
+
+logger = logging.getLogger(__name__)
 
 CF_METRICS = ("precision", "recall", "ndcg", "map", "coverage")  # logged per model and task, @k
 
@@ -138,14 +141,14 @@ def _campaign_benchmark(cfg: TrainConfig, track: Tracker, load: Loaded) -> tuple
         ds,
         load.as_of,
         configured=cfg.eval_campaigns,
-        held_out=cfg.held_out_campaigns,
+        held_out=load.held_out,
         min_redeemers=cfg.min_campaign_redeemers,
         min_offers=cfg.min_campaign_offers,
     )
     mlflow.log_params({"offers_eval_campaigns": ",".join(map(str, campaigns)) or "none"})
     rows, low, high = [], {}, {}
     for c in campaigns:
-        r = evaluate_campaign(ds, c, als_params=cfg.als, held_out=tuple(cfg.held_out_campaigns), seed=cfg.seed)
+        r = evaluate_campaign(ds, c, als_params=cfg.als, held_out=tuple(load.held_out), seed=cfg.seed)
         rows.append(r.metrics.assign(campaign=str(c)))
         for name in r.metrics.index:
             low.setdefault(name, {})[str(c)], high.setdefault(name, {})[str(c)] = r.recall_interval(name)
@@ -155,6 +158,13 @@ def _campaign_benchmark(cfg: TrainConfig, track: Tracker, load: Loaded) -> tuple
             key = f"offers_c{c}_engine_gain_vs_personal_history"
             track.log_metrics({key: gain, f"{key}_low": lo, f"{key}_high": hi})
     if not rows:
+        logger.warning(
+            "offer evaluation skipped: no finished campaign before %s with %d redeemers and %d offers (held out: %s)",
+            f"{load.as_of:%Y-%m-%d}",
+            cfg.min_campaign_redeemers,
+            cfg.min_campaign_offers,
+            ",".join(map(str, load.held_out)) or "none",
+        )
         return campaigns, None
     allc = pd.concat(rows)
     mean = allc.groupby(level=0)[[at_k(m) for m in CAMPAIGN_METRICS]].mean()
