@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import click
+import pandas as pd
 
 from recsys import constants as C
 from shell import events_option, fail_on_bad_data
@@ -80,6 +81,12 @@ def export_offers_cmd(k, channel, as_of, data, model_uri, events_url, out):
             fg="yellow",
             err=True,
         )
+    if frame.empty:
+        from recsys.offers import no_valid_offer
+
+        why = no_valid_offer(catalog if catalog is not None else bundle.catalog, as_of or pd.Timestamp.now())
+        if why:
+            click.secho(f"warning: nothing to send: {why}", fg="yellow", err=True)
     path = write_atomic(frame, out)
     kept = write_atomic(held, held_out_path(out))
     click.echo(

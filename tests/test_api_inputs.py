@@ -258,3 +258,41 @@ def test_the_openapi_document_states_what_ids_are(client):
     text = json.dumps(spec)
     assert "oneOf" in text and '"maxLength": 128' in text
     assert pd.notna(spec["paths"]["/v1/events"]["post"]["responses"].get("409"))
+
+
+def test_an_empty_answer_says_why(client, service):
+    r = client.get("/v1/customers/C000001/offers?as_of=2031-01-01", headers=H(service))
+    assert r.status_code == 200 and r.json["offers"] == []
+    assert "no offer of the catalog is valid on 2031-01-01" in r.json["notice"] and "run from 2024" in r.json["notice"]
+    ok = client.get("/v1/customers/C000001/offers?as_of=2024-06-01", headers=H(service)).json
+    assert ok["offers"] and "notice" not in ok
+
+
+def test_without_the_events_store_offers_are_answered_and_readyz_says_degraded(service, tmp_path):
+    import time as _time
+
+    app = create_app(
+        {
+            "model_uri": service[0].extensions["recsys"].settings.model_uri,
+            "api_keys_file": str(service[2] / "keys.json"),
+            "events_url": f"sqlite:///{tmp_path / 'events.db'}",
+        }
+    )
+    st = app.extensions["recsys"]
+
+    def down(*a, **k):
+        raise sqlite3.OperationalError("unable to open database file")
+
+    st.events.rows_by_customer = down
+    st.events.ping = down
+    st.events.add = down
+    c = app.test_client()
+    t = _time.perf_counter()
+    for _ in range(20):
+        r = c.get("/v1/customers/C000001/offers?as_of=2024-06-01", headers=H(service))
+        assert r.status_code == 200 and r.json["offers"] and "events store is unreachable" in r.json["notice"]
+    assert _time.perf_counter() - t < 20
+    ready = c.get("/readyz")
+    assert ready.status_code == 200 and ready.json["status"] == "degraded"
+    assert ready.json["dependencies"]["events_store"]["ok"] is False
+    assert st.events_health._suppressed >= 19  # logged once per interval, not per request

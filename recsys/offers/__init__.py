@@ -12,7 +12,7 @@ from recsys.offers.campaigns import (
     held_out_for,
     hold_out_events,
 )
-from recsys.offers.catalog import Catalog, prepare_catalog
+from recsys.offers.catalog import Catalog, no_valid_offer, prepare_catalog
 from recsys.offers.eligibility import EligibilityRules, EventArrays
 from recsys.offers.features import OFFER_FEATURES, affinity_features, feature_matrix
 from recsys.offers.prepared import PreparedOffers
@@ -54,6 +54,7 @@ __all__ = [
     "held_out_for",
     "heuristic_p_redeem",
     "hold_out_events",
+    "no_valid_offer",
     "past_campaigns",
     "prepare_catalog",
     "redemption_examples",

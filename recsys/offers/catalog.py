@@ -96,3 +96,18 @@ def prepare_catalog(snap: Snapshot, offers: pd.DataFrame, products: pd.DataFrame
         np.log1p(n_targets).astype(np.float32),
         rate,
     )
+
+
+def no_valid_offer(catalog: pd.DataFrame, day) -> str | None:
+    """Why nothing can be offered on ``day``, when no offer of ``catalog`` is valid then; None
+    when some offer is."""
+    day = pd.Timestamp(day).normalize()
+    if len(catalog) and ((catalog[C.START_DATE] <= day) & (catalog[C.END_DATE] >= day)).any():
+        return None
+    if not len(catalog):
+        return "the offer catalog is empty"
+    first, last = catalog[C.START_DATE].min(), catalog[C.END_DATE].max()
+    return (
+        f"no offer of the catalog is valid on {day:%Y-%m-%d}: its offers run from {first:%Y-%m-%d} to "
+        f"{last:%Y-%m-%d}; ask for a day in that range (as_of) or load a current catalog"
+    )

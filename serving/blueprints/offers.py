@@ -9,6 +9,7 @@ import json
 import pandas as pd
 from flask import Response
 
+from recsys.offers import no_valid_offer
 from serving.answers import answers
 from serving.schemas import BatchRequest, BatchResponse, CustomerOffers, OffersQuery
 from serving.web import ApiError, Blueprint, path_id, require, state
@@ -38,9 +39,15 @@ def offer_answers(customer_ids: list, k: int, channel: str | None, as_of) -> lis
     except Exception as exc:  # answer without the latest events, and say so (serving.dependencies)
         st.events_health.failed(exc)
         rows = None
-    found, cached = answers(loaded, rows or {}, ids, k, channel, _day(as_of), st.settings.control, st.held_out)
-    if rows is None:
-        found = [f[:-1] + NO_EVENTS for f in found]
+    day = _day(as_of)
+    found, cached = answers(loaded, rows or {}, ids, k, channel, day, st.settings.control, st.held_out)
+    notices = [] if rows is not None else [NO_EVENTS]
+    empty = _no_valid_offer(loaded, day)
+    if empty:
+        notices.append(empty)
+    if notices:
+        tail = (',"notice":' + json.dumps(" ".join(notices)) + "}").encode()
+        found = [f[:-1] + tail for f in found]
     if cached:
         st.metrics.answers_cached.inc(cached)
     if cached < len(ids):
@@ -49,9 +56,16 @@ def offer_answers(customer_ids: list, k: int, channel: str | None, as_of) -> lis
 
 
 NO_EVENTS = (
-    b',"notice":"the events store is unreachable: offers are ranked without recorded events, so frequency caps '
-    b'and redemption limits may not apply"}'
+    "the events store is unreachable: offers are ranked without recorded events, so frequency caps and "
+    "redemption limits may not apply."
 )
+
+
+def _no_valid_offer(loaded, day: pd.Timestamp) -> str | None:
+    """Why the answer has no offer, when no offer of the catalog is valid that day."""
+    if len(loaded.prepared_on(day).offer_ids):
+        return None
+    return no_valid_offer(loaded.catalog, day)
 
 
 def _json(body: bytes) -> Response:
