@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -31,14 +32,12 @@ def export():
 @fail_on_bad_data
 def export_offers_cmd(k, channel, as_of, data, model_uri, events_url, out):
     """Ranked offers for every customer: customer_id, rank, offer_id, tier, score, p_redeem,
-    expected_value, reason, cold_start and the offer's fields.
+    expected_value, reason, reason_code, cold_start and the offer's fields.
 
     Control groups as the service holds them back (RECSYS_CONTROL_SHARE and the other settings
     of docs/incrementality.md): the offers held back go to NAME.held_out.EXT beside the file and
     are recorded as held_out events in the events store, before either file is written.
     """
-    import os
-
     from inference.exports import (
         export_decisions,
         held_out_events,
@@ -82,11 +81,7 @@ def export_offers_cmd(k, channel, as_of, data, model_uri, events_url, out):
             err=True,
         )
     if frame.empty:
-        from recsys.offers import no_valid_offer
-
-        why = no_valid_offer(catalog if catalog is not None else bundle.catalog, as_of or pd.Timestamp.now())
-        if why:
-            click.secho(f"warning: nothing to send: {why}", fg="yellow", err=True)
+        _say_why_empty(catalog if catalog is not None else bundle.catalog, as_of)
     path = write_atomic(frame, out)
     kept = write_atomic(held, held_out_path(out))
     click.echo(
@@ -94,6 +89,14 @@ def export_offers_cmd(k, channel, as_of, data, model_uri, events_url, out):
         f"{version or '-'}) -> {path}; {len(held):,} offers held back as control (share {control.share:g}, "
         f"global {control.global_share:g}) -> {kept}, recorded in {events_url}"
     )
+
+
+def _say_why_empty(catalog, as_of) -> None:
+    from recsys.offers import no_valid_offer
+
+    why = no_valid_offer(catalog, as_of or pd.Timestamp.now())
+    if why:
+        click.secho(f"warning: nothing to send: {why}", fg="yellow", err=True)
 
 
 @export.command("at-risk")

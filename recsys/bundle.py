@@ -79,6 +79,7 @@ class ModelBundle:
     metrics: dict = field(default_factory=dict)
     lift: pd.DataFrame | None = None  # measured lift per offer and campaign (recsys.reporting.lift); None: none
     history: pd.DataFrame | None = None  # weekly spend and baskets per customer (customers.weekly_history)
+    profile: pd.DataFrame | None = None  # a sample of the training features and scores (evaluation.drift)
 
     def __post_init__(self):
         self._prepared: PreparedOffers | None = None
@@ -102,7 +103,7 @@ class ModelBundle:
             customers["reasons"] = customers["reasons"].map(list)
             customers.to_parquet(stage / "customers.parquet", index=False)
             self.catalog.to_parquet(stage / "catalog.parquet", index=False)
-            for name in ("lift", "history"):
+            for name in ("lift", "history", "profile"):
                 if getattr(self, name) is not None:
                     getattr(self, name).to_parquet(stage / f"{name}.parquet", index=False)
             meta = {
@@ -141,7 +142,7 @@ class ModelBundle:
             meta.get("metrics", {}),
             *(
                 pd.read_parquet(path / f"{n}.parquet") if (path / f"{n}.parquet").exists() else None
-                for n in ("lift", "history")
+                for n in ("lift", "history", "profile")
             ),
         )
 

@@ -145,3 +145,24 @@ def test_make_run_checks_the_port_and_keeps_one_development_key(tmp_path):
     assert first == again and first.startswith("rk_")
     assert len(json.loads(keys.read_text())["keys"]) == 1  # not one more admin key per run
     assert oct((tmp_path / ".dev_key").stat().st_mode & 0o777) == "0o600"
+
+
+def test_drift_from_the_champions_data_is_measured_and_warned(weekly):
+    from recsys.evaluation import PSI_WARN, drift_table, psi
+
+    _, second, uri, _ = weekly
+    drift = second.gate.drift
+    assert drift is not None and {"churn_probability", "recency_days"} <= set(drift["feature"])
+    logged = MlflowClient(uri).get_run(second.run_id).data.metrics
+    assert logged["drift_psi_recency_days"] == pytest.approx(
+        float(drift.set_index("feature").loc["recency_days", "psi"])
+    )
+    # the index itself, against planted shifts
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    same = psi(rng.normal(size=5000), rng.normal(size=5000))
+    moved = psi(rng.normal(size=5000), rng.normal(1.0, 1.0, size=5000))
+    assert same < 0.02 and moved > PSI_WARN
+    table = drift_table(pd.DataFrame({"a": rng.normal(size=2000)}), pd.DataFrame({"a": rng.normal(2, 1, size=2000)}))
+    assert table.loc[0, "shifted"] and table.loc[0, "ks_p_value"] < 1e-6

@@ -21,7 +21,7 @@ import pandas as pd
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from recsys import constants as C
-from recsys.evaluation import bootstrap_differences
+from recsys.evaluation import PSI_WARN, bootstrap_differences, drift_table
 from registry.store import alias_version, client, set_champion, version_metrics
 
 logger = logging.getLogger(__name__)
@@ -40,6 +40,7 @@ class GateResult:
     note: str = ""
     forced: bool = False  # promoted although it failed, by request (recorded)
     champion_metrics: dict = field(default_factory=dict)  # the champion re-scored on this evaluation
+    drift: pd.DataFrame | None = None  # per feature and score: PSI and KS against the champion's training data
 
     @property
     def status(self) -> str:
@@ -55,6 +56,7 @@ class GateResult:
             "status": self.status,
             "checks": self.checks,
             "champion_metrics": self.champion_metrics,
+            "drift": [] if self.drift is None else self.drift.to_dict("records"),
             "note": self.note,
         }
 
@@ -95,12 +97,15 @@ def quality_gate(
     promote: bool = True,
     force: bool = False,
     evaluation: pd.DataFrame | None = None,
+    profile: pd.DataFrame | None = None,
 ) -> GateResult:
     """Check ``version`` against its baselines and the champion; promote it when it passes (or,
     with ``force``, although it failed).
 
     ``tolerance``: how far below the champion a metric may fall; ``baseline_tolerance``: how far
     below a peer baseline (``constants.GATE_PEER_BASELINES``).
+    ``profile``: a sample of the candidate's training features and scores, whose drift from the
+    champion's is measured (a warning past evaluation.PSI_WARN, never a failure).
     ``evaluation``: the candidate's churn evaluation snapshot (features, ``churned`` and the
     candidate's ``model`` score per customer), on which the champion is re-scored.
     """
@@ -110,15 +115,47 @@ def quality_gate(
     checks = _baseline_checks(metrics, baseline_tolerance)
     notes: list[str] = []
     champion_metrics: dict = {}
+    drift = None
     if champion is not None and champion != version:
-        champion_metrics = _champion_checks(c, name, champion, metrics, params, evaluation, tolerance, checks, notes)
+        bundle = _champion_bundle(name, champion, notes)
+        champion_metrics = _champion_checks(
+            c, name, champion, bundle, metrics, params, evaluation, tolerance, checks, notes
+        )
+        drift = _drift(bundle, profile, champion, notes)
     passed = bool(checks) and all(ch["ok"] for ch in checks)
     forced = force and not passed
     promoted = False
     if promote and (passed or forced):
         set_champion(c, name, version)
         promoted = True
-    return GateResult(version, champion, passed, promoted, checks, "; ".join(notes), forced, champion_metrics)
+    return GateResult(version, champion, passed, promoted, checks, "; ".join(notes), forced, champion_metrics, drift)
+
+
+def _champion_bundle(name: str, champion: str, notes: list):
+    from registry.loader import load_bundle
+
+    try:
+        return load_bundle(f"models:/{name}/{champion}").bundle
+    except Exception as exc:  # an older bundle format: compared with the baselines only
+        logger.warning("champion v%s could not be loaded: %s", champion, exc)
+        notes.append(f"champion v{champion} could not be loaded ({exc})")
+        return None
+
+
+def _drift(bundle, profile: pd.DataFrame | None, champion: str, notes: list) -> pd.DataFrame | None:
+    """The candidate's features and scores against the champion's training data (warnings only)."""
+    reference = None if bundle is None else bundle.profile
+    if reference is None or profile is None:
+        return None
+    table = drift_table(reference, profile)
+    shifted = table[table["shifted"]]
+    if len(shifted):
+        shown = ", ".join(f"{r.feature} {r.psi:.2f}" for r in shifted.head(5).itertuples())
+        notes.append(
+            f"warning: {len(shifted)} feature(s) shifted from champion v{champion}'s training data "
+            f"(PSI > {PSI_WARN}: {shown}); look before relying on the comparison"
+        )
+    return table
 
 
 def _baseline_checks(metrics: dict, baseline_tolerance: float) -> list[dict]:
@@ -141,7 +178,7 @@ def _baseline_checks(metrics: dict, baseline_tolerance: float) -> list[dict]:
     return checks
 
 
-def _champion_checks(c, name, champion, metrics, params, evaluation, tolerance, checks, notes) -> dict:
+def _champion_checks(c, name, champion, bundle, metrics, params, evaluation, tolerance, checks, notes) -> dict:
     """Like with like, then the champion re-scored (and, on the same data, its metrics); appends
     to ``checks`` and ``notes``, returns the champion's re-scored metrics."""
     old, old_params = version_metrics(c, name, champion)
@@ -164,7 +201,7 @@ def _champion_checks(c, name, champion, metrics, params, evaluation, tolerance, 
         params.get("data_fingerprint"),
         params.get("as_of"),
     )
-    rescored = _rescore_champion(name, champion, evaluation, tolerance, checks, notes)
+    rescored = _rescore_champion(bundle, champion, evaluation, tolerance, checks, notes)
     for metric in GATE:
         if metric in rescored or not (same_data and metric in metrics and metric in old):
             continue
@@ -187,16 +224,15 @@ def _champion_checks(c, name, champion, metrics, params, evaluation, tolerance, 
 
 
 def _rescore_champion(
-    name: str, champion: str, evaluation: pd.DataFrame | None, tolerance: float, checks: list, notes: list
+    bundle, champion: str, evaluation: pd.DataFrame | None, tolerance: float, checks: list, notes: list
 ) -> dict:
     """The champion's churn model on the candidate's evaluation snapshot; appends the paired checks."""
     if evaluation is None or evaluation.empty:
         notes.append("no churn evaluation to re-score the champion on")
         return {}
-    from registry.loader import load_bundle
-
+    if bundle is None:
+        return {}
     try:
-        bundle = load_bundle(f"models:/{name}/{champion}").bundle
         champion_score = bundle.churn_model.predict_proba(evaluation)[:, 1]
     except Exception as exc:  # an older bundle format or other features: say so, compare with baselines only
         logger.warning("champion v%s could not be scored on this evaluation: %s", champion, exc)

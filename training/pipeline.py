@@ -53,7 +53,7 @@ STAGE_INPUTS: dict[str, tuple[str, ...]] = {
     "cf": ("load",),
     "offers": ("load", "churn", "cf"),
     "evaluate": ("load",),
-    "package": ("load", "churn", "offers", "evaluate"),
+    "package": ("load", "features", "churn", "offers", "evaluate"),
     "register": ("package", "churn"),
 }
 assert tuple(STAGE_FUNCTIONS) == STAGES == tuple(STAGE_INPUTS)

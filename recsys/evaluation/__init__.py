@@ -10,16 +10,21 @@ from recsys.evaluation.classification import (
     lift_and_capture,
     weighted_ranking_metrics,
 )
+from recsys.evaluation.drift import PSI_WARN, drift_table, profile_sample, psi
 from recsys.evaluation.ranking import ranking_metrics, user_metrics
 
 __all__ = [
+    "PSI_WARN",
     "bootstrap_differences",
     "bootstrap_interval",
     "bootstrap_ranking_metrics",
     "classification_metrics",
+    "drift_table",
     "lift_and_capture",
     "paired_ratio_interval",
     "percentile_interval",
+    "profile_sample",
+    "psi",
     "ranking_metrics",
     "resample_counts",
     "user_metrics",

@@ -15,13 +15,14 @@ from mlflow.models import infer_signature
 from recsys import constants as C
 from recsys.bundle import ModelBundle
 from recsys.customers.features import weekly_history
+from recsys.evaluation import profile_sample
 from recsys.io import json_safe
 from registry.store import register_candidate
 from training.config import TrainConfig
 from training.gate import GateResult, quality_gate
 from training.pyfunc import LoyaltyOffersModel
 from training.stages.churn import Churn
-from training.stages.customers import Loaded
+from training.stages.customers import Features, Loaded
 from training.stages.offers import Evaluation, Offers
 from training.tracking import Tracker
 
@@ -41,7 +42,13 @@ class Registered:
 
 
 def package(
-    cfg: TrainConfig, track: Tracker, load: Loaded, churn: Churn, offers: Offers, evaluate: Evaluation
+    cfg: TrainConfig,
+    track: Tracker,
+    load: Loaded,
+    features: Features,
+    churn: Churn,
+    offers: Offers,
+    evaluate: Evaluation,
 ) -> Package:
     config = {
         "as_of": str(load.as_of.date()),
@@ -57,8 +64,19 @@ def package(
     compared = {*C.GATE_METRICS, *(b for bs in (*C.GATE_BASELINES.values(), *C.OTHER_BASELINES.values()) for b in bs)}
     kept = {k: v for k, v in track.metrics.items() if k in compared or k.endswith("_seconds")}
     history = weekly_history(load.ds.transactions, load.as_of)
+    profile = profile_sample(
+        features.features.join(churn.customers[["churn_probability"]], how="left"), seed=cfg.seed
+    )  # what the next training's drift is measured against
     bundle = ModelBundle(
-        offers.ranker, churn.model, churn.customers, load.ds.offers, config, kept, lift=evaluate.lift, history=history
+        offers.ranker,
+        churn.model,
+        churn.customers,
+        load.ds.offers,
+        config,
+        kept,
+        lift=evaluate.lift,
+        history=history,
+        profile=profile,
     )
     with tempfile.TemporaryDirectory() as tmp:
         path = bundle.save(Path(tmp) / "bundle")
@@ -87,8 +105,13 @@ def register(cfg: TrainConfig, track: Tracker, package: Package, churn: Churn) -
         promote=cfg.promote,
         force=cfg.force_promote,
         evaluation=churn.evaluation_set,
+        profile=package.bundle.profile,
     )
     mlflow.log_dict(gate.as_dict(), "quality_gate.json")
+    if gate.drift is not None and len(gate.drift):
+        track.log_table(gate.drift.set_index("feature"), "gate/drift.csv")
+        track.log_metrics({f"drift_psi_{r.feature}": r.psi for r in gate.drift.itertuples()})
+        track.log_metrics({"drift_features_shifted": int(gate.drift["shifted"].sum())})
     if churn.evaluation_set is not None:
         track.log_table(churn.evaluation_set, "gate/churn_evaluation_set.csv")
     track.log_metrics({f"gate_champion_{k}": v for k, v in gate.champion_metrics.items()})
