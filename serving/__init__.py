@@ -21,6 +21,7 @@ from serving.auth import KeyStore
 from serving.config import Settings
 from serving.dependencies import Dependency
 from serving.holder import ModelHolder, ModelNotReady
+from serving.limits import init_limits
 from serving.metrics import Metrics
 from serving.schemas import Error
 from serving.web import ApiError, State, error_response, state
@@ -83,6 +84,7 @@ def create_app(config: dict | None = None, *, load_model: bool = True) -> Flask:
     _errors(app)
     _docs_assets(app)
     _security_headers(app)
+    init_limits(app, settings.rate_limit, settings.rate_limit_storage)
     if load_model:
         try:
             holder.start()
@@ -192,6 +194,8 @@ def _errors(app: Flask) -> None:
                 for name, problems in fields.items() if isinstance(fields, dict) else [(location, fields)]:
                     parts.append(f"{name}: {_flatten(problems)}")
             return error_response(400, "bad_parameter", "; ".join(parts) or "invalid request")
+        if exc.code == 429:  # serving.limits; Flask-Limiter adds Retry-After and the X-RateLimit headers
+            return error_response(429, "rate_limited", f"rate limit exceeded for this API key: {exc.description}")
         if exc.code == 413:
             return error_response(413, "too_large", f"request body over {app.config['MAX_CONTENT_LENGTH']} bytes")
         codes = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}

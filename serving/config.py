@@ -35,6 +35,8 @@ class Settings:
     # from when the registry is unreachable ('' for none)
     local_copy: str | None = ".recsys/served-model"
     registry_timeout: float = 20.0  # RECSYS_REGISTRY_TIMEOUT: seconds a model load may wait for the registry
+    rate_limit: str | None = None  # RECSYS_RATE_LIMIT: per API key, e.g. "50/second;2000/minute" (serving.limits)
+    rate_limit_storage: str = "memory://"  # RECSYS_RATE_LIMIT_STORAGE: redis://... for one count across workers
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -54,6 +56,8 @@ class Settings:
             mlflow_ui=os.environ.get("RECSYS_MLFLOW_UI") or None,
             local_copy=os.environ.get("RECSYS_LOCAL_COPY", cls.local_copy) or None,
             registry_timeout=float(_env("RECSYS_REGISTRY_TIMEOUT", str(cls.registry_timeout))),
+            rate_limit=os.environ.get("RECSYS_RATE_LIMIT") or None,
+            rate_limit_storage=_env("RECSYS_RATE_LIMIT_STORAGE", cls.rate_limit_storage),
         )
 
     def updated(self, overrides: dict | None) -> Settings:

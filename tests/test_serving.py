@@ -474,3 +474,16 @@ def test_six_significant_digits_as_printed():
     assert sig6(values) == [float(f"{v:.6g}") for v in values.tolist()]
     with pytest.raises(ValueError, match="not JSON compliant"):
         sig6(np.array([0.5, np.nan]))
+
+
+def test_rate_limits_per_key_answer_429_with_retry_after(service, tmp_path):
+    keys = KeyStore(tmp_path / "keys.json")
+    a, b = keys.create("read", "a"), keys.create("read", "b")
+    app = create_app({**_settings_of(service), "api_keys_file": str(tmp_path / "keys.json"), "rate_limit": "5/minute"})
+    c = app.test_client()
+    codes = [c.get("/v1/segments", headers={"X-API-Key": a}).status_code for _ in range(7)]
+    assert codes == [200] * 5 + [429] * 2
+    r = c.get("/v1/segments", headers={"X-API-Key": a})
+    assert r.json["error"]["code"] == "rate_limited" and int(r.headers["Retry-After"]) >= 1
+    assert c.get("/v1/segments", headers={"X-API-Key": b}).status_code == 200  # each key its own allowance
+    assert all(c.get("/healthz").status_code == 200 for _ in range(10))  # never limited
