@@ -80,6 +80,9 @@ class ModelBundle:
     lift: pd.DataFrame | None = None  # measured lift per offer and campaign (recsys.reporting.lift); None: none
     history: pd.DataFrame | None = None  # weekly spend and baskets per customer (customers.weekly_history)
     profile: pd.DataFrame | None = None  # a sample of the training features and scores (evaluation.drift)
+    # the churn model of the backtest, fitted only on labels before config["churn_eval_at"]: the
+    # quality gate scores it on the next training's evaluation (the served one saw those labels)
+    churn_backtest: object = None
 
     def __post_init__(self):
         self._prepared: PreparedOffers | None = None
@@ -99,6 +102,8 @@ class ModelBundle:
             finally:
                 self.ranker.cf_model_ = cf
             joblib.dump(self.churn_model, stage / "churn.joblib")
+            if self.churn_backtest is not None:
+                joblib.dump(self.churn_backtest, stage / "churn_backtest.joblib")
             customers = self.customers.reset_index()
             customers["reasons"] = customers["reasons"].map(list)
             customers.to_parquet(stage / "customers.parquet", index=False)
@@ -144,6 +149,7 @@ class ModelBundle:
                 pd.read_parquet(path / f"{n}.parquet") if (path / f"{n}.parquet").exists() else None
                 for n in ("lift", "history", "profile")
             ),
+            joblib.load(path / "churn_backtest.joblib") if (path / "churn_backtest.joblib").exists() else None,
         )
 
     # ------------------------------------------------------------- offers

@@ -36,7 +36,7 @@ def test_rows_are_typed_sorted_and_the_same_for_one_or_many_customers(url):
         )
         == 3
     )
-    assert store.add([_event(1), _event(4, customer="8")]) == 1  # e1 again: stored once
+    assert store.add([_event(1, ts="2018-01-03T09:00:00"), _event(4, customer="8")]) == 1  # e1 again: stored once
     one = store.rows_by_customer([7], id_type=int)
     many = store.rows_by_customer([7, 8, 9], id_type=int)
     assert one == {7: ((101, "redeemed", datetime(2018, 1, 2, 8, 30)), (101, "sent", datetime(2018, 1, 3, 9, 0)))}

@@ -3,13 +3,13 @@ its baselines, and it is not worse than the champion scored on the candidate's o
 (docs/training.md).
 
 Like with like: a champion of another horizon or hold-out is another model line and is not
-compared; the gate refuses by name. The champion's churn model is re-scored on the candidate's
-evaluation snapshot (same customers, same labels) and the paired bootstrap difference is gated:
-the candidate may not fall below the champion by more than ``tolerance``. The champion has often
-seen some of those labels in its own training, which can only flatter it: the comparison is
-conservative. Metrics that cannot be re-scored (the offer and collaborative-filtering backtests
-refit their models) are compared with the champion's only when both ran on the same data and
-date.
+compared; the gate refuses by name. The champion's backtest churn model (fitted only on labels
+before its own evaluation snapshot) is scored on the candidate's evaluation snapshot (same
+customers, same labels) beside the candidate's backtest model, and the paired bootstrap
+difference is gated: the candidate may not fall below the champion by more than ``tolerance``.
+The served models are not compared: each has learnt from its own evaluation labels. Metrics
+that cannot be re-scored (the offer and collaborative-filtering backtests refit their models)
+are compared with the champion's only when both ran on the same data and date.
 """
 
 from __future__ import annotations
@@ -97,6 +97,7 @@ def quality_gate(
     promote: bool = True,
     force: bool = False,
     evaluation: pd.DataFrame | None = None,
+    evaluation_at: pd.Timestamp | None = None,
     profile: pd.DataFrame | None = None,
 ) -> GateResult:
     """Check ``version`` against its baselines and the champion; promote it when it passes (or,
@@ -119,7 +120,7 @@ def quality_gate(
     if champion is not None and champion != version:
         bundle = _champion_bundle(name, champion, notes)
         champion_metrics = _champion_checks(
-            c, name, champion, bundle, metrics, params, evaluation, tolerance, checks, notes
+            c, name, champion, bundle, metrics, params, (evaluation, evaluation_at), tolerance, checks, notes
         )
         drift = _drift(bundle, profile, champion, notes)
     passed = bool(checks) and all(ch["ok"] for ch in checks)
@@ -179,6 +180,7 @@ def _baseline_checks(metrics: dict, baseline_tolerance: float) -> list[dict]:
 
 
 def _champion_checks(c, name, champion, bundle, metrics, params, evaluation, tolerance, checks, notes) -> dict:
+    # ``evaluation``: the candidate's (evaluation set, evaluation snapshot)
     """Like with like, then the champion re-scored (and, on the same data, its metrics); appends
     to ``checks`` and ``notes``, returns the champion's re-scored metrics."""
     old, old_params = version_metrics(c, name, champion)
@@ -201,7 +203,7 @@ def _champion_checks(c, name, champion, bundle, metrics, params, evaluation, tol
         params.get("data_fingerprint"),
         params.get("as_of"),
     )
-    rescored = _rescore_champion(bundle, champion, evaluation, tolerance, checks, notes)
+    rescored = _rescore_champion(bundle, champion, *evaluation, tolerance, checks, notes)
     for metric in GATE:
         if metric in rescored or not (same_data and metric in metrics and metric in old):
             continue
@@ -224,16 +226,29 @@ def _champion_checks(c, name, champion, bundle, metrics, params, evaluation, tol
 
 
 def _rescore_champion(
-    bundle, champion: str, evaluation: pd.DataFrame | None, tolerance: float, checks: list, notes: list
+    bundle, champion: str, evaluation: pd.DataFrame | None, at, tolerance: float, checks: list, notes: list
 ) -> dict:
-    """The champion's churn model on the candidate's evaluation snapshot; appends the paired checks."""
+    """The champion's backtest churn model on the candidate's evaluation snapshot, beside the
+    candidate's own backtest model: both fitted only on labels before their own evaluation
+    snapshots, so neither has seen the labels they are scored on. Appends the paired checks."""
     if evaluation is None or evaluation.empty:
         notes.append("no churn evaluation to re-score the champion on")
         return {}
     if bundle is None:
         return {}
+    model = getattr(bundle, "churn_backtest", None)
+    champion_at = bundle.config.get("churn_eval_at")
+    if model is None or champion_at is None:
+        notes.append(f"champion v{champion} keeps no backtest churn model: not re-scored")
+        return {}
+    if at is not None and pd.Timestamp(champion_at) > pd.Timestamp(at):
+        notes.append(
+            f"champion v{champion} was evaluated later ({champion_at}) than this candidate ({at:%Y-%m-%d}): "
+            "its backtest saw this evaluation's labels; not re-scored"
+        )
+        return {}
     try:
-        champion_score = bundle.churn_model.predict_proba(evaluation)[:, 1]
+        champion_score = model.predict_proba(evaluation)[:, 1]
     except Exception as exc:  # an older bundle format or other features: say so, compare with baselines only
         logger.warning("champion v%s could not be scored on this evaluation: %s", champion, exc)
         notes.append(f"champion v{champion} could not be scored on this evaluation ({exc})")

@@ -38,6 +38,8 @@ class Churn:
     # the evaluation snapshot: features, churned and the backtest model's score ("model") per
     # customer; the quality gate re-scores the champion on it
     evaluation_set: pd.DataFrame | None = None
+    backtest_model: ChurnModel | None = None  # fitted on labels before the evaluation snapshot
+    eval_at: pd.Timestamp | None = None  # the evaluation snapshot
 
 
 def churn(cfg: TrainConfig, track: Tracker, load: Loaded, features: Features, segmentation: Segmentation) -> Churn:
@@ -68,7 +70,7 @@ def churn(cfg: TrainConfig, track: Tracker, load: Loaded, features: Features, se
     customers = customer_table(scores, features.features, segmentation.segments, segmentation.clusters)
     p = customers["churn_probability"]
     track.log_metrics({"churn_scored_customers": len(p), "churn_high_band_share": float((p >= C.HIGH_RISK).mean())})
-    return Churn(final, bt.evaluation, customers, bt.mode, bt.notes, _evaluation_set(bt))
+    return Churn(final, bt.evaluation, customers, bt.mode, bt.notes, _evaluation_set(bt), bt.model, bt.eval_at)
 
 
 def _evaluation_set(bt) -> pd.DataFrame | None:
