@@ -28,7 +28,7 @@ import pandas as pd
 
 from recsys import constants as C
 from recsys.cf import ALSRecommender
-from recsys.errors import RecsysError
+from recsys.errors import RecsysError, UnknownValueError
 from recsys.io import atomic_directory, json_safe
 from recsys.offers import OfferRanker, PreparedOffers
 
@@ -240,7 +240,7 @@ class ModelBundle:
         names = sorted({str(v) for v in self.customers[column].dropna().unique()})
         found = next((n for n in names if n.casefold() == str(value).casefold()), None)
         if found is None:
-            raise ValueError(f"{column} {value!r} is not one of the model's: {', '.join(names)}")
+            raise UnknownValueError(f"{column} {value!r} is not one of the model's: {', '.join(names)}")
         return found
 
     def customer_history(self, customer_id) -> pd.DataFrame:

@@ -59,3 +59,7 @@ class DataSourceError(RecsysError):
 
 class InvalidRequestError(RecsysError, ValueError):
     """A ranking or scoring request names an unknown channel, a bad k or similar."""
+
+
+class UnknownValueError(RecsysError, ValueError):
+    """A well-formed value the model or catalog does not know (a segment, a cluster)."""

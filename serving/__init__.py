@@ -199,7 +199,10 @@ def _errors(app: Flask) -> None:
         if exc.code == 413:
             return error_response(413, "too_large", f"request body over {app.config['MAX_CONTENT_LENGTH']} bytes")
         codes = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}
-        return error_response(exc.code or 500, codes.get(exc.code, "error"), exc.description or exc.name)
+        response = error_response(exc.code or 500, codes.get(exc.code, "error"), exc.description or exc.name)
+        if exc.code == 405 and getattr(exc, "valid_methods", None):
+            response.headers["Allow"] = ", ".join(exc.valid_methods)  # RFC 9110
+        return response
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):

@@ -22,7 +22,7 @@ class Settings:
     events_url: str = C.DEFAULT_EVENTS_URL  # RECSYS_EVENTS_URL
     api_keys_file: str = "api_keys.json"  # RECSYS_API_KEYS_FILE
     max_batch: int = 1000  # RECSYS_MAX_BATCH: customers per batch request
-    max_body_bytes: int = 1_000_000  # RECSYS_MAX_BODY_BYTES
+    max_body_bytes: int = 4_000_000  # RECSYS_MAX_BODY_BYTES: holds 10,000 events, the most one request may send
     answer_cache: int = 50_000  # RECSYS_ANSWER_CACHE: offer answers kept per worker (0: none)
     reload_file: str | None = None  # RECSYS_RELOAD_FILE: workers announce reloads here (gunicorn sets it)
     # RECSYS_CONTROL_SHARE, RECSYS_ASSIGNMENT_SALT, RECSYS_GLOBAL_CONTROL_SHARE, RECSYS_GLOBAL_CONTROL_SALT,

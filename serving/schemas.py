@@ -5,9 +5,28 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from recsys import constants as C
-from serving.fields import Id, WholeNumber
+from serving.fields import ID_MAX_LENGTH, ID_PATTERN, Id, WholeNumber
 
-CURSOR = validate.Regexp(r"^[A-Za-z0-9_-]{1,200}$", error="not a cursor this service issued")
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]{1,64}\.(0|[1-9][0-9]{0,9})$"  # serving.web.encode_cursor
+CURSOR = validate.Regexp(CURSOR_PATTERN, error="not a cursor this service issues (VERSION.OFFSET)")
+FILTER = validate.Length(min=1, max=128)
+
+
+def path_parameter(name: str, description: str) -> dict:
+    """An id in the URL path, documented as the service accepts it (serving.fields)."""
+    return {
+        "in": "path",
+        "name": name,
+        "required": True,
+        "description": description,
+        "schema": {"type": "string", "minLength": 1, "maxLength": ID_MAX_LENGTH, "pattern": ID_PATTERN},
+    }
+
+
+CUSTOMER_ID = path_parameter(
+    "customer_id", "the customer's id exactly as in the data; any other text is an unknown customer"
+)
+SEGMENT_NAME = path_parameter("name", "an RFM segment's name (404 if the model has no such segment)")
 
 
 class ErrorBody(Schema):
@@ -117,15 +136,19 @@ class AtRiskQuery(Schema):
         },
     )
     band = fields.String(load_default=None, validate=validate.OneOf(C.RISK_BAND_NAMES))
-    segment = fields.String(load_default=None)
-    cluster = fields.String(load_default=None, metadata={"description": "behavioural cluster"})
+    segment = fields.String(
+        load_default=None, validate=FILTER, metadata={"description": "RFM segment, case aside (422 if unknown)"}
+    )
+    cluster = fields.String(
+        load_default=None, validate=FILTER, metadata={"description": "behavioural cluster (422 if unknown)"}
+    )
     min_value = fields.Float(
         load_default=None, validate=validate.Range(min=0), metadata={"description": "least risk x value ($)"}
     )
     sort = fields.String(load_default="value", validate=validate.OneOf(SORTABLE))
     order = fields.String(load_default="desc", validate=validate.OneOf(("asc", "desc")))
     limit = WholeNumber(text=True, load_default=100, validate=validate.Range(min=1, max=10_000))
-    cursor = fields.String(load_default=None, validate=CURSOR)
+    cursor = fields.String(load_default=None, validate=CURSOR, metadata={"pattern": CURSOR_PATTERN})
     format = fields.String(load_default=None, validate=validate.OneOf(("json", "csv")))
 
 
@@ -149,7 +172,7 @@ class Segments(Schema):
 
 class PageQuery(Schema):
     limit = WholeNumber(text=True, load_default=100, validate=validate.Range(min=1, max=10_000))
-    cursor = fields.String(load_default=None, validate=CURSOR)
+    cursor = fields.String(load_default=None, validate=CURSOR, metadata={"pattern": CURSOR_PATTERN})
 
 
 class SegmentCustomers(Schema):

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import base64
 import functools
 import json
+import re
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -133,24 +133,30 @@ def require(role: str):
     return wrap
 
 
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]{1,64}\.(0|[1-9][0-9]{0,9})$"
+_CURSOR = re.compile(CURSOR_PATTERN)
+
+
 def encode_cursor(offset: int, version: str | None) -> str:
-    return base64.urlsafe_b64encode(f"{version or '-'}:{offset}".encode()).decode().rstrip("=")
+    """``VERSION.OFFSET``: where the next page starts, in the list of this model version."""
+    return f"{_cursor_version(version)}.{offset}"
+
+
+def _cursor_version(version: str | None) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]", "-", version)[:64] if version else "unversioned"
 
 
 def decode_cursor(cursor: str | None, version: str | None) -> int:
+    """The offset a cursor names. A cursor of another model version is a 409 (the list changed:
+    start again); one past the end gives an empty page."""
     if not cursor:
         return 0
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        ver, offset = raw.rsplit(":", 1)
-        offset = int(offset)
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(400, "bad_parameter", "cursor: not a cursor this service issued") from None
-    if ver != (version or "-"):
-        raise ApiError(400, "stale_cursor", "cursor: the model changed since this cursor was issued; start again")
-    if offset < 0 or str(offset) != raw.rsplit(":", 1)[1]:
-        raise ApiError(400, "bad_parameter", "cursor: not a cursor this service issued")
-    return offset
+    if not _CURSOR.fullmatch(cursor):
+        raise ApiError(400, "bad_parameter", "cursor: not a cursor this service issues (VERSION.OFFSET)")
+    ver, offset = cursor.rsplit(".", 1)
+    if ver != _cursor_version(version):
+        raise ApiError(409, "stale_cursor", "cursor: the model changed since this cursor was issued; start again")
+    return int(offset)
 
 
 def path_id(text: str, where: str = "customer_id") -> str:

@@ -10,8 +10,9 @@ from flask import Response, request, stream_with_context
 from flask.views import MethodView
 
 from recsys import constants as C
+from recsys.errors import UnknownValueError
 from recsys.io import json_safe
-from serving.schemas import AtRiskPage, AtRiskQuery, ChurnRisk, Error
+from serving.schemas import CUSTOMER_ID, AtRiskPage, AtRiskQuery, ChurnRisk, Error
 from serving.web import ApiError, Blueprint, decode_cursor, encode_cursor, path_id, require, state
 
 blp = Blueprint("churn", __name__, url_prefix="/v1", description="Churn risk and at-risk lists")
@@ -20,7 +21,7 @@ CUSTOMER_COLUMNS = list(C.CUSTOMER_COLUMNS)
 CSV_COLUMNS = list(C.AT_RISK_COLUMNS)
 
 
-@blp.route("/customers/<customer_id>/churn-risk")
+@blp.route("/customers/<customer_id>/churn-risk", parameters=[CUSTOMER_ID])
 class ChurnRiskView(MethodView):
     @require("read")
     @blp.response(200, ChurnRisk)
@@ -56,6 +57,23 @@ class AtRiskView(MethodView):
     @require("read")
     @blp.arguments(AtRiskQuery(), location="query")
     @blp.response(200, AtRiskPage)
+    @blp.doc(
+        responses={
+            "200": {
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/AtRiskPage"}},
+                    "text/csv": {
+                        "schema": {"type": "string"},
+                        "example": "customer_id,churn_probability,risk_band,reasons,...,model_version",
+                    },
+                }
+            },
+            "422": {
+                "description": "a segment or cluster the model does not have",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+            },
+        }
+    )
     def get(self, q):
         """Customers at risk, highest risk x value first, paginated by cursor; CSV (streamed) with
         ``Accept: text/csv`` or ``format=csv``, where the whole list from the cursor on is sent."""
@@ -89,6 +107,8 @@ def at_risk_rows(bundle, q: dict):
             sort=q.get("sort") or "value",
             descending=q.get("order", "desc") != "asc",
         )
+    except UnknownValueError as exc:  # well-formed, but not the model's
+        raise ApiError(422, "unknown_value", str(exc)) from None
     except ValueError as exc:
         raise ApiError(400, "bad_parameter", str(exc)) from None
 

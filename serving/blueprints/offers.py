@@ -11,7 +11,7 @@ from flask import Response
 
 from recsys.offers import no_valid_offer
 from serving.answers import answers
-from serving.schemas import BatchRequest, BatchResponse, CustomerOffers, OffersQuery
+from serving.schemas import CUSTOMER_ID, BatchRequest, BatchResponse, CustomerOffers, OffersQuery
 from serving.web import ApiError, Blueprint, path_id, require, state
 
 blp = Blueprint("offers", __name__, url_prefix="/v1", description="Ranked offers per customer")
@@ -73,7 +73,7 @@ def _json(body: bytes) -> Response:
 
 
 # Function views: the hottest endpoints skip building a view object per request.
-@blp.route("/customers/<customer_id>/offers", methods=["GET"])
+@blp.route("/customers/<customer_id>/offers", methods=["GET"], parameters=[CUSTOMER_ID])
 @require("read")
 @blp.arguments(OffersQuery(), location="query")
 @blp.response(200, CustomerOffers)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask.views import MethodView
 
 from recsys.io import json_safe
-from serving.schemas import PageQuery, SegmentCustomers, Segments
+from serving.schemas import SEGMENT_NAME, PageQuery, SegmentCustomers, Segments
 from serving.web import ApiError, Blueprint, decode_cursor, encode_cursor, require, state
 
 blp = Blueprint("segments", __name__, url_prefix="/v1", description="Customer segments")
@@ -23,7 +23,7 @@ class SegmentsView(MethodView):
         }
 
 
-@blp.route("/segments/<name>/customers")
+@blp.route("/segments/<name>/customers", parameters=[SEGMENT_NAME])
 class SegmentCustomersView(MethodView):
     @require("read")
     @blp.arguments(PageQuery(), location="query")
