@@ -60,6 +60,19 @@ EXIT_GATE_FAILED = 3
     type=float,
     help="How far below the champion a gate metric may fall.",
 )
+@click.option(
+    "--baseline-tolerance",
+    default=C.GATE_BASELINE_TOLERANCE,
+    show_default=True,
+    type=float,
+    help="How far below a peer baseline (logistic regression, personal history) a gate metric may fall.",
+)
+@click.option(
+    "--model-name",
+    default=C.MODEL_NAME,
+    show_default=True,
+    help="Registered model to add the version to: another model line (e.g. another horizon) gets its own.",
+)
 @click.option("--no-promote", is_flag=True, help="Register and gate the model, but leave the champion as it is.")
 @click.option(
     "--force-promote",
@@ -80,6 +93,8 @@ def train(
     no_register,
     hold_out,
     tolerance,
+    baseline_tolerance,
+    model_name,
     no_promote,
     force_promote,
     events_url,
@@ -103,6 +118,8 @@ def train(
         until=until,
         register=not no_register,
         tolerance=tolerance,
+        baseline_tolerance=baseline_tolerance,
+        model_name=model_name,
         promote=not no_promote,
         force_promote=force_promote,
         held_out_campaigns=tuple(_campaign_id(c) for c in hold_out if c != "") if hold_out else None,
