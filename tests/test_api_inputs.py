@@ -215,7 +215,7 @@ def test_events_breaking_the_contract_are_refused_by_index_and_field(client, ser
     err = assert_error(r)
     assert field in err["message"] and words in err["message"]
     if err["code"] == "invalid_events":  # well-formed, refused by the data contract: the event's index is named
-        assert r.status_code == 422 and f"events[1].{field}" in err["message"]
+        assert r.status_code == 400 and f"events[1].{field}" in err["message"]
     else:  # malformed: refused by the request schema
         assert err["code"] == "bad_parameter"
     stored = service[0].extensions["recsys"].events.frame()

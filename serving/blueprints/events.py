@@ -41,13 +41,12 @@ class EventsView(MethodView):
     @blp.arguments(EventsRequest())
     @blp.response(201, EventsResponse)
     @blp.alt_response(409, schema="Error", description="an event_id is stored already with another payload")
-    @blp.alt_response(422, schema="Error", description="events that break the data contract, by index and field")
     @blp.alt_response(503, schema="Error", description="the events store is busy or unreachable; retry")
     def post(self, body):
         """Store events, idempotent by event_id: the same event sent again is counted as a
         duplicate; an event_id sent with another payload is refused (409) and nothing is stored.
         Every event is checked against the data contract (a known offer, no future timestamp):
-        a 422 names each event's index and field. Frequency caps and redemption limits see them
+        a 400 names each event's index and field. Frequency caps and redemption limits see them
         at once. Send {"events": [...]}."""
         events = body["events"]
         first: dict = {}
@@ -58,8 +57,7 @@ class EventsView(MethodView):
         problems = contract_problems(unique, state().model.current.catalog)
         if problems:
             more = f" (and {len(problems) - SHOWN} more)" if len(problems) > SHOWN else ""
-            # well-formed, but breaking the data contract: 422 (a malformed body is a 400)
-            raise ApiError(422, "invalid_events", "; ".join(problems[:SHOWN]) + more + "; nothing was stored")
+            raise ApiError(400, "invalid_events", "; ".join(problems[:SHOWN]) + more + "; nothing was stored")
         try:
             stored = state().events.add(events)
         except EventConflict as exc:
