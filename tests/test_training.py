@@ -236,3 +236,26 @@ def test_campaign_18_is_held_out_by_default_on_the_complete_journey_only(synth, 
     assert held_out_for(load_dataset(plain), None) == ()  # a retailer's own campaign 18 stays
     assert held_out_for(load_dataset(marked), None) == (18,)
     assert held_out_for(load_dataset(marked), ()) == () and held_out_for(load_dataset(plain), (5,)) == (5,)
+
+
+@pytest.mark.parametrize("what", ["one customer", "no offer catalog"])
+def test_data_no_stage_can_train_on_is_refused_before_any_work(synth, tmp_path, what):
+    from recsys.data.sources import write_tables
+
+    tables, _ = synth
+    tables = {k: v.copy() for k, v in tables.items()}
+    if what == "one customer":
+        keep = tables["transactions"]["customer_id"].iloc[0]
+        tables["transactions"] = tables["transactions"][tables["transactions"]["customer_id"] == keep]
+        tables["offer_events"] = tables["offer_events"][tables["offer_events"]["customer_id"] == keep]
+        tables["customers"] = tables["customers"][tables["customers"]["customer_id"] == keep]
+        expected = "training needs at least 20"
+    else:
+        del tables["offers"], tables["offer_events"]
+        expected = "offers: is missing or empty"
+    write_tables(tables, tmp_path / "data")
+    out = CliRunner().invoke(
+        cli, ["train", "--data", str(tmp_path / "data")], env={"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'm.db'}"}
+    )
+    assert out.exit_code == 2, out.output
+    assert expected in out.output and "Traceback" not in out.output
