@@ -19,8 +19,10 @@ from registry.loader import ResolvedModel
 from registry.store import RegistryError
 
 
-def save_copy(resolved: ResolvedModel, bundle_dir: Path, dest: str | Path) -> None:
-    """Keep ``bundle_dir`` (the bundle ``resolved`` was loaded from) as the local copy."""
+def save_copy(resolved: ResolvedModel, bundle_dir: Path, dest: str | Path, *, source: str = "") -> None:
+    """Keep ``bundle_dir`` (the bundle ``resolved`` was loaded from) as the local copy of the
+    model asked for as ``source`` (its registry and URI): only a service asking for the same
+    one falls back to it."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     with atomic_directory(dest) as stage:
@@ -32,18 +34,22 @@ def save_copy(resolved: ResolvedModel, bundle_dir: Path, dest: str | Path) -> No
                     "version": resolved.version,
                     "alias": resolved.alias,
                     "quality_gate": resolved.quality_gate,
+                    "source": source,
                     "saved_at": time.time(),
                 }
             )
         )
 
 
-def load_copy(path: str | Path) -> tuple[ResolvedModel, float]:
-    """The local copy, verified file by file: (the model, when it was saved)."""
+def load_copy(path: str | Path, *, source: str = "") -> tuple[ResolvedModel, float]:
+    """The local copy of the model asked for as ``source``, verified file by file: (the model,
+    when it was saved)."""
     path = Path(path)
     if not (path / "served.json").is_file():
         raise RegistryError(f"no local copy of a served model at {path}")
     meta = json.loads((path / "served.json").read_text())
+    if meta.get("source", "") != source:
+        raise RegistryError(f"the local copy at {path} is of {meta.get('source') or 'another model'}, not {source}")
     bundle = ModelBundle.load(path / "bundle")  # checks every file's checksum
     return (
         ResolvedModel(bundle, meta["name"], meta.get("version"), meta.get("alias"), meta.get("quality_gate")),

@@ -102,6 +102,12 @@ class ModelHolder:
 
     # ------------------------------------------------------------- loading
 
+    @property
+    def _copy_source(self) -> str:
+        """Which model the local copy stands for: the URI asked for (the same at every start,
+        whether the registry answers or not)."""
+        return self.model_uri
+
     def _load(self, uri: str) -> Loaded:
         """``uri`` loaded within ``registry_timeout`` seconds (RegistryTimeout otherwise)."""
         if Path(uri).is_dir():
@@ -133,7 +139,7 @@ class ModelHolder:
             from registry.loader import ResolvedModel
 
             resolved = ResolvedModel(fresh.bundle, fresh.name, fresh.version, fresh.alias, fresh.quality_gate)
-            save_copy(resolved, Path(fresh.path), self.local_copy)
+            save_copy(resolved, Path(fresh.path), self.local_copy, source=self._copy_source)
         except Exception as exc:  # serving goes on; the next start cannot fall back to this version
             logger.error("could not keep a local copy of version %s at %s: %s", fresh.version, self.local_copy, exc)
 
@@ -157,7 +163,7 @@ class ModelHolder:
             self.last_error = error
             raise exc
         try:
-            resolved, saved_at = load_copy(self.local_copy)
+            resolved, saved_at = load_copy(self.local_copy, source=self._copy_source)
         except Exception as copy_exc:
             self.last_error = f"{error}; and no usable local copy: {copy_exc}"
             raise RuntimeError(self.last_error) from None

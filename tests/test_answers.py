@@ -74,7 +74,10 @@ def test_every_operation_declares_the_error_shape(spec):
     assert len(operations) >= 9
     for path, method in operations:
         responses = spec["paths"][path][method]["responses"]
-        assert "422" not in responses, f"{method} {path} documents a status it never sends"
+        # webargs' 422 is never sent (a bad parameter is a 400); a 422 documented by hand is
+        assert "UNPROCESSABLE" not in str(responses.get("422", "")), (
+            f"{method} {path} documents a status it never sends"
+        )
         schema = _resolve(spec, _response_schema(spec, path, method, 599))  # an undeclared status: the default
         assert schema == error, f"{method} {path}: the default response is not the service's error body"
 

@@ -168,3 +168,13 @@ def test_every_worker_serves_the_version_it_was_last_told_to(registry, tmp_path)
     finally:
         client.set_registered_model_alias("loyalty-offers", "champion", v1)
         stop(proc)
+
+
+def test_a_copy_of_another_model_is_not_served(registry, tmp_path):
+    uri, _, _, _ = registry
+    copy = tmp_path / "served"
+    config, _ = _config(tmp_path, uri, copy)
+    create_app(config)
+    other = create_app({**config, "tracking_uri": "http://127.0.0.1:9", "model_uri": "models:/another-line@champion"})
+    holder = other.extensions["recsys"].model
+    assert not holder.ready and "is of models:/loyalty-offers@champion" in holder.last_error

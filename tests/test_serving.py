@@ -217,7 +217,7 @@ def test_at_risk_filters_name_what_they_do_not_know(client, service):
     loud = client.get(f"/v1/churn/at-risk?min_risk=0&segment={segment.upper()}", headers=H(service)).json
     assert exact["total"] > 0 and loud["total"] == exact["total"]  # case aside
     bad = client.get("/v1/churn/at-risk?segment=nobody-here", headers=H(service))
-    assert bad.status_code == 400 and segment in bad.json["error"]["message"]
+    assert bad.status_code == 422 and segment in bad.json["error"]["message"]
     page = client.get("/v1/churn/at-risk?band=medium", headers=H(service)).json
     assert page["total"] == int((bundle.customers["risk_band"] == "medium").sum())  # no hidden min_risk
     version = service[0].extensions["recsys"].model.current.version
@@ -312,6 +312,7 @@ def test_unloadable_model_reports_not_ready(tmp_path):
             "api_keys_file": str(tmp_path / "k.json"),
             "events_url": f"sqlite:///{tmp_path / 'e.db'}",
             "tracking_uri": f"sqlite:///{tmp_path / 'm.db'}",
+            "local_copy": str(tmp_path / "no-copy"),
         }
     )
     c = app.test_client()

@@ -122,22 +122,29 @@ def _offers_day(loaded) -> pd.Timestamp:
     return pd.Timestamp(day).normalize()
 
 
-def _first_offers(loaded, ids: list) -> dict:
-    """The offer each customer would get first (with control groups, as the service decides)."""
-    if not ids:
-        return {}
-    day = _offers_day(loaded)
+def _decide(loaded, ids: list, k: int):
+    """The service's decision for these customers on the page's day, decided now: (ranked,
+    held back, their event rows, the day)."""
     st = state()
+    day = _offers_day(loaded)
     rows = st.events.rows_by_customer(ids, id_type=int if loaded.id_is_int else str)
-    ranked, _ = loaded.bundle.ranker.decide(
+    ranked, held = loaded.bundle.ranker.decide(
         ids,
         loaded.prepared_on(day),
-        k=1,
+        k=k,
         as_of=day,
         events=EventArrays.from_rows(rows),
         control=st.settings.control,
         decided_at=pd.Timestamp.now("UTC").tz_localize(None),
     )
+    return ranked, held, rows, day
+
+
+def _first_offers(loaded, ids: list) -> dict:
+    """The offer each customer would get first (with control groups, as the service decides)."""
+    if not ids:
+        return {}
+    ranked, _, _, _ = _decide(loaded, ids, k=1)
     names = loaded.catalog.set_index(C.OFFER_ID)[C.NAME]
     return {c: names.get(o, str(o)) for c, o in zip(ranked[C.CUSTOMER_ID], ranked[C.OFFER_ID])}
 
@@ -151,17 +158,7 @@ def customer(customer_id):
     risk = loaded.bundle.churn_risk(cid)
     if risk is None:
         return render_template("pages/not_found.html", what=f"customer {customer_id}"), 404
-    day = _offers_day(loaded)
-    rows = st.events.rows_by_customer([cid], id_type=int if loaded.id_is_int else str)
-    ranked, held = loaded.bundle.ranker.decide(
-        [cid],
-        loaded.prepared_on(day),
-        k=10,
-        as_of=day,
-        events=EventArrays.from_rows(rows),
-        control=st.settings.control,
-        decided_at=pd.Timestamp.now("UTC").tz_localize(None),
-    )
+    ranked, held, rows, day = _decide(loaded, [cid], k=10)
     names = loaded.catalog.set_index(C.OFFER_ID)[C.NAME]
     offers = pd.DataFrame(ranked).assign(name=lambda d: d[C.OFFER_ID].map(names))
     events = [{"offer": names.get(o, o), "event": e, "timestamp": t} for o, e, t in rows.get(cid, ())]
