@@ -54,6 +54,9 @@ def test_registry_down_at_start_serves_the_verified_local_copy(registry, tmp_pat
     config, key = _config(tmp_path, uri, copy)
     first = create_app(config)
     assert first.extensions["recsys"].model.current.source == "registry"
+    info = first.test_client().get("/v1/model", headers={"X-API-Key": key}).json
+    assert info["quality_gate"] == "passed" and info["horizon_days"] == 30 and info["data_fingerprint"]
+    assert info["as_of"] and info["data_last_date"] and info["age_days"] >= 0 and info["source"] == "registry"
     assert json.loads((copy / "served.json").read_text())["version"] == v1
     # the registry unreachable: a port nothing listens on
     t = time.perf_counter()

@@ -106,9 +106,12 @@ def test_mlflow_run_entry_point(synth_dir, tmp_path):
         timeout=900,
     )
     # the small synthetic campaigns are below the offer evaluation's minimum (20 offers): every
-    # stage runs, and the gate refuses a candidate whose evaluation could not run (exit 3)
-    assert done.returncode == 3, done.stderr[-3000:]
-    assert "offers_engine_recall_at_10 = n/a evaluated n/a (its evaluation could not run" in done.stdout
+    # stage runs, and the gate refuses a candidate whose evaluation could not run (recsys train
+    # exits 3, which `mlflow run` reports as a failed run)
+    assert done.returncode != 0
+    out = done.stdout + done.stderr
+    assert "offers_engine_recall_at_10 = n/a evaluated n/a (its evaluation could not run" in out, out[-3000:]
+    assert "Traceback" not in done.stdout
     client = mlflow.tracking.MlflowClient(env["MLFLOW_TRACKING_URI"])
     exp = client.get_experiment_by_name("mlproject")
     runs = client.search_runs([exp.experiment_id])
@@ -127,5 +130,7 @@ def test_mlflow_run_entry_point(synth_dir, tmp_path):
         "register",
     }, stages
     assert {"churn_model_roc_auc", "cf_als_all_ndcg_at_10"} <= set(parents[0].data.metrics)
-    # registered, and on this data the quality gate passes: the champion is the new version
-    assert str(client.get_model_version_by_alias("loyalty-offers", "champion").version) == "1"
+    # registered as a candidate, not promoted: its offer evaluation could not run
+    assert str(client.get_model_version_by_alias("loyalty-offers", "candidate").version) == "1"
+    assert client.get_model_version("loyalty-offers", "1").tags["quality_gate"] == "failed"
+    assert "champion" not in client.get_model_version("loyalty-offers", "1").aliases
