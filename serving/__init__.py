@@ -137,7 +137,27 @@ def _security_headers(app: Flask) -> None:
         h.setdefault("Referrer-Policy", "no-referrer")
         if request.path.startswith("/v1/") or request.path in ("/readyz", "/healthz", "/metrics"):
             h.setdefault("Cache-Control", "no-store")  # per customer, and changed by every event
+        _drain_body(app)
         return response
+
+
+def _drain_body(app: Flask) -> None:
+    """Read what is left of a request body the service did not read (an error before it, a
+    method that takes none, such as TRACE): left in the connection, the server would take it for
+    the start of the next request on a kept-alive connection, and that request would hang. A
+    body over the size limit is not read; its connection is closed instead."""
+    length = request.content_length or 0
+    chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+    if not length and not chunked:
+        return
+    stream = request.environ.get("wsgi.input")
+    if stream is None or length > app.config["MAX_CONTENT_LENGTH"]:
+        return
+    try:
+        while stream.read(65536):
+            pass
+    except (OSError, ValueError):  # the client went away: nothing left to protect
+        pass
 
 
 def _health(app: Flask) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import signal
 import socket
@@ -89,6 +90,18 @@ def test_serve_under_gunicorn(synth_bundle_dir, tmp_path):
         assert status == 400 and body["error"]["code"] == "bad_parameter"
         for sock in slow:
             sock.close()
+        # a body the service does not read (refused before reading, or a method that takes none)
+        # must not be taken for the next request on the kept-alive connection
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        for method, path in (("TRACE", "/v1/events"), ("POST", "/v1/events"), ("POST", "/v1/offers/batch")):
+            conn.request(method, path, body='{"events": [1]}', headers={"Content-Type": "application/json"})
+            first = conn.getresponse()
+            first.read()
+            assert first.status in (401, 405)
+            conn.request("GET", "/healthz")
+            then = conn.getresponse()
+            assert then.status == 200 and json.loads(then.read())["status"] == "ok"
+        conn.close()
         # graceful reload of the workers with SIGHUP, then still serving
         proc.send_signal(signal.SIGHUP)
         time.sleep(2)
