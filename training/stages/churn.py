@@ -12,12 +12,11 @@ import pandas as pd
 from recsys import constants as C
 from recsys.churn import (
     SCORERS,
-    ChurnEvaluation,
     ChurnModel,
     customer_table,
     score_customers,
 )
-from recsys.churn.backtest import rolling_backtest
+from recsys.churn.backtest import Backtest, rolling_backtest
 from recsys.churn.model import TooFewChurners
 from recsys.errors import DataValidationError, Issue
 from recsys.reporting import plots
@@ -30,16 +29,16 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Churn:
-    model: ChurnModel  # fitted on every snapshot, scores as_of
-    evaluation: ChurnEvaluation | None  # of the backtest model on the last snapshot (None: too little history)
+    backtest: Backtest  # snapshots, the backtest model and its evaluation, the served model, the mode
     customers: pd.DataFrame  # per customer: constants.CUSTOMER_COLUMNS
-    mode: str = "full"  # recsys.churn.history: full, default_parameters or not_evaluated
-    notes: tuple[str, ...] = ()
     # the evaluation snapshot: features, churned and the backtest model's score ("model") per
-    # customer; the quality gate re-scores the champion on it
+    # customer; the quality gate scores the champion's backtest model on it (None: not evaluated)
     evaluation_set: pd.DataFrame | None = None
-    backtest_model: ChurnModel | None = None  # fitted on labels before the evaluation snapshot
-    eval_at: pd.Timestamp | None = None  # the evaluation snapshot
+
+    @property
+    def model(self) -> ChurnModel:
+        """The served model: fitted on every snapshot, scores as_of."""
+        return self.backtest.final
 
 
 def churn(cfg: TrainConfig, track: Tracker, load: Loaded, features: Features, segmentation: Segmentation) -> Churn:
@@ -70,7 +69,7 @@ def churn(cfg: TrainConfig, track: Tracker, load: Loaded, features: Features, se
     customers = customer_table(scores, features.features, segmentation.segments, segmentation.clusters)
     p = customers["churn_probability"]
     track.log_metrics({"churn_scored_customers": len(p), "churn_high_band_share": float((p >= C.HIGH_RISK).mean())})
-    return Churn(final, bt.evaluation, customers, bt.mode, bt.notes, _evaluation_set(bt), bt.model, bt.eval_at)
+    return Churn(bt, customers, _evaluation_set(bt))
 
 
 def _evaluation_set(bt) -> pd.DataFrame | None:

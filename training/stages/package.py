@@ -56,7 +56,7 @@ def package(
         "data_source": load.ds.source,
         "data_fingerprint": load.fingerprint,
         "data_last_date": str(load.ds.transactions[C.TIMESTAMP].max().date()),
-        "churn_eval_at": None if churn.eval_at is None else str(churn.eval_at.date()),
+        "churn_eval_at": None if churn.backtest.eval_at is None else str(churn.backtest.eval_at.date()),
         "seed": cfg.seed,
         "trained_at": pd.Timestamp.now("UTC").isoformat(),
         "run_id": mlflow.active_run().info.run_id,
@@ -78,7 +78,7 @@ def package(
         lift=evaluate.lift,
         history=history,
         profile=profile,
-        churn_backtest=churn.backtest_model,
+        churn_backtest=churn.backtest.model,
     )
     with tempfile.TemporaryDirectory() as tmp:
         path = bundle.save(Path(tmp) / "bundle")
@@ -107,7 +107,7 @@ def register(cfg: TrainConfig, track: Tracker, package: Package, churn: Churn) -
         promote=cfg.promote,
         force=cfg.force_promote,
         evaluation=churn.evaluation_set,
-        evaluation_at=churn.eval_at,
+        evaluation_at=churn.backtest.eval_at,
         profile=package.bundle.profile,
     )
     mlflow.log_dict(gate.as_dict(), "quality_gate.json")
