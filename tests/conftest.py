@@ -173,3 +173,22 @@ def register_bundle(tracking_uri: str, bundle_dir, name: str = "loyalty-offers",
     finally:
         mlflow.set_tracking_uri(None)
     return version
+
+
+def keyed_service(bundle_dir, tmp, **config):
+    """The app on ``bundle_dir`` with a key of each role, its keys file and events store in
+    ``tmp``: (app, {role: key})."""
+    from serving import create_app
+    from serving.auth import KeyStore
+
+    store = KeyStore(tmp / "keys.json")
+    keys = {role: store.create(role, f"test {role}") for role in ("read", "events", "admin")}
+    app = create_app(
+        {
+            "model_uri": str(bundle_dir),
+            "api_keys_file": str(tmp / "keys.json"),
+            "events_url": f"sqlite:///{tmp / 'events.db'}",
+            **config,
+        }
+    )
+    return app, keys

@@ -11,23 +11,14 @@ import pandas as pd
 import pytest
 
 from serving import create_app
-from serving.auth import KeyStore
 from serving.model import Loaded
+from tests.conftest import keyed_service
 
 
 @pytest.fixture(scope="module")
 def service(synth_bundle_dir, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("inputs")
-    store = KeyStore(tmp / "keys.json")
-    keys = {role: store.create(role, f"test {role}") for role in ("read", "events", "admin")}
-    app = create_app(
-        {
-            "model_uri": str(synth_bundle_dir),
-            "api_keys_file": str(tmp / "keys.json"),
-            "events_url": f"sqlite:///{tmp / 'events.db'}",
-            "max_batch": 50,
-        }
-    )
+    app, keys = keyed_service(synth_bundle_dir, tmp, max_batch=50)
     return app, keys, tmp
 
 

@@ -11,22 +11,13 @@ import pytest
 
 from serving import create_app
 from serving.auth import KeyStore
+from tests.conftest import keyed_service
 
 
 @pytest.fixture(scope="module")
 def service(synth_bundle_dir, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("service")
-    store = KeyStore(tmp / "keys.json")
-    keys = {role: store.create(role, f"test {role}") for role in ("read", "events", "admin")}
-    app = create_app(
-        {
-            "model_uri": str(synth_bundle_dir),
-            "api_keys_file": str(tmp / "keys.json"),
-            "events_url": f"sqlite:///{tmp / 'events.db'}",
-            "max_batch": 50,
-            "max_body_bytes": 20_000,
-        }
-    )
+    app, keys = keyed_service(synth_bundle_dir, tmp, max_batch=50, max_body_bytes=20_000)
     return app, keys
 
 
