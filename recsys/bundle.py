@@ -9,7 +9,8 @@ Flask service and the exports load it through :meth:`ModelBundle.load`.
 Layout: ``bundle.json`` (format, config, metrics), ``customers.parquet``, ``catalog.parquet``,
 ``lift.parquet`` (when the training data held control groups), ``history.parquet`` (weekly
 spend per customer),
-``als/`` (recsys.cf), ``ranker.joblib`` and ``churn.joblib`` (scikit-learn estimators, the
+``als/`` (recsys.cf), ``snapshot/`` (the ranker's customer x product state as arrays,
+recsys.offers.snapshot_files), ``ranker.joblib`` and ``churn.joblib`` (scikit-learn estimators, the
 way MLflow's sklearn flavour stores them).
 """
 
@@ -31,11 +32,14 @@ from recsys.cf import ALSRecommender
 from recsys.errors import RecsysError, UnknownValueError
 from recsys.io import atomic_directory, json_safe
 from recsys.offers import OfferRanker, PreparedOffers
+from recsys.offers.snapshot_files import load_snapshot, save_snapshot
 
 # 2: offer features gained hist_spend (the snapshot keeps spend per product).
 # 3: the library's modules moved into domain packages (the pickled estimators name their modules),
 #    and ranked offers carry a tier.
-BUNDLE_FORMAT = 3
+# 4: the ranker's customer x product snapshot is stored as arrays (recsys.offers.snapshot_files),
+#    not inside its pickle.
+BUNDLE_FORMAT = 4
 logger = logging.getLogger(__name__)
 CUSTOMER_COLUMNS = list(C.CUSTOMER_COLUMNS)
 
@@ -95,12 +99,15 @@ class ModelBundle:
         path = Path(path)
         with atomic_directory(path) as stage:
             self.ranker.cf_model_.save(stage / "als")
-            cf = self.ranker.cf_model_
+            save_snapshot(self.ranker.snapshot_, stage / "snapshot")
+            # The pickle keeps the ranker's small parts: its parameters, the redemption model, the
+            # products; the ALS model and the snapshot are arrays beside it.
+            cf, snap = self.ranker.cf_model_, self.ranker.snapshot_
             try:
-                self.ranker.cf_model_ = None
+                self.ranker.cf_model_ = self.ranker.snapshot_ = None
                 joblib.dump(self.ranker, stage / "ranker.joblib")
             finally:
-                self.ranker.cf_model_ = cf
+                self.ranker.cf_model_, self.ranker.snapshot_ = cf, snap
             joblib.dump(self.churn_model, stage / "churn.joblib")
             if self.churn_backtest is not None:
                 joblib.dump(self.churn_backtest, stage / "churn_backtest.joblib")
@@ -123,7 +130,15 @@ class ModelBundle:
     @classmethod
     def load(cls, path: str | os.PathLike) -> ModelBundle:
         path = Path(path)
-        needed = ["bundle.json", "customers.parquet", "catalog.parquet", "ranker.joblib", "churn.joblib", "als"]
+        needed = [
+            "bundle.json",
+            "customers.parquet",
+            "catalog.parquet",
+            "ranker.joblib",
+            "churn.joblib",
+            "als",
+            "snapshot",
+        ]
         missing = [n for n in needed if not (path / n).exists()]
         if missing:
             raise BundleError(f"{path}: not a model bundle (missing {', '.join(missing)})")
@@ -136,6 +151,7 @@ class ModelBundle:
         verify_checksums(path, meta.get("files"))
         ranker = joblib.load(path / "ranker.joblib")
         ranker.cf_model_ = ALSRecommender.load(path / "als")
+        ranker.snapshot_ = load_snapshot(path / "snapshot")
         customers = pd.read_parquet(path / "customers.parquet").set_index(C.CUSTOMER_ID)
         customers["reasons"] = customers["reasons"].map(lambda v: [] if v is None else list(v))
         return cls(

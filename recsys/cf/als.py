@@ -159,7 +159,7 @@ class ALSRecommender(Recommender):
         check_is_fitted(self, "user_factors_")
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        np.savez(
+        np.savez_compressed(  # the purchase counts are whole numbers: they compress well
             path / "als.npz",
             user_factors=self.user_factors_,
             item_factors=self.item_factors_,
