@@ -11,6 +11,14 @@ import pandas as pd
 from recsys import constants as C
 from shell import events_option, fail_on_bad_data
 
+ENGINE = click.option(
+    "--engine",
+    type=click.Choice(["local", "spark"]),
+    default="local",
+    show_default=True,
+    help="local: this process; spark: a Spark cluster (RECSYS_SPARK_MASTER, default local[2]; docs/scale.md).",
+)
+
 
 @click.group()
 def export():
@@ -28,9 +36,16 @@ def export():
 )
 @click.option("--model", "model_uri", default=C.CHAMPION_URI, show_default=True)
 @events_option("its events count for caps, and the held-back offers are recorded there")
-@click.option("--out", required=True, help="Output file, .csv or .parquet.")
+@click.option("--out", required=True, help="Output file, .csv or .parquet (with --engine spark: a Parquet dataset).")
+@ENGINE
+@click.option(
+    "--customers",
+    "customers_path",
+    default=None,
+    help="Parquet file or dataset with a customer_id column: rank these (default: every customer of the model).",
+)
 @fail_on_bad_data
-def export_offers_cmd(k, channel, as_of, data, model_uri, events_url, out):
+def export_offers_cmd(k, channel, as_of, data, model_uri, events_url, out, engine, customers_path):
     """Ranked offers for every customer: customer_id, rank, offer_id, tier, score, p_redeem,
     expected_value, reason, reason_code, cold_start and the offer's fields.
 
@@ -38,15 +53,8 @@ def export_offers_cmd(k, channel, as_of, data, model_uri, events_url, out):
     of docs/incrementality.md): the offers held back go to NAME.held_out.EXT beside the file and
     are recorded as held_out events in the events store, before either file is written.
     """
-    from inference.exports import (
-        export_decisions,
-        held_out_events,
-        held_out_path,
-        load_model,
-        read_offer_tables,
-        write_atomic,
-    )
-    from recsys.data.event_store import EventStore, read_event_store
+    from inference.exports import export_decisions, held_out_path, load_resolved, read_offer_tables, write_atomic
+    from recsys.data.event_store import read_event_store
     from recsys.data.store_events import combine_offer_events
     from recsys.incrementality import ControlGroups
 
@@ -55,10 +63,41 @@ def export_offers_cmd(k, channel, as_of, data, model_uri, events_url, out):
         control = ControlGroups.from_env(os.environ)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    bundle, version = load_model(model_uri)
+    _check_engine(engine, out)
+    resolved = load_resolved(model_uri)
+    bundle, version = resolved.bundle, resolved.version
     source = data or bundle.config.get("data_source")
     catalog, events = read_offer_tables(source) if source else (None, None)
     events = combine_offer_events(events, read_event_store(events_url))
+    customers = _read_customers(customers_path) if customers_path else None
+    if engine == "spark":
+        from inference.spark import export_offers_spark, write_dataset
+
+        frame_sp, held_sp = export_offers_spark(
+            resolved.path,
+            customers=customers,
+            events=events,
+            catalog=catalog,
+            k=k,
+            channel=channel,
+            as_of=as_of,
+            control=control,
+        )
+        rows = write_dataset(frame_sp, out)
+        held = held_sp.toPandas()
+        _record_held(held, events_url, catalog if catalog is not None else bundle.catalog)
+        kept = write_atomic(held, held_out_path(out))
+        click.echo(
+            f"{rows:,} rows (model version {version or '-'}, on Spark) -> {out}; {len(held):,} offers held back "
+            f"as control -> {kept}, recorded in {events_url}"
+        )
+        return
+    if customers is not None:
+        unknown = ~customers[C.CUSTOMER_ID].isin(bundle.customers.index)
+        if unknown.any():
+            click.secho(
+                f"note: {int(unknown.sum()):,} of the customers are new to the model (ranked as cold start)", err=True
+            )
     with click.progressbar(length=len(bundle.customers), label="ranking", file=sys.stderr) as bar:
         frame, held = export_decisions(
             bundle,
@@ -69,17 +108,9 @@ def export_offers_cmd(k, channel, as_of, data, model_uri, events_url, out):
             events=events,
             control=control,
             progress=bar.update,
+            customers=None if customers is None else pd.Index(customers[C.CUSTOMER_ID]),
         )
-    if len(held) and events_url:
-        EventStore(events_url).add(
-            held_out_events(held, catalog if catalog is not None else bundle.catalog), conflicts="ignore"
-        )
-    elif len(held):
-        click.secho(
-            "warning: no events store (--events ''): the held-back offers are in the side file only",
-            fg="yellow",
-            err=True,
-        )
+    _record_held(held, events_url, catalog if catalog is not None else bundle.catalog)
     if frame.empty:
         _say_why_empty(catalog if catalog is not None else bundle.catalog, as_of)
     path = write_atomic(frame, out)
@@ -89,6 +120,31 @@ def export_offers_cmd(k, channel, as_of, data, model_uri, events_url, out):
         f"{version or '-'}) -> {path}; {len(held):,} offers held back as control (share {control.share:g}, "
         f"global {control.global_share:g}) -> {kept}, recorded in {events_url}"
     )
+
+
+def _record_held(held: pd.DataFrame, events_url, catalog: pd.DataFrame) -> None:
+    """The held-back offers as held_out events in the events store (or a warning without one)."""
+    from inference.exports import held_out_events
+    from recsys.data.event_store import EventStore
+
+    if len(held) and events_url:
+        EventStore(events_url).add(held_out_events(held, catalog), conflicts="ignore")
+    elif len(held):
+        click.secho(
+            "warning: no events store (--events ''): the held-back offers are in the side file only",
+            fg="yellow",
+            err=True,
+        )
+
+
+def _read_customers(path: str) -> pd.DataFrame:
+    frame = pd.read_parquet(path)
+    if C.CUSTOMER_ID not in frame:
+        raise click.BadParameter(
+            f"{path}: needs a {C.CUSTOMER_ID} column; it has {', '.join(map(str, frame.columns))}",
+            param_hint="--customers",
+        )
+    return frame[[C.CUSTOMER_ID]].drop_duplicates()
 
 
 def _say_why_empty(catalog, as_of) -> None:
@@ -110,16 +166,32 @@ def _say_why_empty(catalog, as_of) -> None:
 @click.option("--segment", default=None)
 @click.option("--data", default=None, hidden=True)
 @click.option("--model", "model_uri", default=C.CHAMPION_URI, show_default=True)
-@click.option("--out", required=True, help="Output file, .csv or .parquet.")
-def export_at_risk_cmd(min_risk, segment, data, model_uri, out):
+@click.option("--out", required=True, help="Output file, .csv or .parquet (with --engine spark: a Parquet dataset).")
+@ENGINE
+def export_at_risk_cmd(min_risk, segment, data, model_uri, out, engine):
     """Customers at or above --min-risk, sorted by risk x value."""
-    from inference.exports import export_at_risk, load_model, write_atomic
+    from inference.exports import export_at_risk, load_resolved, write_atomic
 
     _check_suffix(out)
-    bundle, version = load_model(model_uri)
+    _check_engine(engine, out)
+    resolved = load_resolved(model_uri)
+    bundle, version = resolved.bundle, resolved.version
+    if engine == "spark":
+        from inference.spark import export_at_risk_spark, write_dataset
+
+        rows = write_dataset(export_at_risk_spark(resolved.path, min_risk=min_risk, segment=segment), out)
+        click.echo(f"{rows:,} customers at risk >= {min_risk} (model version {version or '-'}, on Spark) -> {out}")
+        return
     frame = export_at_risk(bundle, min_risk=min_risk, segment=segment)
     path = write_atomic(frame, out)
     click.echo(f"{len(frame):,} customers at risk >= {min_risk} (model version {version or '-'}) -> {path}")
+
+
+def _check_engine(engine: str, out: str) -> None:
+    if engine == "spark" and not out.lower().endswith(".parquet"):
+        raise click.BadParameter(
+            "with --engine spark the output is a Parquet dataset: end its name in .parquet", param_hint="--out"
+        )
 
 
 def _check_suffix(out: str) -> None:

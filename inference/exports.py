@@ -26,6 +26,11 @@ def load_model(model_uri: str) -> tuple[ModelBundle, str | None]:
     return resolved.bundle, resolved.version
 
 
+def load_resolved(model_uri: str):
+    """The registry's :class:`registry.loader.ResolvedModel`: bundle, version and directory."""
+    return load_bundle(model_uri)
+
+
 def read_offer_tables(source: str) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
     """The catalog and the offer events of a source, validated on their own (no transactions)."""
     frames = load_offer_tables(source)
@@ -63,36 +68,55 @@ def export_decisions(
     chunk: int = 500,
     progress: Callable[[int], None] | None = None,
     decided_at=None,
+    customers: pd.Index | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """One row per customer and rank for every customer of the model with an eligible offer, and
+    """One row per customer and rank for every customer of the model (or of ``customers``) with an
+    eligible offer, and
     the offers held back as control (``customer_id, offer_id, propensity, event_id``): the same
     decisions the service makes for the same day, events and control groups. Decided now
     (``decided_at``: the frequency cap's window ends then), as the service decides."""
-    as_of = pd.Timestamp(as_of) if as_of is not None else pd.Timestamp.now().normalize()
-    decided_at = pd.Timestamp.now("UTC").tz_localize(None) if decided_at is None else pd.Timestamp(decided_at)
+    as_of, decided_at = decision_dates(as_of, decided_at)
     catalog = bundle.catalog if catalog is None else catalog
-    day = as_of.normalize()
-    valid = catalog[(catalog[C.START_DATE] <= day) & (catalog[C.END_DATE] >= day)]
+    valid = valid_offers(catalog, as_of)
     prepared = bundle.ranker.prepare(valid)
-    customers = bundle.customers.index
+    customers = bundle.customers.index if customers is None else customers
     frames, held = [], []
     for start in range(0, len(customers), chunk):
         ids = customers[start : start + chunk]
         mine = events[events[C.CUSTOMER_ID].isin(ids)] if events is not None else None
-        ranked, kept = bundle.ranker.decide(
-            ids, prepared, k=k, channel=channel, as_of=as_of, events=mine, control=control, decided_at=decided_at
-        )
-        frames.append(pd.DataFrame(ranked, columns=list(C.RANKED_OFFER_COLUMNS)))
-        held.append(pd.DataFrame(kept))
+        ranked, kept = decide_chunk(bundle, prepared, valid, ids, mine, k, channel, as_of, control, decided_at)
+        frames.append(ranked)
+        held.append(kept)
         if progress is not None:
             progress(len(ids))
-    ranked = pd.concat(frames, ignore_index=True)[list(C.RANKED_OFFER_COLUMNS)]
+    return pd.concat(frames, ignore_index=True), pd.concat(held, ignore_index=True)
+
+
+def decision_dates(as_of=None, decided_at=None) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """(the day offers must be valid on, the moment of the decision): today and now by default."""
+    as_of = pd.Timestamp(as_of) if as_of is not None else pd.Timestamp.now().normalize()
+    decided_at = pd.Timestamp.now("UTC").tz_localize(None) if decided_at is None else pd.Timestamp(decided_at)
+    return as_of, decided_at
+
+
+def valid_offers(catalog: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+    day = as_of.normalize()
+    return catalog[(catalog[C.START_DATE] <= day) & (catalog[C.END_DATE] >= day)]
+
+
+def decide_chunk(bundle, prepared, valid, ids, events, k, channel, as_of, control, decided_at):
+    """The export's rows (ranked offers with the offer's fields) and held-back offers for ``ids``:
+    the one implementation behind the local export and the Spark one (inference.spark)."""
+    ranked, kept = bundle.ranker.decide(
+        ids, prepared, k=k, channel=channel, as_of=as_of, events=events, control=control, decided_at=decided_at
+    )
+    ranked = pd.DataFrame(ranked, columns=list(C.RANKED_OFFER_COLUMNS))
     fields = [c for c in valid.columns if c not in ranked.columns and c not in (C.PRODUCT_IDS,)]
     out = ranked.merge(valid[[C.OFFER_ID, *fields]], on=C.OFFER_ID, how="left")
     for col in out.columns:  # lists as "a|b" text, so CSV and Parquet hold the same thing
         if out[col].dtype == object and out[col].map(lambda v: isinstance(v, (list, tuple))).any():
             out[col] = out[col].map(lambda v: "|".join(map(str, v)) if isinstance(v, (list, tuple)) else v)
-    kept = pd.concat(held, ignore_index=True)
+    kept = pd.DataFrame(kept)
     if control is not None:
         kept[C.EVENT_ID] = [control.event_id(c, o) for c, o in zip(kept[C.CUSTOMER_ID], kept[C.OFFER_ID])]
     else:
@@ -124,8 +148,14 @@ def held_out_events(held: pd.DataFrame, catalog: pd.DataFrame, when: pd.Timestam
     ]
 
 
-def export_at_risk(bundle: ModelBundle, *, min_risk: float = C.HIGH_RISK, segment: str | None = None) -> pd.DataFrame:
-    """Customers at or above ``min_risk`` (``constants.AT_RISK_COLUMNS``), sorted by risk x value."""
-    rows = bundle.at_risk(min_risk=min_risk, segment=segment).reset_index()
+def export_at_risk(
+    bundle: ModelBundle, *, min_risk: float = C.HIGH_RISK, segment: str | None = None, customers=None
+) -> pd.DataFrame:
+    """Customers at or above ``min_risk`` (``constants.AT_RISK_COLUMNS``), sorted by risk x value;
+    only those of ``customers`` when given (the Spark export's share of them)."""
+    rows = bundle.at_risk(min_risk=min_risk, segment=segment)
+    if customers is not None:
+        rows = rows[rows.index.isin(pd.Index(customers))]
+    rows = rows.reset_index()
     rows["reasons"] = rows["reasons"].map(lambda r: "; ".join(r))
     return rows[list(C.AT_RISK_COLUMNS)]
