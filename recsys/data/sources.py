@@ -76,7 +76,7 @@ def _read_directory(path: Path, tables: tuple[str, ...]) -> RawTables:
                 frames[name] = _read_csv(file, name)
                 text.add(name)
             else:
-                frames[name] = pd.read_parquet(file)
+                frames[name] = _read_parquet(file)
         except DataValidationError as exc:
             issues.extend(exc.issues)
             continue
@@ -87,6 +87,19 @@ def _read_directory(path: Path, tables: tuple[str, ...]) -> RawTables:
     if issues:
         raise DataValidationError(issues)
     return RawTables(frames, origins, frozenset(text))
+
+
+def _read_parquet(file: Path) -> pd.DataFrame:
+    """A Parquet file as pandas, each Arrow column freed as soon as it is converted (a large table
+    is never held twice), and the memory Arrow's pool kept back returned to the system."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(file)
+    frame = table.to_pandas(self_destruct=True, split_blocks=True)
+    del table
+    pa.default_memory_pool().release_unused()
+    return frame
 
 
 def _read_csv(file: Path, table: str) -> pd.DataFrame:

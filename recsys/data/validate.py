@@ -74,7 +74,7 @@ _PANDERA_PROBLEMS = {
 def _check_values(name: str, df: pd.DataFrame, spec: K.TableSpec, now: pd.Timestamp, out: _Collector) -> None:
     schema = _value_schema(spec, now)
     try:
-        schema.validate(df, lazy=True)
+        schema.validate(df, lazy=True, inplace=True)  # checks only: no copy of the table
     except SchemaErrors as exc:
         cases = exc.failure_cases
         cases = cases[cases["index"].notna()]
@@ -145,7 +145,7 @@ def _coerce_table(
         else:
             out.add(Issue(name, None, "table is empty; treated as absent", severity="warning"))
         return None
-    df = raw.reset_index(drop=True).copy()
+    df = raw.reset_index(drop=True)  # copy-on-write: a coerced column replaces, never edits, the raw one
     ok = True
     for col in spec.columns:
         if col.name not in df.columns:
