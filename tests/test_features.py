@@ -140,3 +140,33 @@ def test_department_shares_sum_to_one(example):
     shares = department_shares(transactions, products, AS_OF)
     assert shares.loc["A", "share_DAIRY"] == pytest.approx(35 / 45)
     assert np.allclose(shares.sum(axis=1), 1.0)
+
+
+def test_a_history_reduced_once_cut_at_any_date_matches_the_lines_cut_there(synth):
+    """Reduce-then-cut (PurchaseHistory, what the churn snapshots do) equals cut-then-reduce
+    (the lines before each date), features, shares and labels alike, at midnight and mid-day."""
+    from recsys.churn import churn_labels
+    from recsys.customers.history import PurchaseHistory
+
+    tables, _ = synth
+    tx, products = tables["transactions"], tables["products"]
+    extra = {"products": products, "customers": tables.get("customers"), "offer_events": tables.get("offer_events")}
+    history = PurchaseHistory.of(tx, **extra)
+    end = tx["timestamp"].max().normalize()
+    for as_of in (end, end - pd.Timedelta(days=75), end - pd.Timedelta(days=150, hours=-13)):
+        cut = tx[tx["timestamp"] < as_of]
+        events = extra["offer_events"]
+        lines = build_features(
+            cut,
+            as_of,
+            products=products,
+            customers=extra["customers"],
+            offer_events=None if events is None else events[events["timestamp"] < as_of],
+        )
+        pd.testing.assert_frame_equal(build_features(history, as_of), lines)
+        pd.testing.assert_frame_equal(
+            department_shares(history, products, as_of), department_shares(cut, products, as_of)
+        )
+        window = tx[tx["timestamp"] <= as_of + pd.Timedelta(days=30)]
+        pd.testing.assert_series_equal(churn_labels(history, as_of, 30), churn_labels(window, as_of, 30))
+    assert len(history.baskets) < len(tx) / 2  # what the snapshots cut: baskets, not lines

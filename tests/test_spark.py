@@ -91,9 +91,9 @@ def test_at_risk_on_spark_is_the_local_list_in_its_order(synth_bundle_dir, tmp_p
 
 
 def test_spark_output_must_be_a_parquet_dataset(synth_bundle_dir, tmp_path):
+    command = [RECSYS, "export", "at-risk", "--model", str(synth_bundle_dir), "--out", str(tmp_path / "x.csv")]
     done = subprocess.run(
-        [RECSYS, "export", "at-risk", "--model", str(synth_bundle_dir), "--out", str(tmp_path / "x.csv")]
-        + ["--engine", "spark"],
+        [*command, "--engine", "spark"],
         capture_output=True,
         text=True,
         env=_env(tmp_path),

@@ -48,13 +48,14 @@ def rolling_backtest(
     every_days: int = 14,
     count: int = 18,
     seed: int = C.SEED,
+    history=None,
 ) -> Backtest:
     """Snapshots every ``every_days`` (at most ``count``) up to the last whose label window closes
     by the data; the backtest and the served model (docs/churn.md, docs/training.md).
 
     With too little history to choose hyperparameters or to evaluate, it degrades as
     recsys.churn.history describes and says so in ``notes``; below the minimum it raises
-    InsufficientHistoryError."""
+    InsufficientHistoryError. ``history``: the dataset's PurchaseHistory, when the caller has it."""
     check_history(ds.transactions, as_of, horizon_days)
     h = pd.Timedelta(days=horizon_days)
     snaps = churn_snapshots(ds.transactions, as_of, horizon_days=horizon_days, every_days=every_days, count=count)
@@ -67,7 +68,7 @@ def rolling_backtest(
         if _selectable(extra, h):
             snaps, back = sorted([*snaps, eval_at - h]), extra
             notes.append(f"validation snapshot added at {eval_at - h:%Y-%m-%d}, one horizon before the evaluation")
-    data = training_set(ds, snaps, horizon_days)
+    data = training_set(ds, snaps, horizon_days, history)
     need = required_days(horizon_days)
     days = history_days(ds.transactions, as_of)
     defaults = {k: (v,) for k, v in DEFAULT_PARAMS.items()}

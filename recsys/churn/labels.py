@@ -13,19 +13,19 @@ import pandas as pd
 
 from recsys import constants as C
 from recsys.customers import customer_profile
+from recsys.customers.history import PurchaseHistory
 
 logger = logging.getLogger(__name__)
 
 
-def churn_labels(
-    transactions: pd.DataFrame, as_of: str | pd.Timestamp, horizon_days: int = C.DEFAULT_HORIZON_DAYS
-) -> pd.Series:
-    """1 for customers who bought before ``as_of`` and nothing in ``(as_of, as_of + horizon]``."""
+def churn_labels(transactions, as_of: str | pd.Timestamp, horizon_days: int = C.DEFAULT_HORIZON_DAYS) -> pd.Series:
+    """1 for customers who bought before ``as_of`` and nothing in ``(as_of, as_of + horizon]``
+    (``transactions``: the lines, or a PurchaseHistory of them)."""
     as_of = pd.Timestamp(as_of)
-    t = transactions[C.TIMESTAMP]
-    before = pd.Index(transactions.loc[t < as_of, C.CUSTOMER_ID].unique())
-    window = (t > as_of) & (t <= as_of + pd.Timedelta(days=horizon_days))
-    buyers = pd.Index(transactions.loc[window, C.CUSTOMER_ID].unique())
+    h = PurchaseHistory.of(transactions, baskets_only=True)
+    before = pd.Index(h.baskets_before(as_of)[C.CUSTOMER_ID].unique())
+    window = h.between(as_of, as_of + pd.Timedelta(days=horizon_days), right_closed=True)
+    buyers = pd.Index(window[C.CUSTOMER_ID].unique())
     labels = pd.Series((~before.isin(buyers)).astype("int64"), index=before, name="churned")
     labels.index.name = C.CUSTOMER_ID
     return labels.sort_index()
@@ -55,27 +55,27 @@ def churn_snapshots(
     return snaps
 
 
-def training_set(ds, snapshots: list[pd.Timestamp], horizon_days: int = C.DEFAULT_HORIZON_DAYS) -> pd.DataFrame:
+def training_set(
+    ds,
+    snapshots: list[pd.Timestamp],
+    horizon_days: int = C.DEFAULT_HORIZON_DAYS,
+    history: PurchaseHistory | None = None,
+) -> pd.DataFrame:
     """Features and labels at each snapshot, stacked, with a ``snapshot`` column.
 
-    Every snapshot's label window must lie inside the data.
+    Every snapshot's label window must lie inside the data. ``history``: the dataset's
+    PurchaseHistory when the caller has it (built here otherwise, once for every snapshot).
     """
     last = ds.transactions[C.TIMESTAMP].max()
+    history = history or PurchaseHistory.of(ds.transactions, ds.products, ds.customers, ds.offer_events)
     frames = []
     for s in snapshots:
         if s + pd.Timedelta(days=horizon_days) > last:
             raise ValueError(
                 f"snapshot {s:%Y-%m-%d}: its {horizon_days}-day label window ends after the data ({last:%Y-%m-%d})"
             )
-        f = customer_profile(
-            ds.transactions,
-            s,
-            products=ds.products,
-            customers=ds.customers,
-            offer_events=ds.offer_events,
-            horizon_days=horizon_days,
-        )
-        f["churned"] = churn_labels(ds.transactions, s, horizon_days).reindex(f.index)
+        f = customer_profile(history, s, horizon_days=horizon_days)
+        f["churned"] = churn_labels(history, s, horizon_days).reindex(f.index)
         f["snapshot"] = s
         frames.append(f.reset_index())
     return pd.concat(frames, ignore_index=True)

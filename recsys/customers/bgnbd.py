@@ -15,18 +15,20 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from recsys import constants as C
+from recsys.customers.history import PurchaseHistory
 
 DAY = pd.Timedelta(days=1)
 
 
-def rfm_summary(transactions: pd.DataFrame, as_of: str | pd.Timestamp, time_unit_days: float = 7.0) -> pd.DataFrame:
-    """(x, t_x, T) per customer from purchases strictly before ``as_of``.
+def rfm_summary(transactions, as_of: str | pd.Timestamp, time_unit_days: float = 7.0) -> pd.DataFrame:
+    """(x, t_x, T) per customer from purchases strictly before ``as_of`` (``transactions``: the
+    lines, or a recsys.customers.history.PurchaseHistory of them).
 
     Purchases are counted by distinct calendar day, as in the model's original use.
     """
     as_of = pd.Timestamp(as_of)
-    tx = transactions[transactions[C.TIMESTAMP] < as_of]
-    days = tx[[C.CUSTOMER_ID]].assign(day=tx[C.TIMESTAMP].dt.normalize()).drop_duplicates()
+    b = PurchaseHistory.of(transactions, baskets_only=True).baskets_before(as_of)
+    days = b[[C.CUSTOMER_ID]].assign(day=b["time"].dt.normalize()).drop_duplicates()
     g = days.groupby(C.CUSTOMER_ID)["day"]
     first, last, n = g.min(), g.max(), g.size()
     unit = DAY * time_unit_days

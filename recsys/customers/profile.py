@@ -9,6 +9,7 @@ import pandas as pd
 from recsys import constants as C
 from recsys.customers.bgnbd import BGNBD, rfm_summary
 from recsys.customers.features import build_features, department_shares
+from recsys.customers.history import PurchaseHistory
 
 # A little L2 on BG/NBD's log-parameters keeps the fit finite on short or sparse histories.
 BGNBD_PENALIZER = 0.001
@@ -61,10 +62,12 @@ def customer_profile_and_bgnbd(
     offer_events=None,
     horizon_days: int = C.DEFAULT_HORIZON_DAYS,
 ) -> tuple[pd.DataFrame, BGNBD]:
-    """:func:`customer_profile` and the BG/NBD model behind it."""
+    """:func:`customer_profile` and the BG/NBD model behind it. ``transactions`` may be a
+    :class:`~recsys.customers.history.PurchaseHistory` (profiles at many dates)."""
     as_of = pd.Timestamp(as_of)
-    features = build_features(transactions, as_of, products=products, customers=customers, offer_events=offer_events)
-    scores, bg = bgnbd_scores(transactions, as_of, horizon_days)
+    history = PurchaseHistory.of(transactions, products, customers, offer_events)
+    features = build_features(history, as_of)
+    scores, bg = bgnbd_scores(history, as_of, horizon_days)
     return features.join(scores.reindex(features.index)), bg
 
 

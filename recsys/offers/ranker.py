@@ -30,6 +30,7 @@ from sklearn.exceptions import NotFittedError
 from recsys import constants as C
 from recsys.cf import ALSRecommender, IdMap
 from recsys.customers import default_as_of
+from recsys.data.windows import before
 from recsys.errors import InvalidRequestError
 from recsys.offers.catalog import prepare_catalog
 from recsys.offers.eligibility import EligibilityRules, EventArrays, eligibility
@@ -88,8 +89,7 @@ class OfferRanker(BaseEstimator):
     ) -> OfferRanker:
         """``churn``: churn probability per customer_id; ``segments``: segment name per customer_id."""
         as_of = pd.Timestamp(as_of) if as_of is not None else default_as_of(ds.transactions)
-        tx = ds.transactions[ds.transactions[C.TIMESTAMP] < as_of]
-        events = ds.offer_events[ds.offer_events[C.TIMESTAMP] < as_of] if ds.offer_events is not None else None
+        tx, events = before(ds.transactions, as_of), before(ds.offer_events, as_of)
         self.as_of_ = as_of
         self.cf_model_ = (
             cf_model

@@ -15,6 +15,7 @@ import scipy.sparse as sp
 
 from recsys import constants as C
 from recsys.cf import IdMap
+from recsys.data.windows import before
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +91,7 @@ def snapshot(
     """
     as_of = pd.Timestamp(as_of)
     if lines is None:
-        lines = basket_lines(transactions[transactions[C.TIMESTAMP] < as_of])
+        lines = basket_lines(before(transactions, as_of))
     lines = lines.iloc[: int(lines[C.TIMESTAMP].searchsorted(as_of, side="left"))]
     customer_map = customer_map or IdMap.of(lines[C.CUSTOMER_ID])
     product_map = product_map or IdMap.of(
@@ -159,7 +160,7 @@ def _offer_history(
     redemptions = np.zeros(len(customer_map), np.float32)
     history = pd.DataFrame(columns=["sent", "redeemed"], dtype="float64")
     if offer_events is not None and len(offer_events):
-        ev = offer_events[offer_events[C.TIMESTAMP] < as_of]
+        ev = before(offer_events, as_of)
         red = ev[ev[C.EVENT] == "redeemed"].groupby(C.CUSTOMER_ID).size()
         redemptions = red.reindex(customer_map.ids, fill_value=0).to_numpy(np.float32)
         history = (

@@ -51,6 +51,7 @@ def churn(cfg: TrainConfig, track: Tracker, load: Loaded, features: Features, se
             every_days=cfg.snapshot_every_days,
             count=cfg.churn_snapshots,
             seed=cfg.seed,
+            history=features.history,
         )
     except TooFewChurners as exc:  # a property of the data: exit 2 with what it holds
         raise DataValidationError([Issue(C.TRANSACTIONS, C.CUSTOMER_ID, str(exc))]) from None

@@ -21,6 +21,7 @@ from recsys.customers import (
     segment_summary,
     segmentation_inputs,
 )
+from recsys.customers.history import PurchaseHistory
 from recsys.data import Dataset, load_dataset
 from recsys.data.store_events import with_store_events
 from recsys.errors import DataValidationError, Issue
@@ -43,6 +44,7 @@ class Loaded:
 @dataclass(frozen=True)
 class Features:
     features: pd.DataFrame  # per customer: recsys.customers features, p_alive, expected_purchases
+    history: PurchaseHistory  # the lines reduced once: the churn snapshots and segmentation cut it
 
 
 @dataclass(frozen=True)
@@ -113,25 +115,19 @@ def check_trainable(ds: Dataset, as_of: pd.Timestamp, horizon_days: int) -> None
 
 def features(cfg: TrainConfig, track: Tracker, load: Loaded) -> Features:
     ds = load.ds
-    f, bg = customer_profile_and_bgnbd(
-        ds.transactions,
-        load.as_of,
-        products=ds.products,
-        customers=ds.customers,
-        offer_events=ds.offer_events,
-        horizon_days=cfg.horizon_days,
-    )
+    history = PurchaseHistory.of(ds.transactions, ds.products, ds.customers, ds.offer_events)
+    f, bg = customer_profile_and_bgnbd(history, load.as_of, horizon_days=cfg.horizon_days)
     track.log_params({f"bgnbd_{k}": round(v, 6) for k, v in bg.params_.items()}, parent=False)
     track.log_metrics({"features_customers": len(f), "features_mean_p_alive": float(f["p_alive"].mean())})
     track.log_table(f.describe().T, "features/describe.csv")
-    return Features(f)
+    return Features(f, history)
 
 
 def segmentation(cfg: TrainConfig, track: Tracker, load: Loaded, features: Features) -> Segmentation:
     f = features.features
     rfm = rfm_segments(f)
     seg = BehaviourSegmenter(random_state=cfg.seed).fit(
-        segmentation_inputs(f, load.ds.transactions, load.ds.products, load.as_of)
+        segmentation_inputs(f, features.history, load.ds.products, load.as_of)
     )
     summary = segment_summary(f, rfm)
     track.log_params({"clusters_k": seg.k_}, parent=False)

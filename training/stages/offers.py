@@ -19,6 +19,7 @@ from recsys.cf import (
     next_period_split,
 )
 from recsys.constants import at_k
+from recsys.data.windows import before
 from recsys.incrementality import has_control_groups
 from recsys.offers import OfferRanker, evaluate_campaign, evaluation_campaigns
 from recsys.offers.campaigns import CAMPAIGN_METRICS
@@ -54,7 +55,7 @@ class Evaluation:
 
 def cf(cfg: TrainConfig, track: Tracker, load: Loaded) -> CF:
     ds = load.ds
-    tx = ds.transactions[ds.transactions[C.TIMESTAMP] < load.as_of]
+    tx = before(ds.transactions, load.as_of)
     train, test, cut = next_period_split(tx, cfg.cf_test_days)
     models = {
         "popularity": PopularityRecommender().fit(train),

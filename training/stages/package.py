@@ -64,7 +64,7 @@ def package(
     }
     compared = {*C.GATE_METRICS, *(b for bs in (*C.GATE_BASELINES.values(), *C.OTHER_BASELINES.values()) for b in bs)}
     kept = {k: v for k, v in track.metrics.items() if k in compared or k.endswith("_seconds")}
-    history = weekly_history(load.ds.transactions, load.as_of)
+    history = weekly_history(features.history, load.as_of)
     profile = profile_sample(
         features.features.join(churn.customers[["churn_probability"]], how="left"), seed=cfg.seed
     )  # what the next training's drift is measured against

@@ -1,0 +1,169 @@
+"""Purchase history reduced once, cut at any date: what customer features are computed from.
+
+The customer features, the churn labels, BG/NBD's summary and the segmentation's department
+shares read the transactions at many dates (eighteen churn snapshots, the training date, each
+campaign's start). Filtering the raw lines at each date copies them each time: at ten times The
+Complete Journey that is 14.7M lines, up to a gigabyte, per date. ``PurchaseHistory.of`` reduces
+the lines once, in one pass, to the few tables those features need, each sorted by time, so a
+cut at a date is a slice:
+
+- ``baskets``: one row per basket (customer, time of its first line, spend, spend of positive
+  lines, spend of positive discounted lines);
+- ``first_bought``: when each customer first bought each category (each product when products
+  name no category);
+- ``departments``: spend per customer, department and moment (all lines, and positive ones);
+- ``events``: offer sends and redemptions (customer, time, redeemed).
+
+They grow with baskets and with customer x category pairs, about a tenth of the lines on The
+Complete Journey. A basket counts at its first line's time; the lines of one basket share it
+on the data this was built for (docs/features.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from recsys import constants as C
+
+
+@dataclass(frozen=True)
+class PurchaseHistory:
+    baskets: pd.DataFrame  # customer_id, time, spend, positive, discounted; sorted by time
+    first_bought: pd.DataFrame  # customer_id, first; sorted by first
+    departments: pd.DataFrame | None  # customer_id, department, time, amount, positive; sorted by time
+    events: pd.DataFrame | None  # customer_id, time, redeemed; sorted by time
+    signup: pd.Series | None  # signup date per customer_id
+    has_discount: bool
+    breadth_of: str  # what first_bought counts: "category" or "product"
+
+    @classmethod
+    def of(
+        cls, transactions, products=None, customers=None, offer_events=None, *, baskets_only: bool = False
+    ) -> PurchaseHistory:
+        """The history of ``transactions`` (a PurchaseHistory is returned as it is). With
+        ``baskets_only`` only the baskets are built (what labels and BG/NBD read)."""
+        if isinstance(transactions, PurchaseHistory):
+            return transactions
+        tx = transactions
+        has_discount = C.DISCOUNT in tx
+        baskets = basket_table(tx, has_discount)
+        if baskets_only:
+            return cls(
+                baskets,
+                pd.DataFrame({C.CUSTOMER_ID: [], "first": pd.Series([], dtype="datetime64[ns]")}),
+                None,
+                None,
+                None,
+                has_discount,
+                "none",
+            )
+        by_category = products is not None and C.CATEGORY in products
+        first = _first_bought(tx, products if by_category else None)
+        departments = _departments(tx, products) if products is not None and C.DEPARTMENT in products else None
+        signup = None
+        if customers is not None and C.SIGNUP_DATE in customers:
+            signup = customers.set_index(C.CUSTOMER_ID)[C.SIGNUP_DATE]
+        return cls(
+            baskets,
+            first,
+            departments,
+            _events(offer_events),
+            signup,
+            has_discount,
+            "category" if by_category else "product",
+        )
+
+    def baskets_before(self, as_of: pd.Timestamp) -> pd.DataFrame:
+        return _cut(self.baskets, "time", as_of)
+
+    def first_bought_before(self, as_of: pd.Timestamp) -> pd.DataFrame:
+        return _cut(self.first_bought, "first", as_of)
+
+    def departments_before(self, as_of: pd.Timestamp) -> pd.DataFrame | None:
+        return None if self.departments is None else _cut(self.departments, "time", as_of)
+
+    def events_before(self, as_of: pd.Timestamp) -> pd.DataFrame | None:
+        return None if self.events is None else _cut(self.events, "time", as_of)
+
+    def between(self, start: pd.Timestamp, end: pd.Timestamp, *, right_closed: bool = False) -> pd.DataFrame:
+        """Baskets with ``start < time <= end`` (``right_closed``) or ``start <= time < end``."""
+        t = self.baskets["time"]
+        side = ("right", "right") if right_closed else ("left", "left")
+        lo, hi = t.searchsorted(start, side=side[0]), t.searchsorted(end, side=side[1])
+        return self.baskets.iloc[lo:hi]
+
+
+def _cut(frame: pd.DataFrame, column: str, as_of) -> pd.DataFrame:
+    """The rows strictly before ``as_of`` of a frame sorted by ``column``: a slice, not a copy."""
+    return frame.iloc[: int(frame[column].searchsorted(pd.Timestamp(as_of), side="left"))]
+
+
+def _sorted(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    return frame.sort_values([column, C.CUSTOMER_ID], kind="stable").reset_index(drop=True)
+
+
+def basket_table(tx: pd.DataFrame, has_discount: bool = False) -> pd.DataFrame:
+    """One row per basket (``customer_id, time, spend, positive`` and with ``has_discount``
+    ``discounted``), sorted by time. Without ``basket_id`` a basket is a customer's lines
+    sharing one timestamp."""
+    key = C.BASKET_ID if C.BASKET_ID in tx else C.TIMESTAMP
+    amount = tx[C.AMOUNT] if C.AMOUNT in tx else pd.Series(0.0, index=tx.index)  # visits alone (BG/NBD)
+    positive = amount.clip(lower=0)
+    parts = {"time": tx[C.TIMESTAMP], "spend": amount, "positive": positive}
+    if has_discount:
+        parts["discounted"] = positive.where(tx[C.DISCOUNT] > 0, 0.0)
+    frame = pd.DataFrame({C.CUSTOMER_ID: tx[C.CUSTOMER_ID], "_key": tx[key], **parts})
+    b = frame.groupby([C.CUSTOMER_ID, "_key"], sort=False, observed=True).agg(
+        time=("time", "min"),
+        spend=("spend", "sum"),
+        positive=("positive", "sum"),
+        **({"discounted": ("discounted", "sum")} if has_discount else {}),
+    )
+    return _sorted(b.reset_index().drop(columns="_key"), "time")
+
+
+def _first_bought(tx: pd.DataFrame, products: pd.DataFrame | None) -> pd.DataFrame:
+    """When each customer first bought each category (each product without categories)."""
+    if products is None:
+        key = tx[C.PRODUCT_ID]
+    else:
+        category = products.drop_duplicates(C.PRODUCT_ID).set_index(C.PRODUCT_ID)[C.CATEGORY]
+        key = tx[C.PRODUCT_ID].map(category)
+    frame = pd.DataFrame({C.CUSTOMER_ID: tx[C.CUSTOMER_ID], "_key": key, "first": tx[C.TIMESTAMP]})
+    first = frame.dropna(subset=["_key"]).groupby([C.CUSTOMER_ID, "_key"], sort=False, observed=True)["first"].min()
+    return _sorted(first.reset_index()[[C.CUSTOMER_ID, "first"]], "first")
+
+
+def _departments(tx: pd.DataFrame, products: pd.DataFrame) -> pd.DataFrame:
+    """Spend per (customer, department, moment): all lines, and the positive ones."""
+    department = products.drop_duplicates(C.PRODUCT_ID).set_index(C.PRODUCT_ID)[C.DEPARTMENT]
+    amount = tx[C.AMOUNT]
+    frame = pd.DataFrame(
+        {
+            C.CUSTOMER_ID: tx[C.CUSTOMER_ID],
+            C.DEPARTMENT: tx[C.PRODUCT_ID].map(department),
+            "time": tx[C.TIMESTAMP],
+            "amount": amount,
+            "positive": amount.where(amount > 0, 0.0),
+        }
+    ).dropna(subset=[C.DEPARTMENT])
+    d = frame.groupby([C.CUSTOMER_ID, C.DEPARTMENT, "time"], sort=False, observed=True)[["amount", "positive"]].sum()
+    return _sorted(d.reset_index(), "time")
+
+
+def _events(offer_events: pd.DataFrame | None) -> pd.DataFrame | None:
+    if offer_events is None or not len(offer_events):
+        return None
+    kind = offer_events[C.EVENT]
+    keep = kind.isin(["sent", "redeemed"]).to_numpy()
+    ev = pd.DataFrame(
+        {
+            C.CUSTOMER_ID: offer_events[C.CUSTOMER_ID].to_numpy()[keep],
+            "time": offer_events[C.TIMESTAMP].to_numpy()[keep],
+            "redeemed": (kind.to_numpy()[keep] == "redeemed").astype(np.bool_),
+        }
+    )
+    return _sorted(ev, "time")
