@@ -47,13 +47,24 @@ def purchase_counts(transactions: pd.DataFrame, customers: IdMap, products: IdMa
 
     Rows whose customer or product is not in the maps are skipped; returns are not counted.
     """
-    tx = transactions[transactions[C.QUANTITY] > 0] if C.QUANTITY in transactions else transactions
-    basket = C.BASKET_ID if C.BASKET_ID in tx else C.TIMESTAMP
-    pairs = tx[[C.CUSTOMER_ID, C.PRODUCT_ID, basket]].drop_duplicates()
-    rows = customers.positions(pairs[C.CUSTOMER_ID])
-    cols = products.positions(pairs[C.PRODUCT_ID])
+    basket = C.BASKET_ID if C.BASKET_ID in transactions else C.TIMESTAMP
+    rows = customers.positions(transactions[C.CUSTOMER_ID]).astype(np.int64)
+    cols = products.positions(transactions[C.PRODUCT_ID]).astype(np.int64)
     ok = (rows >= 0) & (cols >= 0)
+    if C.QUANTITY in transactions:
+        ok &= transactions[C.QUANTITY].to_numpy() > 0
+    # One count per (customer, product, basket): the pairs as one integer beside the basket,
+    # deduplicated by sorting (no copy of the table, no hash table of its rows).
+    pair = rows[ok] * len(products) + cols[ok]
+    del rows, cols
+    basket_codes = pd.factorize(transactions[basket].to_numpy()[ok])[0]
+    order = np.lexsort((basket_codes, pair))
+    pair, basket_codes = pair[order], basket_codes[order]
+    first = np.ones(len(pair), dtype=bool)
+    first[1:] = (pair[1:] != pair[:-1]) | (basket_codes[1:] != basket_codes[:-1])
+    pair = pair[first]
     m = sp.coo_matrix(
-        (np.ones(int(ok.sum()), dtype=np.float32), (rows[ok], cols[ok])), shape=(len(customers), len(products))
+        (np.ones(len(pair), dtype=np.float32), (pair // len(products), pair % len(products))),
+        shape=(len(customers), len(products)),
     )
     return m.tocsr()

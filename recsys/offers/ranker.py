@@ -112,8 +112,8 @@ class OfferRanker(BaseEstimator):
             examples
         )
         self.training_examples_ = len(examples)
-        bought = tx[tx[C.QUANTITY] > 0] if C.QUANTITY in tx else tx
-        price = bought.groupby(C.PRODUCT_ID)[C.AMOUNT].mean()
+        amount = tx[C.AMOUNT].where(tx[C.QUANTITY] > 0) if C.QUANTITY in tx else tx[C.AMOUNT]
+        price = amount.groupby(tx[C.PRODUCT_ID]).mean()  # of purchases (returns left out)
         self.price_ = price.reindex(self.snapshot_.product_map.ids).to_numpy(np.float64)
         self.churn_ = churn.astype("float64") if churn is not None else pd.Series(dtype="float64")
         self.segments_ = segments.astype(object) if segments is not None else pd.Series(dtype=object)

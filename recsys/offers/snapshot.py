@@ -58,9 +58,11 @@ def basket_lines(transactions: pd.DataFrame) -> pd.DataFrame:
     """One row per (customer, product, basket) bought (returns left out) with its amount, sorted
     by time: what every snapshot counts. Computed once, it serves snapshots at many dates."""
     basket = C.BASKET_ID if C.BASKET_ID in transactions else C.TIMESTAMP
-    tx = transactions[transactions[C.QUANTITY] > 0] if C.QUANTITY in transactions else transactions
     keys = [C.CUSTOMER_ID, C.PRODUCT_ID, basket]
-    tx = tx[list(dict.fromkeys([*keys, C.TIMESTAMP, C.AMOUNT]))].reset_index(drop=True)
+    tx = transactions[list(dict.fromkeys([*keys, C.TIMESTAMP, C.AMOUNT]))]  # the columns needed, then the rows
+    if C.QUANTITY in transactions:
+        tx = tx[transactions[C.QUANTITY].to_numpy() > 0]
+    tx = tx.reset_index(drop=True)
     lines = tx.drop_duplicates(keys)
     lines[C.AMOUNT] = lines[C.AMOUNT].clip(lower=0).astype(np.float64)
     # A product scanned more than once in a basket is one line carrying the sum of the amounts.

@@ -55,7 +55,9 @@ class Evaluation:
 
 def cf(cfg: TrainConfig, track: Tracker, load: Loaded) -> CF:
     ds = load.ds
-    tx = before(ds.transactions, load.as_of)
+    # the columns collaborative filtering reads: the split below copies them, not the whole table
+    columns = [c for c in (C.CUSTOMER_ID, C.PRODUCT_ID, C.BASKET_ID, C.QUANTITY, C.TIMESTAMP) if c in ds.transactions]
+    tx = before(ds.transactions, load.as_of)[columns]
     train, test, cut = next_period_split(tx, cfg.cf_test_days)
     models = {
         "popularity": PopularityRecommender().fit(train),
