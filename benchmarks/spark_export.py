@@ -49,7 +49,7 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=2000)
     parser.add_argument("--k", type=int, default=5)
     args = parser.parse_args()
-    from inference.exports import export_decisions, read_offer_tables
+    from inference.exports import read_offer_tables
     from inference.spark import export_offers_spark, spark_session, write_dataset
     from recsys.bundle import ModelBundle
 
@@ -91,6 +91,13 @@ def main() -> None:
         f"Spark (master {spark.sparkContext.master}, {spark.sparkContext.defaultParallelism} cores): "
         f"{rows:,} rows for {len(customers):,} customers in {wall:.0f} s ({len(customers) / wall:,.0f} customers/s)"
     )
+
+    _check_sample(bundle, ids, catalog, events, as_of, work, args)
+
+
+def _check_sample(bundle, ids, catalog, events, as_of, work, args) -> None:
+    """The local export of a random sample of the customers, against Spark's rows for them."""
+    from inference.exports import export_decisions
 
     rng = np.random.default_rng(0)
     sample = pd.Index(rng.choice(np.asarray(ids, dtype=object), size=min(args.sample, len(ids)), replace=False))

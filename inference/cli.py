@@ -70,35 +70,18 @@ def export_offers_cmd(k, channel, as_of, data, model_uri, events_url, out, engin
     catalog, events = read_offer_tables(source) if source else (None, None)
     events = combine_offer_events(events, read_event_store(events_url))
     customers = _read_customers(customers_path) if customers_path else None
-    if engine == "spark":
-        from inference.spark import export_offers_spark, write_dataset
-
-        frame_sp, held_sp = export_offers_spark(
-            resolved.path,
-            customers=customers,
-            events=events,
-            catalog=catalog,
-            k=k,
-            channel=channel,
-            as_of=as_of,
-            control=control,
-        )
-        rows = write_dataset(frame_sp, out)
-        held = held_sp.toPandas()
-        _record_held(held, events_url, catalog if catalog is not None else bundle.catalog)
-        kept = write_atomic(held, held_out_path(out))
-        click.echo(
-            f"{rows:,} rows (model version {version or '-'}, on Spark) -> {out}; {len(held):,} offers held back "
-            f"as control -> {kept}, recorded in {events_url}"
-        )
-        return
     if customers is not None:
         unknown = ~customers[C.CUSTOMER_ID].isin(bundle.customers.index)
         if unknown.any():
             click.secho(
                 f"note: {int(unknown.sum()):,} of the customers are new to the model (ranked as cold start)", err=True
             )
-    with click.progressbar(length=len(bundle.customers), label="ranking", file=sys.stderr) as bar:
+    if engine == "spark":
+        options = {"k": k, "channel": channel, "as_of": as_of, "control": control}
+        _offers_on_spark(resolved, customers, events, catalog, options, events_url, out)
+        return
+    count = len(bundle.customers) if customers is None else len(customers)
+    with click.progressbar(length=count, label="ranking", file=sys.stderr) as bar:
         frame, held = export_decisions(
             bundle,
             k=k,
@@ -119,6 +102,23 @@ def export_offers_cmd(k, channel, as_of, data, model_uri, events_url, out, engin
         f"{len(frame):,} rows for {frame['customer_id'].nunique():,} customers (model version "
         f"{version or '-'}) -> {path}; {len(held):,} offers held back as control (share {control.share:g}, "
         f"global {control.global_share:g}) -> {kept}, recorded in {events_url}"
+    )
+
+
+def _offers_on_spark(resolved, customers, events, catalog, options: dict, events_url, out) -> None:
+    from inference.exports import held_out_path, write_atomic
+    from inference.spark import export_offers_spark, write_dataset
+
+    offers, held_rows = export_offers_spark(
+        resolved.path, customers=customers, events=events, catalog=catalog, **options
+    )
+    rows = write_dataset(offers, out)
+    held = held_rows.toPandas()
+    _record_held(held, events_url, catalog if catalog is not None else resolved.bundle.catalog)
+    kept = write_atomic(held, held_out_path(out))
+    click.echo(
+        f"{rows:,} rows (model version {resolved.version or '-'}, on Spark) -> {out}; {len(held):,} offers held "
+        f"back as control -> {kept}, recorded in {events_url}"
     )
 
 

@@ -42,15 +42,13 @@ def spark_session(app_name: str = "recsys"):
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.executorEnv.OPENBLAS_NUM_THREADS", "1")
     )
-    master = os.environ.get("RECSYS_SPARK_MASTER") or ("local[2]" if "spark.master" not in _submitted() else None)
+    # Under spark-submit the driver joins the JVM spark-submit started (PYSPARK_GATEWAY_PORT),
+    # whose --master holds; otherwise this machine unless RECSYS_SPARK_MASTER names a cluster.
+    submitted = bool(os.environ.get("PYSPARK_GATEWAY_PORT"))
+    master = os.environ.get("RECSYS_SPARK_MASTER") or (None if submitted else "local[2]")
     if master:
         builder = builder.master(master)
     return builder.getOrCreate()
-
-
-def _submitted() -> str:
-    """spark-submit passes its settings to the driver in the environment."""
-    return os.environ.get("PYSPARK_SUBMIT_ARGS", "") + os.environ.get("SPARK_CONF", "")
 
 
 def _bundle(name: str):

@@ -33,6 +33,7 @@ from recsys.errors import RecsysError, UnknownValueError
 from recsys.io import atomic_directory, json_safe
 from recsys.offers import OfferRanker, PreparedOffers
 from recsys.offers.snapshot_files import load_snapshot, save_snapshot
+from recsys.transforms import rankable
 
 # 2: offer features gained hist_spend (the snapshot keeps spend per product).
 # 3: the library's modules moved into domain packages (the pickled estimators name their modules),
@@ -98,19 +99,21 @@ class ModelBundle:
         """Write the bundle to ``path`` atomically (a staging directory, then a rename)."""
         path = Path(path)
         with atomic_directory(path) as stage:
-            self.ranker.cf_model_.save(stage / "als")
+            shared = _same_counts(self.ranker.cf_model_, self.ranker.snapshot_)
+            self.ranker.cf_model_.save(stage / "als", counts=not shared)
             save_snapshot(self.ranker.snapshot_, stage / "snapshot")
             # The pickle keeps the ranker's small parts: its parameters, the redemption model, the
             # products; the ALS model and the snapshot are arrays beside it.
             cf, snap = self.ranker.cf_model_, self.ranker.snapshot_
             try:
                 self.ranker.cf_model_ = self.ranker.snapshot_ = None
-                joblib.dump(self.ranker, stage / "ranker.joblib")
+                joblib.dump(self.ranker, stage / "ranker.joblib", compress=3)
             finally:
                 self.ranker.cf_model_, self.ranker.snapshot_ = cf, snap
-            joblib.dump(self.churn_model, stage / "churn.joblib")
+            # compressed: the calibrated churn models and the products table shrink fivefold
+            joblib.dump(self.churn_model, stage / "churn.joblib", compress=3)
             if self.churn_backtest is not None:
-                joblib.dump(self.churn_backtest, stage / "churn_backtest.joblib")
+                joblib.dump(self.churn_backtest, stage / "churn_backtest.joblib", compress=3)
             customers = self.customers.reset_index()
             customers["reasons"] = customers["reasons"].map(list)
             customers.to_parquet(stage / "customers.parquet", index=False)
@@ -122,6 +125,7 @@ class ModelBundle:
                 "format": BUNDLE_FORMAT,
                 "config": json_safe(self.config),
                 "metrics": json_safe(self.metrics),
+                "als_counts": "snapshot" if shared else "als",  # where the ALS purchase counts are kept
                 "files": file_checksums(stage),
             }
             (stage / "bundle.json").write_text(json.dumps(meta, indent=2))
@@ -150,8 +154,9 @@ class ModelBundle:
             )
         verify_checksums(path, meta.get("files"))
         ranker = joblib.load(path / "ranker.joblib")
-        ranker.cf_model_ = ALSRecommender.load(path / "als")
         ranker.snapshot_ = load_snapshot(path / "snapshot")
+        shared = meta.get("als_counts") == "snapshot"
+        ranker.cf_model_ = ALSRecommender.load(path / "als", counts=ranker.snapshot_.counts if shared else None)
         customers = pd.read_parquet(path / "customers.parquet").set_index(C.CUSTOMER_ID)
         customers["reasons"] = customers["reasons"].map(lambda v: [] if v is None else list(v))
         return cls(
@@ -247,7 +252,7 @@ class ModelBundle:
         if min_value is not None:
             out = out[out["value"] >= min_value]
         if sort != "value" or not descending:
-            key = _rankable(out.index.to_series(index=out.index) if sort == C.CUSTOMER_ID else out[sort])
+            key = rankable(out.index.to_series(index=out.index) if sort == C.CUSTOMER_ID else out[sort])
             out = out.iloc[np.argsort(-key if descending else key, kind="stable")]
         return out
 
@@ -282,8 +287,13 @@ class ModelBundle:
         ).sort_values("customers", ascending=False)
 
 
-def _rankable(key: pd.Series) -> np.ndarray:
-    """A numeric key whose ascending order is ``key``'s (text ranked by its sorted order)."""
-    if pd.api.types.is_numeric_dtype(key):
-        return key.to_numpy(dtype=np.float64)
-    return pd.factorize(key.astype(str), sort=True)[0].astype(np.float64)
+def _same_counts(als: ALSRecommender, snap) -> bool:
+    """Whether the ALS model's purchase counts are the offer snapshot's (same customers, products
+    and baskets per pair, as training makes them): then the bundle keeps them once."""
+    a, b = als.user_counts_, snap.counts
+    return (
+        a.shape == b.shape
+        and als.customer_map_.ids.equals(snap.customer_map.ids)
+        and als.product_map_.ids.equals(snap.product_map.ids)
+        and (a != b).nnz == 0
+    )

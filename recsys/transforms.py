@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 
 def signed_log(a) -> np.ndarray:
     """``sign(a) * log1p(|a|)``: counts and amounts on a log scale, keeping their sign and 0."""
     a = np.asarray(a, dtype=np.float64)
     return np.sign(a) * np.log1p(np.abs(a))
+
+
+def rankable(key: pd.Series) -> np.ndarray:
+    """A numeric key whose ascending order is ``key``'s (text ranked by its sorted order)."""
+    if pd.api.types.is_numeric_dtype(key):
+        return key.to_numpy(dtype=np.float64)
+    return pd.factorize(key.astype(str), sort=True)[0].astype(np.float64)

@@ -71,3 +71,17 @@ def test_a_snapshot_without_its_arrays_is_refused_by_name(synth_bundle_dir, tmp_
     (copy / "snapshot.npz").unlink()
     with pytest.raises(ModelFileError, match=r"snapshot\.npz"):
         load_snapshot(copy)
+
+
+def test_the_als_counts_are_kept_once_beside_the_snapshot(synth_bundle_dir):
+    import json
+
+    from recsys.cf import ALSRecommender
+
+    assert json.loads((synth_bundle_dir / "bundle.json").read_text())["als_counts"] == "snapshot"
+    with np.load(synth_bundle_dir / "als" / "als.npz") as z:
+        assert "counts_data" not in z.files
+    bundle = ModelBundle.load(synth_bundle_dir)
+    assert bundle.ranker.cf_model_.user_counts_ is bundle.ranker.snapshot_.counts  # one matrix in memory
+    with pytest.raises(ModelFileError, match="saved without its purchase counts"):
+        ALSRecommender.load(synth_bundle_dir / "als")

@@ -155,19 +155,29 @@ class ALSRecommender(Recommender):
 
     # ------------------------------------------------------------- persistence
 
-    def save(self, path: str | Path) -> Path:
+    def save(self, path: str | Path, *, counts: bool = True) -> Path:
+        """Write the model under ``path``. Without ``counts`` the purchase counts are left out:
+        whoever saves the model that way keeps them and gives them back to :meth:`load` (the
+        model bundle, whose offer snapshot holds the same matrix)."""
         check_is_fitted(self, "user_factors_")
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
+        kept = (
+            {
+                "counts_data": self.user_counts_.data,
+                "counts_indices": self.user_counts_.indices,
+                "counts_indptr": self.user_counts_.indptr,
+            }
+            if counts
+            else {}
+        )
         np.savez_compressed(  # the purchase counts are whole numbers: they compress well
             path / "als.npz",
             user_factors=self.user_factors_,
             item_factors=self.item_factors_,
             idf=self.idf_,
             popularity=self.popularity_,
-            counts_data=self.user_counts_.data,
-            counts_indices=self.user_counts_.indices,
-            counts_indptr=self.user_counts_.indptr,
+            **kept,
         )
         pd.DataFrame({C.CUSTOMER_ID: self.customer_map_.ids}).to_parquet(path / "customers.parquet", index=False)
         pd.DataFrame({C.PRODUCT_ID: self.product_map_.ids}).to_parquet(path / "products.parquet", index=False)
@@ -176,7 +186,8 @@ class ALSRecommender(Recommender):
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> ALSRecommender:
+    def load(cls, path: str | Path, counts: sp.csr_matrix | None = None) -> ALSRecommender:
+        """The model saved at ``path``; ``counts``: its purchase counts, when saved without them."""
         path = Path(path)
         missing = [
             f for f in ("als.npz", "als.json", "customers.parquet", "products.parquet") if not (path / f).exists()
@@ -193,7 +204,15 @@ class ALSRecommender(Recommender):
             model.idf_ = z["idf"]
             model.popularity_ = z["popularity"]
             shape = (len(model.user_factors_), len(model.item_factors_))
-            model.user_counts_ = sp.csr_matrix((z["counts_data"], z["counts_indices"], z["counts_indptr"]), shape=shape)
+            if "counts_data" in z.files:
+                model.user_counts_ = sp.csr_matrix(
+                    (z["counts_data"], z["counts_indices"], z["counts_indptr"]), shape=shape
+                )
+            elif counts is None or counts.shape != shape:
+                found = "none were given" if counts is None else f"they are {counts.shape[0]} x {counts.shape[1]}"
+                raise ModelFileError(f"{path}: saved without its purchase counts ({shape[0]} x {shape[1]}); {found}")
+            else:
+                model.user_counts_ = counts
         model.avg_len_ = meta["avg_len"]
         model.customer_map_ = IdMap(pd.Index(pd.read_parquet(path / "customers.parquet")[C.CUSTOMER_ID]))
         model.product_map_ = IdMap(pd.Index(pd.read_parquet(path / "products.parquet")[C.PRODUCT_ID]))

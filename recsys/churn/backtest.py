@@ -55,7 +55,7 @@ def rolling_backtest(
 
     With too little history to choose hyperparameters or to evaluate, it degrades as
     recsys.churn.history describes and says so in ``notes``; below the minimum it raises
-    InsufficientHistoryError. ``history``: the dataset's PurchaseHistory, when the caller has it."""
+    InsufficientHistoryError. ``history``: the data's PurchaseHistory, if the caller has one."""
     check_history(ds.transactions, as_of, horizon_days)
     h = pd.Timedelta(days=horizon_days)
     snaps = churn_snapshots(ds.transactions, as_of, horizon_days=horizon_days, every_days=every_days, count=count)
@@ -69,8 +69,7 @@ def rolling_backtest(
             snaps, back = sorted([*snaps, eval_at - h]), extra
             notes.append(f"validation snapshot added at {eval_at - h:%Y-%m-%d}, one horizon before the evaluation")
     data = training_set(ds, snaps, horizon_days, history)
-    need = required_days(horizon_days)
-    days = history_days(ds.transactions, as_of)
+    need, days = required_days(horizon_days), history_days(ds.transactions, as_of)
     defaults = {k: (v,) for k, v in DEFAULT_PARAMS.items()}
     if not back:
         final = ChurnModel(horizon_days=horizon_days, param_grid=defaults, random_state=seed).fit(data)
