@@ -238,6 +238,8 @@ def sig6(x: np.ndarray) -> list[float]:
     x = np.asarray(x, dtype=np.float64)
     if not np.isfinite(x).all():
         raise ValueError("Out of range float values are not JSON compliant")
+    if len(x) <= 16:  # one customer's few offers: formatting each beats a dozen array operations
+        return [float(f"{v:.6g}") for v in x.tolist()]
     mag = np.abs(x)
     with np.errstate(divide="ignore"):
         digits = 5 - np.floor(np.log10(np.where(mag > 0, mag, 1.0))).astype(np.int64)
