@@ -170,3 +170,12 @@ def test_a_history_reduced_once_cut_at_any_date_matches_the_lines_cut_there(synt
         window = tx[tx["timestamp"] <= as_of + pd.Timedelta(days=30)]
         pd.testing.assert_series_equal(churn_labels(history, as_of, 30), churn_labels(window, as_of, 30))
     assert len(history.baskets) < len(tx) / 2  # what the snapshots cut: baskets, not lines
+
+
+def test_a_cut_that_keeps_every_row_is_the_table_itself():
+    from recsys.data.windows import before
+
+    t = pd.DataFrame({"timestamp": pd.to_datetime(["2024-01-01", "2024-01-05"]), "x": [1, 2]})
+    assert before(t, "2024-01-06") is t  # no copy of a table that is before the date already
+    assert before(t, "2024-01-05")["x"].tolist() == [1]  # strictly before
+    assert before(None, "2024-01-01") is None
