@@ -74,6 +74,10 @@ def redemption_examples(
     first_purchase = transactions[C.TIMESTAMP].min()
     if len(camps) and lines is None:
         lines = basket_lines(transactions)  # once for every campaign's snapshot
+    if len(camps):
+        # The events once, sorted by time with the campaign key beside them: each campaign's cuts
+        # are slices of it, not copies of every event (millions at ten times The Complete Journey).
+        offer_events = _by_time(offer_events)
     for camp in camps.itertuples(index=False):
         if not camp.sent_at > first_purchase:
             logger.info("campaign %s: sent before any purchase, skipped", camp.campaign)
@@ -85,7 +89,7 @@ def redemption_examples(
             transactions,
             camp.sent_at,
             products=products,
-            offer_events=offer_events[offer_events[C.TIMESTAMP] < camp.sent_at],
+            offer_events=_until(offer_events, camp.sent_at),
             product_map=cf_model.product_map_ if cf_model is not None else None,
             lines=lines,
         )
@@ -112,10 +116,24 @@ def redemption_examples(
     return pd.concat(frames, ignore_index=True)
 
 
+def _by_time(offer_events: pd.DataFrame) -> pd.DataFrame:
+    """The events a campaign's examples read, sorted by time, with ``_campaign``: the key
+    :func:`past_campaigns` gives campaigns (the campaign id as text; None without campaign ids)."""
+    ev = offer_events[[C.CUSTOMER_ID, C.OFFER_ID, C.EVENT, C.TIMESTAMP]].copy()
+    by_id = C.CAMPAIGN_ID in offer_events and offer_events[C.CAMPAIGN_ID].notna().all()
+    ev["_campaign"] = offer_events[C.CAMPAIGN_ID].astype("string") if by_id else None
+    return ev.sort_values(C.TIMESTAMP, kind="stable").reset_index(drop=True)
+
+
+def _until(events: pd.DataFrame, moment) -> pd.DataFrame:
+    """The events (sorted by time) strictly before ``moment``: a slice."""
+    return events.iloc[: int(events[C.TIMESTAMP].searchsorted(pd.Timestamp(moment), side="left"))]
+
+
 def _campaign_pairs(offer_events: pd.DataFrame, camp) -> pd.DataFrame:
     """(customer, offer, redeemed) of every offer the campaign sent, from events before its end."""
-    ev = offer_events[offer_events[C.TIMESTAMP] < camp.ended_at]
-    key = ev[C.CAMPAIGN_ID].astype("string") if C.CAMPAIGN_ID in ev and ev[C.CAMPAIGN_ID].notna().all() else None
+    ev = _until(offer_events, camp.ended_at)
+    key = ev["_campaign"] if ev["_campaign"].notna().all() else None
     in_camp = (key == camp.campaign) if key is not None else (ev[C.TIMESTAMP].dt.strftime("%Y-%m-%d") == camp.campaign)
     sent = ev[in_camp & (ev[C.EVENT] == "sent")][[C.CUSTOMER_ID, C.OFFER_ID]].drop_duplicates()
     # A redemption counts for the campaign that sent the offer (by campaign id, or any time by the end).
