@@ -94,17 +94,9 @@ def redemption_examples(
             lines=lines,
         )
         catalog = prepare_catalog(snap, camp_offers, products, cf_model)
-        rows = snap.customer_map.positions(recipients)
-        vectors = None
-        if cf_model is not None:
-            # Customer factors from purchases before the send time only: the model may have been
-            # trained later, and its stored factors would carry the campaign's own purchases.
-            vectors = cf_model.user_vectors_from_counts(snap.counts[np.where(rows >= 0, rows, 0)])
-            vectors[rows < 0] = 0.0
-        feats = affinity_features(snap, catalog, rows, cf_model=cf_model, user_vectors=vectors)
         r = recipients.get_indexer(pairs[C.CUSTOMER_ID])
         o = pd.Index(camp_offers[C.OFFER_ID]).get_indexer(pairs[C.OFFER_ID])
-        X = pd.DataFrame(feature_matrix(feats, r, o), columns=list(OFFER_FEATURES))
+        X = pd.DataFrame(_pair_features(snap, catalog, recipients, r, o, cf_model), columns=list(OFFER_FEATURES))
         X["redeemed"] = pairs["redeemed"].astype("int64").to_numpy()
         X["campaign"] = camp.campaign
         X[C.CUSTOMER_ID] = pairs[C.CUSTOMER_ID].to_numpy()
@@ -114,6 +106,29 @@ def redemption_examples(
     if not frames:
         return pd.DataFrame(columns=[*OFFER_FEATURES, "redeemed", "campaign", C.CUSTOMER_ID, C.OFFER_ID])
     return pd.concat(frames, ignore_index=True)
+
+
+def _pair_features(snap, catalog, recipients: pd.Index, r, o, cf_model, chunk: int = 2000) -> np.ndarray:
+    """OFFER_FEATURES of the sent pairs (recipient ``r[i]``, offer ``o[i]``), ``chunk`` recipients
+    at a time: the features are dense recipients x offers matrices, which for every recipient of
+    a large campaign at once would take gigabytes."""
+    out = None
+    all_rows = snap.customer_map.positions(recipients)
+    for start in range(0, len(recipients), chunk):
+        rows = all_rows[start : start + chunk]
+        vectors = None
+        if cf_model is not None:
+            # Customer factors from purchases before the send time only: the model may have been
+            # trained later, and its stored factors would carry the campaign's own purchases.
+            vectors = cf_model.user_vectors_from_counts(snap.counts[np.where(rows >= 0, rows, 0)])
+            vectors[rows < 0] = 0.0
+        feats = affinity_features(snap, catalog, rows, cf_model=cf_model, user_vectors=vectors)
+        mine = np.flatnonzero((r >= start) & (r < start + chunk))
+        part = feature_matrix(feats, r[mine] - start, o[mine])
+        if out is None:
+            out = np.empty((len(r), part.shape[1]), dtype=part.dtype)
+        out[mine] = part
+    return out if out is not None else np.empty((0, len(OFFER_FEATURES)), dtype=np.float32)
 
 
 def _by_time(offer_events: pd.DataFrame) -> pd.DataFrame:
