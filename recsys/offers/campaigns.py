@@ -22,6 +22,7 @@ import pandas as pd
 from recsys import constants as C
 from recsys.cf import ALSRecommender
 from recsys.constants import at_k
+from recsys.data.windows import before
 from recsys.evaluation.bootstrap import paired_ratio_interval, percentile_interval, resample_counts
 from recsys.evaluation.ranking import user_metrics
 from recsys.offers.catalog import prepare_catalog
@@ -120,8 +121,12 @@ def evaluate_campaign(
             f"develop on {', '.join(map(str, C.CJ_DEV_CAMPAIGNS))}"
         )
     start, offer_ids, redeemed = campaign_frame(ds.offer_events, campaign)
-    tx = ds.transactions[ds.transactions[C.TIMESTAMP] < start]
-    events = ds.offer_events[ds.offer_events[C.TIMESTAMP] < start]
+    # the columns the ranker reads, then the rows before the campaign (a copy of those alone)
+    read = [
+        c for c in (C.CUSTOMER_ID, C.PRODUCT_ID, C.BASKET_ID, C.TIMESTAMP, C.QUANTITY, C.AMOUNT) if c in ds.transactions
+    ]
+    tx = before(ds.transactions[read], start)
+    events = before(ds.offer_events, start)
     cf = ALSRecommender(**(als_params or {})).fit(tx)
     lines = basket_lines(tx)
     examples = redemption_examples(tx, ds.offers, events, start, products=ds.products, cf_model=cf, lines=lines)
