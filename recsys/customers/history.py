@@ -115,7 +115,8 @@ def basket_table(tx: pd.DataFrame, has_discount: bool = False) -> pd.DataFrame:
     parts = {"time": tx[C.TIMESTAMP], "spend": amount, "positive": positive}
     if has_discount:
         parts["discounted"] = positive.where(tx[C.DISCOUNT] > 0, 0.0)
-    frame = pd.DataFrame({C.CUSTOMER_ID: tx[C.CUSTOMER_ID], "_key": tx[key], **parts})
+    # copy=False: the frame refers to the lines' columns (a copy would be the lines once more)
+    frame = pd.DataFrame({C.CUSTOMER_ID: tx[C.CUSTOMER_ID], "_key": tx[key], **parts}, copy=False)
     b = frame.groupby([C.CUSTOMER_ID, "_key"], sort=False, observed=True).agg(
         time=("time", "min"),
         spend=("spend", "sum"),
@@ -132,7 +133,7 @@ def _first_bought(tx: pd.DataFrame, products: pd.DataFrame | None) -> pd.DataFra
     else:
         category = products.drop_duplicates(C.PRODUCT_ID).set_index(C.PRODUCT_ID)[C.CATEGORY]
         key = tx[C.PRODUCT_ID].map(category)
-    frame = pd.DataFrame({C.CUSTOMER_ID: tx[C.CUSTOMER_ID], "_key": key, "first": tx[C.TIMESTAMP]})
+    frame = pd.DataFrame({C.CUSTOMER_ID: tx[C.CUSTOMER_ID], "_key": key, "first": tx[C.TIMESTAMP]}, copy=False)
     first = frame.dropna(subset=["_key"]).groupby([C.CUSTOMER_ID, "_key"], sort=False, observed=True)["first"].min()
     return _sorted(first.reset_index()[[C.CUSTOMER_ID, "first"]], "first")
 
@@ -148,7 +149,8 @@ def _departments(tx: pd.DataFrame, products: pd.DataFrame) -> pd.DataFrame:
             "time": tx[C.TIMESTAMP],
             "amount": amount,
             "positive": amount.where(amount > 0, 0.0),
-        }
+        },
+        copy=False,
     ).dropna(subset=[C.DEPARTMENT])
     d = frame.groupby([C.CUSTOMER_ID, C.DEPARTMENT, "time"], sort=False, observed=True)[["amount", "positive"]].sum()
     return _sorted(d.reset_index(), "time")
