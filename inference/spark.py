@@ -41,6 +41,9 @@ def spark_session(app_name: str = "recsys"):
         .config("spark.ui.enabled", os.environ.get("RECSYS_SPARK_UI", "false"))
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.executorEnv.OPENBLAS_NUM_THREADS", "1")
+        # the driver turns the customers and their events into Spark frames: Spark's default 1g
+        # heap ran out at a million customers in local mode (RECSYS_SPARK_DRIVER_MEMORY to change)
+        .config("spark.driver.memory", os.environ.get("RECSYS_SPARK_DRIVER_MEMORY", "4g"))
     )
     # Under spark-submit the driver joins the JVM spark-submit started (PYSPARK_GATEWAY_PORT),
     # whose --master holds; otherwise this machine unless RECSYS_SPARK_MASTER names a cluster.
