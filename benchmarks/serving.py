@@ -2,8 +2,9 @@
 gunicorn settings (2 workers), against `mlflow models serve` on the same model, and the batch
 endpoint with 1,000 customers.
 
-Targets (issue): GET offers throughput >= 0.8x the hello-world's, >= 5x `mlflow models serve`'s;
-batch of 1,000 customers under 200 ms. The load comes from 2 client processes x 8 threads on the
+Targets: GET offers with the answer cache off (every request ranks, as an email platform's
+send asks for each customer once) >= 0.7x the hello-world's throughput and >= 10x `mlflow models
+serve`'s, p99 <= 15 ms; batch of 1,000 customers under 200 ms. The load comes from 2 client processes x 8 threads on the
 same 2-core machine: absolute numbers are lower than with a separate client, ratios are measured
 under the same load. The hello-world and the offers endpoint alternate in rounds (3 by default),
 the ratio the median of the rounds': on a shared machine the speed drifts within a minute.
@@ -173,7 +174,7 @@ def _against_hello_world(args, hello_port: int, api_port: int, offers: list) -> 
     print(
         f"GET offers   (gunicorn, 2 workers): {api['rps']:8.0f} req/s  p50 {api['p50_ms']:6.2f} ms  "
         f"p99 {api['p99_ms']:6.2f} ms  ({np.median(ratios):.2f}x hello-world, median of {len(ratios)} "
-        f"rounds: {', '.join(f'{r:.2f}' for r in ratios)}; target >= 0.8x; answer cache hit rate {hit_rate:.1%})"
+        f"rounds: {', '.join(f'{r:.2f}' for r in ratios)}; answer cache hit rate {hit_rate:.1%})"
     )
     return {"hello": hello, "api": api}
 
@@ -274,7 +275,7 @@ def main() -> None:
         print(
             f"GET offers, answer cache off:      {plain['rps']:8.0f} req/s  p50 {plain['p50_ms']:6.2f} ms  "
             f"p99 {plain['p99_ms']:6.2f} ms  ({plain['rps'] / cached['hello']['rps']:.2f}x hello-world; "
-            "every request ranks)"
+            "every request ranks; targets >= 0.7x, p99 <= 15 ms)"
         )
         procs[0].terminate()
         procs = []
@@ -282,7 +283,7 @@ def main() -> None:
         print(
             f"mlflow models serve (2 workers):   {mlf['rps']:8.0f} req/s  p50 {mlf['p50_ms']:6.2f} ms  "
             f"p99 {mlf['p99_ms']:6.2f} ms  (service is {cached['api']['rps'] / mlf['rps']:.1f}x, "
-            f"{plain['rps'] / mlf['rps']:.1f}x with the answer cache off; target >= 5x)"
+            f"{plain['rps'] / mlf['rps']:.1f}x with the answer cache off; target >= 10x with it off)"
         )
     finally:
         for p in procs:

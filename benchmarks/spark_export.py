@@ -50,8 +50,9 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=5)
     args = parser.parse_args()
     from inference.exports import read_offer_tables
-    from inference.spark import export_offers_spark, spark_session, write_dataset
+    from inference.spark import export_offers_spark
     from recsys.bundle import ModelBundle
+    from recsys.spark import spark_session, write_dataset
 
     work = Path(tempfile.mkdtemp(prefix="spark-export-"))
     if args.bundle:

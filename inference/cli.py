@@ -107,7 +107,8 @@ def export_offers_cmd(k, channel, as_of, data, model_uri, events_url, out, engin
 
 def _offers_on_spark(resolved, customers, events, catalog, options: dict, events_url, out) -> None:
     from inference.exports import held_out_path, write_atomic
-    from inference.spark import export_offers_spark, write_dataset
+    from inference.spark import export_offers_spark
+    from recsys.spark import write_dataset
 
     offers, held_rows = export_offers_spark(
         resolved.path, customers=customers, events=events, catalog=catalog, **options
@@ -177,7 +178,8 @@ def export_at_risk_cmd(min_risk, segment, data, model_uri, out, engine):
     resolved = load_resolved(model_uri)
     bundle, version = resolved.bundle, resolved.version
     if engine == "spark":
-        from inference.spark import export_at_risk_spark, write_dataset
+        from inference.spark import export_at_risk_spark
+        from recsys.spark import write_dataset
 
         rows = write_dataset(export_at_risk_spark(resolved.path, min_risk=min_risk, segment=segment), out)
         click.echo(f"{rows:,} customers at risk >= {min_risk} (model version {version or '-'}, on Spark) -> {out}")

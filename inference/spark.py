@@ -14,44 +14,16 @@ dependencies installed (or shipped with ``--py-files``/an environment archive).
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from recsys import constants as C
+from recsys.spark import spark_session
 
 BUCKET = "_bucket"
 _LOADED: dict[str, object] = {}  # per executor process: bundle directory -> ModelBundle
-
-
-def spark_session(app_name: str = "recsys"):
-    """The active Spark session, or a new one on RECSYS_SPARK_MASTER (default local[2])."""
-    from pyspark.sql import SparkSession
-
-    active = SparkSession.getActiveSession()
-    if active is not None:
-        return active
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # executors run this environment's Python
-    builder = (
-        SparkSession.builder.appName(app_name)
-        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-        .config("spark.ui.enabled", os.environ.get("RECSYS_SPARK_UI", "false"))
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.executorEnv.OPENBLAS_NUM_THREADS", "1")
-        # the driver turns the customers and their events into Spark frames: Spark's default 1g
-        # heap ran out at a million customers in local mode (RECSYS_SPARK_DRIVER_MEMORY to change)
-        .config("spark.driver.memory", os.environ.get("RECSYS_SPARK_DRIVER_MEMORY", "4g"))
-    )
-    # Under spark-submit the driver joins the JVM spark-submit started (PYSPARK_GATEWAY_PORT),
-    # whose --master holds; otherwise this machine unless RECSYS_SPARK_MASTER names a cluster.
-    submitted = bool(os.environ.get("PYSPARK_GATEWAY_PORT"))
-    master = os.environ.get("RECSYS_SPARK_MASTER") or (None if submitted else "local[2]")
-    if master:
-        builder = builder.master(master)
-    return builder.getOrCreate()
 
 
 def _bundle(name: str):
@@ -239,26 +211,3 @@ def export_at_risk_spark(bundle_dir: str | Path, *, min_risk: float = C.HIGH_RIS
     out = out.mapInPandas(rows, schema=schema)
     out = out.orderBy(out["_value"].desc(), out["churn_probability"].desc(), out["_position"].asc())
     return out.drop(*ordered)
-
-
-def write_dataset(frame, out: str | Path) -> int:
-    """``frame`` as a Parquet dataset at ``out``: written beside it, then renamed over it (a local
-    path), so an interrupted job leaves the earlier export whole; on a cluster's storage Spark's
-    own commit (the ``_SUCCESS`` marker) marks a finished dataset. Returns the rows written."""
-    import shutil
-    import uuid
-
-    out = str(out)
-    remote = "://" in out and not out.startswith("file://")
-    target = out if remote else str(Path(out).resolve())
-    stage = target if remote else f"{target}.tmp-{uuid.uuid4().hex[:8]}"
-    frame.write.mode("overwrite").parquet(stage)
-    rows = frame.sparkSession.read.parquet(stage).count()
-    if not remote:
-        old = Path(target)
-        if old.is_dir():
-            shutil.rmtree(old)
-        elif old.exists():
-            old.unlink()
-        os.replace(stage, target)
-    return rows

@@ -79,6 +79,21 @@ EXIT_GATE_FAILED = 3
     is_flag=True,
     help="Promote even when the quality gate fails or could not evaluate; recorded as quality_gate=forced.",
 )
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "spark"]),
+    default="local",
+    show_default=True,
+    help="Where the purchase history (baskets, first purchases, department spend) is reduced from the "
+    "lines: local: this process; spark: a Spark cluster (RECSYS_SPARK_MASTER, default local[2]; "
+    "--data must be a directory of Parquet files; docs/scale.md).",
+)
+@click.option(
+    "--aggregates",
+    default=None,
+    help="With --engine spark: the directory the cluster writes the history's tables to, on a path "
+    "both reach (default: a temporary directory, removed after the run).",
+)
 @events_option("read with the dataset's offer_events")
 @fail_on_bad_data
 def train(
@@ -97,6 +112,8 @@ def train(
     model_name,
     no_promote,
     force_promote,
+    engine,
+    aggregates,
     events_url,
 ):
     """Train, evaluate, package, register and (if it passes the quality gate) promote a model.
@@ -106,6 +123,9 @@ def train(
     """
     from registry.store import tracking_uri
     from training.pipeline import train as run
+
+    if aggregates and engine != "spark":
+        raise click.UsageError("--aggregates is where --engine spark writes its tables; add --engine spark")
 
     cfg = TrainConfig(
         data=data,
@@ -124,6 +144,8 @@ def train(
         force_promote=force_promote,
         held_out_campaigns=tuple(_campaign_id(c) for c in hold_out if c != "") if hold_out else None,
         events_url=events_url or None,
+        engine=engine,
+        aggregates=aggregates,
     )
     stages = cfg.stages()
     click.echo(f"tracking: {tracking_uri()}  experiment: {experiment}", err=True)

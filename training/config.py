@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from recsys import constants as C
 
 STAGES = ("load", "features", "segmentation", "churn", "cf", "offers", "evaluate", "package", "register")
+ENGINES = ("local", "spark")
 DEFAULT_ALS = {"factors": 64, "regularization": 0.5, "iterations": 15}
 
 
@@ -31,6 +32,10 @@ class TrainConfig:
     # The service's events store, read with the dataset's offer_events (None: the dataset's alone).
     events_url: str | None = None
     lift_window_days: int = 14
+    # Where the purchase history is reduced: "local" (this process) or "spark" (a Spark cluster,
+    # RECSYS_SPARK_MASTER; the tables go to `aggregates`, default a temporary directory).
+    engine: str = "local"
+    aggregates: str | None = None
     model_name: str = C.MODEL_NAME
     until: str | None = None
     register: bool = True
@@ -38,6 +43,10 @@ class TrainConfig:
     force_promote: bool = False  # promote even when the gate fails (recorded as quality_gate=forced)
     tolerance: float = 0.01
     baseline_tolerance: float = C.GATE_BASELINE_TOLERANCE
+
+    def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not {self.engine!r}")
 
     def stages(self) -> list[str]:
         """The stages this run goes through, in order."""

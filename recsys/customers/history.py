@@ -21,6 +21,7 @@ on the data this was built for (docs/features.md).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -76,6 +77,38 @@ class PurchaseHistory:
             "category" if by_category else "product",
         )
 
+    @classmethod
+    def read(
+        cls, directory, *, like: pd.DataFrame | None = None, products=None, customers=None, offer_events=None
+    ) -> PurchaseHistory:
+        """The history whose tables ``recsys.customers.history_spark`` wrote to ``directory``,
+        with the small parts (offer events, sign-up dates) from the local tables. ``like``: a
+        frame whose ``customer_id`` dtype the tables take (the local lines', as validated)."""
+        from pathlib import Path
+
+        directory = Path(directory)
+        meta = json.loads((directory / "history.json").read_text())
+        tables = {name: _read_table(directory / f"{name}.parquet", like) for name in meta["tables"]}
+        departments = tables.get("departments")
+        if departments is not None and products is not None and C.DEPARTMENT in products:
+            departments[C.DEPARTMENT] = departments[C.DEPARTMENT].astype(products[C.DEPARTMENT].dtype)
+        order = {"baskets": "time", "first_bought": "first", "departments": "time"}
+        # the local reduction keeps ties (same time and customer) in the lines' order; a cluster's
+        # order is arbitrary: ties are ordered by their values, so one dataset gives one history
+        tables = {n: _sorted(t, order[n], by_values=True) for n, t in tables.items()}
+        signup = None
+        if customers is not None and C.SIGNUP_DATE in customers:
+            signup = customers.set_index(C.CUSTOMER_ID)[C.SIGNUP_DATE]
+        return cls(
+            tables["baskets"],
+            tables["first_bought"],
+            tables.get("departments"),
+            _events(offer_events),
+            signup,
+            bool(meta["has_discount"]),
+            meta["breadth_of"],
+        )
+
     def baskets_before(self, as_of: pd.Timestamp) -> pd.DataFrame:
         return _cut(self.baskets, "time", as_of)
 
@@ -101,8 +134,28 @@ def _cut(frame: pd.DataFrame, column: str, as_of) -> pd.DataFrame:
     return frame.iloc[: int(frame[column].searchsorted(pd.Timestamp(as_of), side="left"))]
 
 
-def _sorted(frame: pd.DataFrame, column: str) -> pd.DataFrame:
-    return frame.sort_values([column, C.CUSTOMER_ID], kind="stable").reset_index(drop=True)
+def _sorted(frame: pd.DataFrame, column: str, *, by_values: bool = False) -> pd.DataFrame:
+    keys = [column, C.CUSTOMER_ID]
+    if by_values:
+        keys += [c for c in frame.columns if c not in keys]
+    return frame.sort_values(keys, kind="stable").reset_index(drop=True)
+
+
+def _read_table(path, like: pd.DataFrame | None) -> pd.DataFrame:
+    """A table the cluster wrote, in the local reduction's types: timestamps naive UTC in
+    nanoseconds (from timestamps or integer nanoseconds), ids in the local lines' dtype."""
+    frame = pd.read_parquet(path)
+    for name in frame.columns:
+        col = frame[name]
+        if name in ("time", "first") and pd.api.types.is_integer_dtype(col.dtype):
+            col = pd.to_datetime(col, unit="ns")  # nanoseconds, as Spark read them from pandas' Parquet
+        if isinstance(col.dtype, pd.DatetimeTZDtype):
+            col = col.dt.tz_convert("UTC").dt.tz_localize(None)
+        if pd.api.types.is_datetime64_any_dtype(col.dtype):
+            frame[name] = col.astype("datetime64[ns]")
+    if like is not None and C.CUSTOMER_ID in like:
+        frame[C.CUSTOMER_ID] = frame[C.CUSTOMER_ID].astype(like[C.CUSTOMER_ID].dtype)
+    return frame
 
 
 def basket_table(tx: pd.DataFrame, has_discount: bool = False) -> pd.DataFrame:

@@ -115,7 +115,12 @@ def check_trainable(ds: Dataset, as_of: pd.Timestamp, horizon_days: int) -> None
 
 def features(cfg: TrainConfig, track: Tracker, load: Loaded) -> Features:
     ds = load.ds
-    history = PurchaseHistory.of(ds.transactions, ds.products, ds.customers, ds.offer_events)
+    if cfg.engine == "spark":
+        from training.spark import history_on_spark
+
+        history = history_on_spark(cfg, ds, track)
+    else:
+        history = PurchaseHistory.of(ds.transactions, ds.products, ds.customers, ds.offer_events)
     f, bg = customer_profile_and_bgnbd(history, load.as_of, horizon_days=cfg.horizon_days)
     track.log_params({f"bgnbd_{k}": round(v, 6) for k, v in bg.params_.items()}, parent=False)
     track.log_metrics({"features_customers": len(f), "features_mean_p_alive": float(f["p_alive"].mean())})
