@@ -86,7 +86,7 @@ class HeldOutRecorder:
         if not batch:
             return
         try:
-            self.store.add(batch, conflicts="ignore")  # the first worker to record an assignment wins
+            self.store.record(batch)  # the first worker to record an assignment wins
         except Exception as exc:
             if self.health is None:
                 raise

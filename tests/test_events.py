@@ -46,6 +46,20 @@ def test_rows_are_typed_sorted_and_the_same_for_one_or_many_customers(url):
     assert list(arrays.customer_id) == [7, 7, 8, 8] and arrays.timestamp.dtype == "datetime64[ns]"
 
 
+def test_recorded_events_are_stored_once_and_the_first_stored_wins(url):
+    store = EventStore(url)
+    store.record([_event(1, kind="held_out"), _event(2, customer="8", kind="held_out"), _event(1, kind="held_out")])
+    # e1 again, dated later, from another worker: the first stored stays; e3 is new
+    store.record([_event(1, kind="held_out", ts="2018-01-05T00:00:00"), _event(3, offer="102", kind="held_out")])
+    store.record([])
+    rows = store.rows_by_customer([7, 8], id_type=int)
+    assert rows == {
+        7: ((101, "held_out", datetime(2018, 1, 2, 10, 0)), (102, "held_out", datetime(2018, 1, 2, 10, 0))),
+        8: ((101, "held_out", datetime(2018, 1, 2, 10, 0)),),
+    }
+    assert store.add([_event(2, customer="8", kind="held_out")]) == 0  # add sees them as stored
+
+
 def test_an_event_stored_by_another_worker_is_seen_at_once(url):
     reader, writer = EventStore(url), EventStore(url)
     assert reader.rows_by_customer(["7"]) == {}

@@ -63,6 +63,7 @@ class EventStore:
         # sqlite3 opens no transaction for a SELECT; other drivers do, and _one_customer ends it
         self._sqlite = self.engine.dialect.name == "sqlite"
         self._local = threading.local()
+        self._record = None  # record()'s statement, built at its first use
 
     def add(self, events: list[dict], *, conflicts: str = "error") -> int:
         """Insert events (dicts with the table's columns) in one transaction; returns how many
@@ -104,6 +105,29 @@ class EventStore:
                     if differ:
                         raise EventConflict(differ, "stored already with a different payload")
                 return len(new)
+        except sa.exc.OperationalError as exc:
+            text = str(exc.orig).lower()
+            if "locked" in text or "busy" in text:
+                raise EventStoreBusy(f"the events store is busy with another writer: {exc.orig}") from None
+            raise EventStoreUnavailable(f"the events store cannot be reached: {exc.orig}") from None
+
+    def record(self, events: list[dict]) -> None:
+        """Insert events, skipping any whose ``event_id`` is stored already (the first stored
+        wins), in one transaction: the service's held_out events, written as it answers. One
+        statement, compiled once, executed for all rows: none of ``add``'s per-call statement
+        building or payload checks. Raises as ``add`` does when the store is busy or down."""
+        if not events:
+            return
+        if self._record is None:
+            if self.engine.dialect.name == "postgresql":
+                from sqlalchemy.dialects.postgresql import insert
+            else:
+                from sqlalchemy.dialects.sqlite import insert
+            self._record = insert(EVENTS).on_conflict_do_nothing(index_elements=[C.EVENT_ID])
+        rows = list({r[C.EVENT_ID]: r for r in map(_row, events)}.values())
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(self._record, rows)
         except sa.exc.OperationalError as exc:
             text = str(exc.orig).lower()
             if "locked" in text or "busy" in text:
@@ -236,9 +260,14 @@ def _row(e: dict) -> dict:
 
 def _sqlite_wal(dbapi_connection, _record) -> None:
     """Write-ahead logging: the workers read while another worker stores events, without
-    taking the database's file locks on every read."""
+    taking the database's file locks on every read. ``synchronous=NORMAL``, as SQLite advises
+    for WAL: a commit is not flushed to disk each time (about 1.5 ms of a request that records
+    held_out events); the database stays consistent, and survives a crash of the service, while
+    a power loss may lose the last commits. A team that needs every commit on disk runs the
+    store on PostgreSQL."""
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
 
 
