@@ -125,3 +125,25 @@ def test_train_on_spark_refuses_what_it_cannot_read(synth, tmp_path):
     assert done.returncode == 2 and "no transactions.parquet" in done.stderr, done.stderr[-2000:]
     usage = _train(tmp_path, tmp_path, "--aggregates", str(tmp_path / "a"))
     assert usage.returncode == 2 and "--engine spark" in usage.stderr
+
+
+def test_stopping_spark_ends_the_jvm_it_started(tmp_path):
+    """A training run must not keep the driver's JVM (and its heap) after its Spark part."""
+    script = """
+from pyspark import SparkContext
+from recsys.spark import spark_session, stop_spark
+spark = spark_session("stop-test")
+assert spark.range(3).count() == 3
+jvm = SparkContext._gateway.proc
+stop_spark(spark)
+print("ended", jvm.poll() is not None)
+again = spark_session("stop-test-again")  # a later session starts a JVM of its own
+print("again", again.range(4).count())
+stop_spark(again)
+"""
+    import os
+
+    env = {**os.environ, "RECSYS_SPARK_MASTER": "local[1]", "PYSPARK_PYTHON": sys.executable}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "ended True" in done.stdout and "again 4" in done.stdout

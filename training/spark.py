@@ -26,7 +26,7 @@ def history_on_spark(cfg: TrainConfig, ds: Dataset, track: Tracker) -> PurchaseH
     from pyspark.sql import SparkSession
 
     from recsys.customers.history_spark import write_history_spark
-    from recsys.spark import spark_session
+    from recsys.spark import spark_session, stop_spark
 
     data = Path(str(cfg.data))
     if "://" in str(cfg.data) or not data.is_dir():
@@ -44,6 +44,6 @@ def history_on_spark(cfg: TrainConfig, ds: Dataset, track: Tracker) -> PurchaseH
         )
     finally:
         if ours:
-            spark.stop()
+            stop_spark(spark)
         if temporary is not None:
             shutil.rmtree(temporary, ignore_errors=True)
