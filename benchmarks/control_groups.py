@@ -20,7 +20,7 @@ import numpy as np
 
 from inference.exports import export_decisions
 from recsys import constants as C
-from recsys.data.event_store import read_event_store
+from recsys.data.store_events import read_event_store
 from recsys.incrementality import ControlGroups
 
 

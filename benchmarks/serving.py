@@ -11,7 +11,9 @@ the ratio the median of the rounds': on a shared machine the speed drifts within
 
 GET offers asks for 500 customers at random. It is measured twice: after a warm-up in which
 the workers have answered most of them (the answer cache's hit rate is printed, from
-/metrics), and on a second server with the answer cache off, where every request ranks; there
+/metrics), and on a second server with the answer cache off, where every request ranks: first
+as an email send (every customer of the model once, on a fresh events store, so each request
+also records the customer's held_out events), then for the 500 again and again; there
 also with one client thread per worker, whose latencies are the service's own rather than the
 wait in the queue of 16 concurrent requests.
 
@@ -22,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import os
 import random
 import subprocess
@@ -39,76 +40,7 @@ from recsys import constants as C
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 sys.path.insert(0, str(ROOT))
-
-
-def _free_port() -> int:
-    import socket  # a port the system says is free
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _client(args) -> list[float]:
-    import http.client
-    import threading
-
-    host, port, requests, seconds, threads = args
-    latencies: list[float] = []
-    lock = threading.Lock()
-    stop_at = time.monotonic() + seconds
-
-    def work(seed):
-        rnd = random.Random(seed)
-        mine = []
-        while time.monotonic() < stop_at:
-            method, path, body, headers = rnd.choice(requests)
-            t = time.perf_counter()
-            conn = http.client.HTTPConnection(host, port, timeout=30)
-            conn.request(method, path, body=body, headers=headers)
-            resp = conn.getresponse()
-            resp.read()
-            conn.close()
-            if resp.status != 200:
-                raise RuntimeError(f"{path}: {resp.status}")
-            mine.append(time.perf_counter() - t)
-        with lock:
-            latencies.extend(mine)
-
-    ts = [threading.Thread(target=work, args=(os.getpid() * 100 + i,)) for i in range(threads)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
-    return latencies
-
-
-def load(port: int, requests: list, seconds: float, processes: int = 2, threads: int = 8) -> dict:
-    with mp.Pool(processes) as pool:
-        t = time.perf_counter()
-        parts = pool.map(_client, [("127.0.0.1", port, requests, seconds, threads)] * processes)
-        wall = time.perf_counter() - t
-    lat = np.concatenate([np.asarray(p) for p in parts])
-    return {
-        "rps": len(lat) / seconds,
-        "p50_ms": float(np.percentile(lat, 50) * 1e3),
-        "p99_ms": float(np.percentile(lat, 99) * 1e3),
-        "requests": len(lat),
-        "wall": wall,
-        "latencies": lat,
-        "seconds": seconds,
-    }
-
-
-def _pooled(runs: list[dict]) -> dict:
-    """Throughput over all runs, latency percentiles over all their requests."""
-    lat = np.concatenate([r["latencies"] for r in runs])
-    seconds = sum(r["seconds"] for r in runs)
-    return {
-        "rps": len(lat) / seconds,
-        "p50_ms": float(np.percentile(lat, 50) * 1e3),
-        "p99_ms": float(np.percentile(lat, 99) * 1e3),
-    }
+from http_load import free_port, load, pooled, send  # noqa: E402  (beside this script)
 
 
 def _answers(port: int) -> dict:
@@ -167,7 +99,7 @@ def _against_hello_world(args, hello_port: int, api_port: int, offers: list) -> 
     after = _answers(api_port)
     hits = after["cache"] - before["cache"]
     hit_rate = hits / max(1.0, hits + after["ranked"] - before["ranked"])
-    hello, api = _pooled([h for h, _ in rounds]), _pooled([a for _, a in rounds])
+    hello, api = pooled([h for h, _ in rounds]), pooled([a for _, a in rounds])
     ratios = [a["rps"] / h["rps"] for h, a in rounds]
     print(
         f"hello-world (gunicorn, 2 workers): {hello['rps']:8.0f} req/s  p50 {hello['p50_ms']:6.2f} ms  "
@@ -241,6 +173,41 @@ def _mlflow_serve(args, port: int, env: dict, sample: list, procs: list) -> dict
     return load(port, inv, args.seconds)
 
 
+def _cache_off(args, env: dict, tmp: Path, customers: list, offers: list, hdr: dict, cached: dict, procs: list):
+    """The service with the answer cache off: a send, then repeated load, then calm latency."""
+    from serving.probe import wait_http
+
+    plain_port = free_port()
+    fresh = {**env, "RECSYS_ANSWER_CACHE": "0", "RECSYS_EVENTS_URL": f"sqlite:///{tmp / 'send.db'}"}
+    procs.append(gunicorn("serving:create_app()", plain_port, fresh))
+    wait_http(f"http://127.0.0.1:{plain_port}/readyz", procs[0])
+    # First a send: every customer of the model once, on a fresh events store, so each
+    # request ranks a customer not seen before and records its held_out events.
+    everyone = [("GET", f"/v1/customers/{c}/offers?k=10&as_of={args.as_of}", None, hdr) for c in customers]
+    sent = send(plain_port, everyone)
+    print(
+        f"a send, each customer once:        {sent['rps']:8.0f} req/s  p50 {sent['p50_ms']:6.2f} ms  "
+        f"p99 {sent['p99_ms']:6.2f} ms  ({sent['rps'] / cached['hello']['rps']:.2f}x hello-world; "
+        f"{sent['requests']} customers, answer cache off, held_out events recorded as they come)"
+    )
+    load(plain_port, offers, min(args.warmup, 2))
+    plain = load(plain_port, offers, args.seconds)
+    print(
+        f"GET offers, answer cache off:      {plain['rps']:8.0f} req/s  p50 {plain['p50_ms']:6.2f} ms  "
+        f"p99 {plain['p99_ms']:6.2f} ms  ({plain['rps'] / cached['hello']['rps']:.2f}x hello-world; "
+        "every request ranks; target >= 0.7x)"
+    )
+    # Latency without a queue: one client thread per worker, so a request waits for no other
+    # (under the 16 threads above, p50 is mostly the wait: 16 in flight on 2 workers).
+    calm, hello_calm = load(plain_port, offers, args.seconds, processes=1, threads=2), cached["hello_calm"]
+    print(
+        f"GET offers, cache off, 2 clients:  {calm['rps']:8.0f} req/s  p50 {calm['p50_ms']:6.2f} ms  "
+        f"p99 {calm['p99_ms']:6.2f} ms  (latency with one request per worker; target p99 <= 15 ms; "
+        f"the hello-world so: p50 {hello_calm['p50_ms']:.2f} ms, p99 {hello_calm['p99_ms']:.2f} ms)"
+    )
+    return plain
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=C.CHAMPION_URI)
@@ -256,7 +223,7 @@ def main() -> None:
     env, key = _environment(args.model, tmp)
     procs = []
     try:
-        hello_port, api_port, mlflow_port = _free_port(), _free_port(), _free_port()
+        hello_port, api_port, mlflow_port = free_port(), free_port(), free_port()
         procs.append(gunicorn("benchmarks.hello_app:create_app()", hello_port, env))
         procs.append(gunicorn("serving:create_app()", api_port, env))
         wait_http(f"http://127.0.0.1:{hello_port}/hello", procs[0])
@@ -270,24 +237,7 @@ def main() -> None:
         for p in procs:
             p.terminate()
         procs = []
-        plain_port = _free_port()
-        procs.append(gunicorn("serving:create_app()", plain_port, {**env, "RECSYS_ANSWER_CACHE": "0"}))
-        wait_http(f"http://127.0.0.1:{plain_port}/readyz", procs[0])
-        load(plain_port, offers, min(args.warmup, 2))
-        plain = load(plain_port, offers, args.seconds)
-        print(
-            f"GET offers, answer cache off:      {plain['rps']:8.0f} req/s  p50 {plain['p50_ms']:6.2f} ms  "
-            f"p99 {plain['p99_ms']:6.2f} ms  ({plain['rps'] / cached['hello']['rps']:.2f}x hello-world; "
-            "every request ranks; target >= 0.7x)"
-        )
-        # Latency without a queue: one client thread per worker, so a request waits for no other
-        # (under the 16 threads above, p50 is mostly the wait: 16 in flight on 2 workers).
-        calm, hello_calm = load(plain_port, offers, args.seconds, processes=1, threads=2), cached["hello_calm"]
-        print(
-            f"GET offers, cache off, 2 clients:  {calm['rps']:8.0f} req/s  p50 {calm['p50_ms']:6.2f} ms  "
-            f"p99 {calm['p99_ms']:6.2f} ms  (latency with one request per worker; target p99 <= 15 ms; "
-            f"the hello-world so: p50 {hello_calm['p50_ms']:.2f} ms, p99 {hello_calm['p99_ms']:.2f} ms)"
-        )
+        plain = _cache_off(args, env, tmp, customers, offers, hdr, cached, procs)
         procs[0].terminate()
         procs = []
         mlf = _mlflow_serve(args, mlflow_port, env, sample, procs)

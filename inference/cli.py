@@ -54,8 +54,7 @@ def export_offers_cmd(k, channel, as_of, data, model_uri, events_url, out, engin
     are recorded as held_out events in the events store, before either file is written.
     """
     from inference.exports import export_decisions, held_out_path, load_resolved, read_offer_tables, write_atomic
-    from recsys.data.event_store import read_event_store
-    from recsys.data.store_events import combine_offer_events
+    from recsys.data.store_events import combine_offer_events, read_event_store
     from recsys.incrementality import ControlGroups
 
     _check_suffix(out)

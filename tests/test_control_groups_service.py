@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recsys.data.event_store import read_event_store
+from recsys.data.store_events import read_event_store
 from recsys.incrementality import ControlGroups
 from serving import create_app
 from serving.auth import KeyStore

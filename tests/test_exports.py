@@ -73,7 +73,7 @@ def test_export_offers_cli(synth_bundle_dir, synth_dir, bundle, tmp_path, suffix
     assert 0.05 < share < 0.16 and (held["propensity"] == 0.1).all()
     sent = set(zip(frame["customer_id"].astype(str), frame["offer_id"].astype(str)))
     assert not sent & set(zip(held["customer_id"].astype(str), held["offer_id"].astype(str)))
-    from recsys.data.event_store import read_event_store
+    from recsys.data.store_events import read_event_store
 
     recorded = read_event_store(f"sqlite:///{store}")
     assert sorted(recorded["event_id"]) == sorted(held["event_id"]) and (recorded["event"] == "held_out").all()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import threading
 from datetime import datetime
-from pathlib import Path
 
 import pandas as pd
 import sqlalchemy as sa
@@ -84,55 +83,34 @@ class EventStore:
                 clashing.append(r[C.EVENT_ID])
         if clashing and conflicts == "error":
             raise EventConflict(clashing, "sent twice in this request with different payloads")
-        dialect = self.engine.dialect.name
-        if dialect == "postgresql":
+        # RETURNING counts what was new on every back-end (PostgreSQL's rowcount is -1 here)
+        stmt = self._insert().values(list(unique.values())).returning(EVENTS.c[C.EVENT_ID])
+        with _store_errors(), self.engine.begin() as conn:  # one transaction: all stored or none
+            new = set(conn.execute(stmt).scalars().all())
+            known = [r for i, r in unique.items() if i not in new]
+            if known and conflicts == "error":
+                differ = self._differing(conn, known)
+                if differ:
+                    raise EventConflict(differ, "stored already with a different payload")
+            return len(new)
+
+    def record(self, events: list[dict]) -> None:
+        """Insert events in one transaction, skipping ids stored already (the first stored
+        wins): the service's held_out events, as it answers. One statement compiled once for all
+        rows, without ``add``'s payload checks; raises as ``add`` does when the store is down."""
+        if events:
+            self._record = self._record if self._record is not None else self._insert()
+            rows = list({r[C.EVENT_ID]: r for r in map(_row, events)}.values())
+            with _store_errors(), self.engine.begin() as conn:
+                conn.execute(self._record, rows)
+
+    def _insert(self):
+        """INSERT ... ON CONFLICT (event_id) DO NOTHING, in this back-end's dialect."""
+        if self.engine.dialect.name == "postgresql":
             from sqlalchemy.dialects.postgresql import insert
         else:
             from sqlalchemy.dialects.sqlite import insert
-        # RETURNING counts what was new on every back-end (PostgreSQL's rowcount is -1 here)
-        stmt = (
-            insert(EVENTS)
-            .values(list(unique.values()))
-            .on_conflict_do_nothing(index_elements=[C.EVENT_ID])
-            .returning(EVENTS.c[C.EVENT_ID])
-        )
-        try:
-            with self.engine.begin() as conn:  # one transaction: all stored or none
-                new = set(conn.execute(stmt).scalars().all())
-                known = [r for i, r in unique.items() if i not in new]
-                if known and conflicts == "error":
-                    differ = self._differing(conn, known)
-                    if differ:
-                        raise EventConflict(differ, "stored already with a different payload")
-                return len(new)
-        except sa.exc.OperationalError as exc:
-            text = str(exc.orig).lower()
-            if "locked" in text or "busy" in text:
-                raise EventStoreBusy(f"the events store is busy with another writer: {exc.orig}") from None
-            raise EventStoreUnavailable(f"the events store cannot be reached: {exc.orig}") from None
-
-    def record(self, events: list[dict]) -> None:
-        """Insert events, skipping any whose ``event_id`` is stored already (the first stored
-        wins), in one transaction: the service's held_out events, written as it answers. One
-        statement, compiled once, executed for all rows: none of ``add``'s per-call statement
-        building or payload checks. Raises as ``add`` does when the store is busy or down."""
-        if not events:
-            return
-        if self._record is None:
-            if self.engine.dialect.name == "postgresql":
-                from sqlalchemy.dialects.postgresql import insert
-            else:
-                from sqlalchemy.dialects.sqlite import insert
-            self._record = insert(EVENTS).on_conflict_do_nothing(index_elements=[C.EVENT_ID])
-        rows = list({r[C.EVENT_ID]: r for r in map(_row, events)}.values())
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(self._record, rows)
-        except sa.exc.OperationalError as exc:
-            text = str(exc.orig).lower()
-            if "locked" in text or "busy" in text:
-                raise EventStoreBusy(f"the events store is busy with another writer: {exc.orig}") from None
-            raise EventStoreUnavailable(f"the events store cannot be reached: {exc.orig}") from None
+        return insert(EVENTS).on_conflict_do_nothing(index_elements=[C.EVENT_ID])
 
     @staticmethod
     def _differing(conn, rows: list[dict]) -> list[str]:
@@ -243,6 +221,19 @@ class EventStoreUnavailable(RecsysError):
     """The store cannot be reached (nothing was stored)."""
 
 
+@contextlib.contextmanager
+def _store_errors():
+    """A database busy with another writer as EventStoreBusy, one out of reach as
+    EventStoreUnavailable."""
+    try:
+        yield
+    except sa.exc.OperationalError as exc:
+        text = str(exc.orig).lower()
+        if "locked" in text or "busy" in text:
+            raise EventStoreBusy(f"the events store is busy with another writer: {exc.orig}") from None
+        raise EventStoreUnavailable(f"the events store cannot be reached: {exc.orig}") from None
+
+
 def _row(e: dict) -> dict:
     """An event as the table stores it: ids as text, the instant as naive UTC."""
     ts = pd.Timestamp(e[C.TIMESTAMP])
@@ -260,11 +251,9 @@ def _row(e: dict) -> dict:
 
 def _sqlite_wal(dbapi_connection, _record) -> None:
     """Write-ahead logging: the workers read while another worker stores events, without
-    taking the database's file locks on every read. ``synchronous=NORMAL``, as SQLite advises
-    for WAL: a commit is not flushed to disk each time (about 1.5 ms of a request that records
-    held_out events); the database stays consistent, and survives a crash of the service, while
-    a power loss may lose the last commits. A team that needs every commit on disk runs the
-    store on PostgreSQL."""
+    taking the database's file locks on every read; ``synchronous=NORMAL``, as SQLite advises
+    for WAL: no flush per commit (1.5 ms a request), consistent through a crash of the service,
+    the last commits lost on a power loss (docs/api.md)."""
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
@@ -290,21 +279,6 @@ def _maybe_int(v: str):
         return int(v)
     except ValueError:
         return v
-
-
-def read_event_store(url: str | None) -> pd.DataFrame | None:
-    """Every event of the store at ``url``; None without a URL or when it names a SQLite file
-    that does not exist (which is not created)."""
-    if not url:
-        return None
-    made = sa.engine.make_url(url)
-    if made.get_backend_name() == "sqlite" and (not made.database or not Path(made.database).exists()):
-        return None
-    store = EventStore(url)
-    try:
-        return store.frame()
-    finally:
-        store.engine.dispose()
 
 
 def _add_missing_columns(engine) -> None:

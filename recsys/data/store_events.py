@@ -3,10 +3,13 @@ exports and reports (recsys.data.event_store keeps them)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
+import sqlalchemy as sa
 
 from recsys import constants as C
-from recsys.data.event_store import read_event_store
+from recsys.data.event_store import EventStore
 from recsys.errors import DataValidationError, Issue
 
 
@@ -68,3 +71,18 @@ def with_store_events(ds, url: str | None):
     combined = combine_offer_events(ds.offer_events, store[~unknown])
     before = 0 if ds.offer_events is None else len(ds.offer_events)
     return replace(ds, offer_events=combined), len(combined) - before, int(unknown.sum())
+
+
+def read_event_store(url: str | None) -> pd.DataFrame | None:
+    """Every event of the store at ``url``; None without a URL or when it names a SQLite file
+    that does not exist (which is not created)."""
+    if not url:
+        return None
+    made = sa.engine.make_url(url)
+    if made.get_backend_name() == "sqlite" and (not made.database or not Path(made.database).exists()):
+        return None
+    store = EventStore(url)
+    try:
+        return store.frame()
+    finally:
+        store.engine.dispose()
