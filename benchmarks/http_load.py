@@ -20,78 +20,69 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _client(args) -> list[float]:
+def _request(host: str, port: int, request: tuple) -> float:
+    """One request on a new connection (as a marketing tool's client makes it); its seconds."""
     import http.client
+
+    method, path, body, headers = request
+    t = time.perf_counter()
+    conn = http.client.HTTPConnection(host, port, timeout=30)
+    conn.request(method, path, body=body, headers=headers)
+    resp = conn.getresponse()
+    resp.read()
+    conn.close()
+    if resp.status != 200:
+        raise RuntimeError(f"{path}: {resp.status}")
+    return time.perf_counter() - t
+
+
+def _threads(threads: int, work) -> list[float]:
+    """``work(i)`` in ``threads`` threads, each returning its latencies; all of them."""
     import threading
 
-    host, port, requests, seconds, threads = args
-    latencies: list[float] = []
-    lock = threading.Lock()
-    stop_at = time.monotonic() + seconds
-
-    def work(seed):
-        rnd = random.Random(seed)
-        mine = []
-        while time.monotonic() < stop_at:
-            method, path, body, headers = rnd.choice(requests)
-            t = time.perf_counter()
-            conn = http.client.HTTPConnection(host, port, timeout=30)
-            conn.request(method, path, body=body, headers=headers)
-            resp = conn.getresponse()
-            resp.read()
-            conn.close()
-            if resp.status != 200:
-                raise RuntimeError(f"{path}: {resp.status}")
-            mine.append(time.perf_counter() - t)
-        with lock:
-            latencies.extend(mine)
-
-    ts = [threading.Thread(target=work, args=(os.getpid() * 100 + i,)) for i in range(threads)]
+    found: list[list[float]] = [[] for _ in range(threads)]
+    ts = [threading.Thread(target=lambda i=i: found[i].extend(work(i))) for i in range(threads)]
     for t in ts:
         t.start()
     for t in ts:
         t.join()
-    return latencies
+    return [x for part in found for x in part]
+
+
+def _client(args) -> list[float]:
+    """Random requests for ``seconds`` from ``threads`` threads."""
+    host, port, requests, seconds, threads = args
+    stop_at = time.monotonic() + seconds
+
+    def work(i):
+        rnd = random.Random(os.getpid() * 100 + i)
+        mine = []
+        while time.monotonic() < stop_at:
+            mine.append(_request(host, port, rnd.choice(requests)))
+        return mine
+
+    return _threads(threads, work)
 
 
 def _send_client(args) -> list[float]:
     """Each of ``requests`` once, from ``threads`` threads taking them in turn."""
-    import http.client
     import queue
-    import threading
 
     host, port, requests, threads = args
     todo: queue.Queue = queue.Queue()
     for r in requests:
         todo.put(r)
-    latencies: list[float] = []
-    lock = threading.Lock()
 
-    def work():
+    def work(_):
         mine = []
         while True:
             try:
-                method, path, body, headers = todo.get_nowait()
+                request = todo.get_nowait()
             except queue.Empty:
-                break
-            t = time.perf_counter()
-            conn = http.client.HTTPConnection(host, port, timeout=30)
-            conn.request(method, path, body=body, headers=headers)
-            resp = conn.getresponse()
-            resp.read()
-            conn.close()
-            if resp.status != 200:
-                raise RuntimeError(f"{path}: {resp.status}")
-            mine.append(time.perf_counter() - t)
-        with lock:
-            latencies.extend(mine)
+                return mine
+            mine.append(_request(host, port, request))
 
-    ts = [threading.Thread(target=work) for _ in range(threads)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
-    return latencies
+    return _threads(threads, work)
 
 
 def send(port: int, requests: list, processes: int = 2, threads: int = 8) -> dict:
