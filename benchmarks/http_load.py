@@ -93,13 +93,7 @@ def send(port: int, requests: list, processes: int = 2, threads: int = 8) -> dic
         t = time.perf_counter()
         done = pool.map(_send_client, [("127.0.0.1", port, part, threads) for part in parts])
         wall = time.perf_counter() - t
-    lat = np.concatenate([np.asarray(d) for d in done])
-    return {
-        "rps": len(lat) / wall,
-        "p50_ms": float(np.percentile(lat, 50) * 1e3),
-        "p99_ms": float(np.percentile(lat, 99) * 1e3),
-        "requests": len(lat),
-    }
+    return _figures(np.concatenate([np.asarray(d) for d in done]), wall)
 
 
 def load(port: int, requests: list, seconds: float, processes: int = 2, threads: int = 8) -> dict:
@@ -108,23 +102,19 @@ def load(port: int, requests: list, seconds: float, processes: int = 2, threads:
         parts = pool.map(_client, [("127.0.0.1", port, requests, seconds, threads)] * processes)
         wall = time.perf_counter() - t
     lat = np.concatenate([np.asarray(p) for p in parts])
+    return {**_figures(lat, seconds), "wall": wall, "latencies": lat, "seconds": seconds}
+
+
+def pooled(runs: list[dict]) -> dict:
+    """Throughput over all runs, latency percentiles over all their requests."""
+    return _figures(np.concatenate([r["latencies"] for r in runs]), sum(r["seconds"] for r in runs))
+
+
+def _figures(lat: np.ndarray, seconds: float) -> dict:
+    """Requests per second over ``seconds``, the latencies' median and 99th percentile in ms."""
     return {
         "rps": len(lat) / seconds,
         "p50_ms": float(np.percentile(lat, 50) * 1e3),
         "p99_ms": float(np.percentile(lat, 99) * 1e3),
         "requests": len(lat),
-        "wall": wall,
-        "latencies": lat,
-        "seconds": seconds,
-    }
-
-
-def pooled(runs: list[dict]) -> dict:
-    """Throughput over all runs, latency percentiles over all their requests."""
-    lat = np.concatenate([r["latencies"] for r in runs])
-    seconds = sum(r["seconds"] for r in runs)
-    return {
-        "rps": len(lat) / seconds,
-        "p50_ms": float(np.percentile(lat, 50) * 1e3),
-        "p99_ms": float(np.percentile(lat, 99) * 1e3),
     }

@@ -64,15 +64,12 @@ class PurchaseHistory:
         by_category = products is not None and C.CATEGORY in products
         first = _first_bought(tx, products if by_category else None)
         departments = _departments(tx, products) if products is not None and C.DEPARTMENT in products else None
-        signup = None
-        if customers is not None and C.SIGNUP_DATE in customers:
-            signup = customers.set_index(C.CUSTOMER_ID)[C.SIGNUP_DATE]
         return cls(
             baskets,
             first,
             departments,
             _events(offer_events),
-            signup,
+            _signup(customers),
             has_discount,
             "category" if by_category else "product",
         )
@@ -96,15 +93,12 @@ class PurchaseHistory:
         # the local reduction keeps ties (same time and customer) in the lines' order; a cluster's
         # order is arbitrary: ties are ordered by their values, so one dataset gives one history
         tables = {n: _sorted(t, order[n], by_values=True) for n, t in tables.items()}
-        signup = None
-        if customers is not None and C.SIGNUP_DATE in customers:
-            signup = customers.set_index(C.CUSTOMER_ID)[C.SIGNUP_DATE]
         return cls(
             tables["baskets"],
             tables["first_bought"],
             tables.get("departments"),
             _events(offer_events),
-            signup,
+            _signup(customers),
             bool(meta["has_discount"]),
             meta["breadth_of"],
         )
@@ -127,6 +121,12 @@ class PurchaseHistory:
         side = ("right", "right") if right_closed else ("left", "left")
         lo, hi = t.searchsorted(start, side=side[0]), t.searchsorted(end, side=side[1])
         return self.baskets.iloc[lo:hi]
+
+
+def _signup(customers: pd.DataFrame | None) -> pd.Series | None:
+    if customers is None or C.SIGNUP_DATE not in customers:
+        return None
+    return customers.set_index(C.CUSTOMER_ID)[C.SIGNUP_DATE]
 
 
 def _cut(frame: pd.DataFrame, column: str, as_of) -> pd.DataFrame:

@@ -15,16 +15,13 @@ compares the tables and the features computed from them on the same data).
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import uuid
 from pathlib import Path
 
 from recsys import constants as C
 from recsys.errors import DataSourceError
+from recsys.io import atomic_directory
 
 HISTORY_FORMAT = 1
-TABLES = ("baskets", "first_bought", "departments")
 
 
 def _table_path(data_dir: Path, name: str) -> Path:
@@ -103,20 +100,11 @@ def write_history_spark(spark, data_dir: str | Path, out: str | Path) -> dict:
     it and renamed over it, so a reader never sees a part). Returns ``history.json``'s content,
     with the rows of each table."""
     tables, meta = history_tables_spark(spark, data_dir)
-    out = Path(out).resolve()
-    stage = out.with_name(f"{out.name}.tmp-{uuid.uuid4().hex[:8]}")
-    stage.mkdir(parents=True)
-    try:
-        rows = {}
+    rows = {}
+    with atomic_directory(Path(out).resolve()) as stage:
         for name, frame in tables.items():
             frame.write.parquet(str(stage / f"{name}.parquet"))
             rows[name] = spark.read.parquet(str(stage / f"{name}.parquet")).count()
         meta = {**meta, "rows": rows}
         (stage / "history.json").write_text(json.dumps(meta, indent=2) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(stage, out)
-    finally:
-        if stage.exists():
-            shutil.rmtree(stage)
     return meta

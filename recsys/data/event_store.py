@@ -62,7 +62,7 @@ class EventStore:
         # sqlite3 opens no transaction for a SELECT; other drivers do, and _one_customer ends it
         self._sqlite = self.engine.dialect.name == "sqlite"
         self._local = threading.local()
-        self._record = None  # record()'s statement, built at its first use
+        self._record = self._insert()  # record()'s statement, compiled at its first use and cached
 
     def add(self, events: list[dict], *, conflicts: str = "error") -> int:
         """Insert events (dicts with the table's columns) in one transaction; returns how many
@@ -99,7 +99,6 @@ class EventStore:
         wins): the service's held_out events, as it answers. One statement compiled once for all
         rows, without ``add``'s payload checks; raises as ``add`` does when the store is down."""
         if events:
-            self._record = self._record if self._record is not None else self._insert()
             rows = list({r[C.EVENT_ID]: r for r in map(_row, events)}.values())
             with _store_errors(), self.engine.begin() as conn:
                 conn.execute(self._record, rows)
