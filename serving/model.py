@@ -48,7 +48,7 @@ class Loaded:
         if found is None:
             c = self.catalog
             valid = c[(c[C.START_DATE] <= day) & (c[C.END_DATE] >= day)]
-            found = self.bundle.ranker.prepare(valid)
+            found = self.bundle.ranker.prepare(valid, keep_scores=True)
             if len(self._by_day) >= 16:
                 self._by_day.pop(next(iter(self._by_day)))
             self._by_day[day] = found

@@ -12,6 +12,7 @@ import scipy.sparse as sp
 from recsys import constants as C
 from recsys.offers.catalog import Catalog, prepare_catalog
 from recsys.offers.economics import offer_economics
+from recsys.offers.scores import ScoreTable
 from recsys.offers.snapshot import Snapshot
 
 
@@ -36,6 +37,11 @@ class PreparedOffers:
     retention: np.ndarray
     control_share: np.ndarray  # the offer's own control share, NaN for the default
     position: dict  # offer_id -> column
+    scores: ScoreTable | None = None  # scores computed ahead (recsys.offers.scores), when kept
+
+    @property
+    def offers(self) -> pd.DataFrame:
+        return self.catalog.offers
 
     def __post_init__(self):
         # Integer codes for the diversity rule (one customer's ranking loops over them).
@@ -74,10 +80,6 @@ def same_offer_groups(offers: pd.DataFrame) -> list[int]:
             if j != i:
                 parent[find(i)] = find(j)
     return [find(i) for i in range(n)]
-
-    @property
-    def offers(self) -> pd.DataFrame:
-        return self.catalog.offers
 
 
 def _as_list(v) -> list | None:

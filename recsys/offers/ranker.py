@@ -37,8 +37,9 @@ from recsys.offers.eligibility import EligibilityRules, EventArrays, eligibility
 from recsys.offers.features import affinity_features
 from recsys.offers.ordering import held_columns, order_offers, top_k_per_customer
 from recsys.offers.prepared import PreparedOffers, prepare_offers
-from recsys.offers.reasons import REASON_CODES, REASONS, reason_codes
+from recsys.offers.reasons import REASON_CODES, REASON_RETENTION_CODE, REASONS, reason_codes
 from recsys.offers.redemption import RedemptionModel, redemption_examples
+from recsys.offers.scores import ScoreTable
 from recsys.offers.snapshot import basket_lines, snapshot
 
 logger = logging.getLogger(__name__)
@@ -137,11 +138,30 @@ class OfferRanker(BaseEstimator):
         if not hasattr(self, "snapshot_"):
             raise NotFittedError("this OfferRanker is not fitted yet; call fit first")
 
-    def prepare(self, offers: pd.DataFrame) -> PreparedOffers:
+    def prepare(self, offers: pd.DataFrame, keep_scores: bool = False) -> PreparedOffers:
         """Per-offer work done once per catalog (targets, economics, departments); pass the result
-        to :meth:`rank_many` instead of the frame when ranking many requests."""
+        to :meth:`rank_many` instead of the frame when ranking many requests.
+
+        ``keep_scores``: compute each known customer's scores for this catalog once, a block of
+        customers at a time on first use, and keep them (recsys.offers.scores): for a service
+        ranking one customer per request.
+        """
         self._check_fitted()
-        return prepare_offers(self.snapshot_, offers, self.products_, self.cf_model_, self.price_)
+        prepared = prepare_offers(self.snapshot_, offers, self.products_, self.cf_model_, self.price_)
+        if keep_scores:
+            prepared.scores = ScoreTable(
+                len(self.snapshot_.customer_map),
+                len(prepared.offer_ids),
+                lambda rows: self._scores_of_rows(rows, prepared.catalog, prepared.retention),
+            )
+        return prepared
+
+    def _scores_of_rows(self, rows: np.ndarray, catalog, retention: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """P(redeem) and reason codes (the retention reason aside) of the snapshot's customers at
+        ``rows`` (-1: without history), as :meth:`score` computes them for their ids."""
+        feats = affinity_features(self.snapshot_, catalog, rows, cf_model=self.cf_model_)
+        p = self.redemption_model_.predict_pairs(feats)
+        return p, reason_codes(feats, np.zeros(len(rows), bool), retention)
 
     def eligibility(
         self,
@@ -199,6 +219,17 @@ class OfferRanker(BaseEstimator):
         p = self.redemption_model_.predict_pairs(feats)
         return feats, p, rows < 0
 
+    def _scores(self, ids: pd.Index, prepared: PreparedOffers, history) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """P(redeem), reason codes (the retention reason aside) and the cold-start flag of each
+        customer x offer: from the prepared catalog's kept scores when it has them and no later
+        history is given, else computed."""
+        if prepared.scores is not None and (history is None or not len(history)):
+            rows = self.snapshot_.customer_map.positions(ids)
+            p, reasons = prepared.scores.take(rows)
+            return p, reasons, rows < 0
+        feats, p, cold = self.score(ids, prepared, history=history)
+        return p, reason_codes(feats, np.zeros(len(ids), bool), prepared.retention), cold
+
     def _check_request(self, k, channel) -> None:
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise InvalidRequestError(f"k must be a positive integer, not {k!r}")
@@ -237,14 +268,16 @@ class OfferRanker(BaseEstimator):
         ids = pd.Index(list(customer_ids), dtype=object) if len(customer_ids) <= 8 else pd.Index(list(customer_ids))
         if ids.empty or not len(prepared.offer_ids):
             return {c: np.array([]) for c in RANKING_COLUMNS}, held_columns([], [], [], prepared)
-        feats, p, cold = self.score(ids, prepared, history=history)
+        p, reasons, cold = self._scores(ids, prepared, history)
         margin = prepared.value_to_business - prepared.cost
         ev = p * margin[None, :]
         at_risk = np.nan_to_num(self._risk(ids), nan=0.0) >= self._rules().at_risk_threshold
         # The score: expected value; for customers without history, how many customers buy the
         # offer's products, times the margin.
-        score = np.where(cold[:, None], feats["product_popularity"] * np.maximum(margin, 1e-6)[None, :], ev)
+        popularity = prepared.catalog.product_popularity[None, :]
+        score = np.where(cold[:, None], popularity * np.maximum(margin, 1e-6)[None, :], ev)
         leads = at_risk[:, None] & prepared.retention[None, :]
+        reasons[leads] = REASON_RETENTION_CODE
         tier = np.where(leads, TIER_RETENTION, TIER_STANDARD)
         decided = None if decided_at is None else max(pd.Timestamp(decided_at), as_of)
         eligible = self.eligibility(ids, prepared, as_of, channel, events, exclude, decided)
@@ -253,7 +286,6 @@ class OfferRanker(BaseEstimator):
         cust, rank, pos, fill, held = top_k_per_customer(ids.to_numpy(), order, n_ranked, prepared, k, caps, control)
         id_values = ids.to_numpy()
         cust, pos = np.asarray(cust, dtype=np.int64), np.asarray(pos, dtype=np.int64)
-        reasons = reason_codes(feats, at_risk, prepared.retention)
         ranked = {
             C.CUSTOMER_ID: id_values[cust],
             "rank": np.asarray(rank, dtype=np.int64),

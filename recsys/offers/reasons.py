@@ -11,6 +11,7 @@ REASON_POPULAR = "popular right now"
 REASONS = np.array([REASON_POPULAR, REASON_CF, REASON_HISTORY, REASON_RETENTION], dtype=object)  # by code
 # The same reasons for machines: stable names to branch on, whatever the words become.
 REASON_CODES = np.array(["popular", "similar_customers", "bought_before", "retention"], dtype=object)
+REASON_RETENTION_CODE = 3  # its position in REASONS and REASON_CODES
 
 
 def reason_codes(feats: dict, at_risk: np.ndarray, retention: np.ndarray) -> np.ndarray:
@@ -25,5 +26,5 @@ def reason_codes(feats: dict, at_risk: np.ndarray, retention: np.ndarray) -> np.
     codes = np.zeros(cf.shape, np.int8)  # codes into REASONS: popular right now
     codes[cf_high & (cf > 0)] = 1
     codes[feats["hist_count"] >= 2] = 2
-    codes[at_risk[:, None] & retention[None, :]] = 3
+    codes[at_risk[:, None] & retention[None, :]] = REASON_RETENTION_CODE
     return codes

@@ -1,0 +1,109 @@
+"""Scores kept per prepared catalog (recsys.offers.scores): the rankings they give are the ones
+computed per request, and they are computed a block of customers at a time, only when asked."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recsys import constants as C
+from recsys.data.dataset import Dataset
+from recsys.data.validate import validate_tables
+from recsys.incrementality import ControlGroups
+from recsys.offers import RANKING_COLUMNS, OfferRanker
+from recsys.offers.reasons import REASON_RETENTION
+from recsys.offers import scores
+from recsys.offers.scores import ScoreTable
+
+
+@pytest.fixture(scope="module")
+def fitted(synth):
+    ds = Dataset(**validate_tables(synth[0])[0])
+    as_of = ds.offers[C.START_DATE].max()
+    customers = ds.customers[C.CUSTOMER_ID]
+    churn = pd.Series(np.random.default_rng(3).uniform(size=len(customers)), index=customers.to_numpy())
+    ranker = OfferRanker(als_params={"factors": 16, "iterations": 10}).fit(ds, as_of=as_of, churn=churn)
+    current = ds.offers[ds.offers[C.START_DATE] == as_of]
+    products = ds.transactions[C.PRODUCT_ID].value_counts().index[:5].tolist()
+    retention = {
+        C.OFFER_ID: "come-back",
+        C.NAME: "come back",
+        C.OFFER_TYPE: "amount_off",
+        C.VALUE: 2.0,
+        C.PRODUCT_IDS: products,
+        C.START_DATE: as_of - pd.Timedelta(days=30),
+        C.END_DATE: as_of + pd.Timedelta(days=30),
+        C.MIN_CHURN_RISK: 0.6,
+    }
+    return ds, ranker, pd.concat([current, pd.DataFrame([retention])], ignore_index=True), as_of
+
+
+def _ids(ranker) -> list:
+    known = ranker.snapshot_.customer_map.ids
+    return list(known) + ["new-1", "new-2"]
+
+
+@pytest.fixture
+def block(monkeypatch):
+    monkeypatch.setattr(scores, "BLOCK", 64)
+    return 64
+
+
+def test_kept_scores_rank_as_computed_scores(fitted, block):
+    ds, ranker, catalog, as_of = fitted
+    ids = _ids(ranker)
+    assert len(ids) > 2 * block  # several blocks, the last one short
+    control = ControlGroups(share=0.2)
+    plain = ranker.rank_many(ids, ranker.prepare(catalog), k=5, as_of=as_of, control=control)
+    kept = ranker.prepare(catalog, keep_scores=True)
+    ranked = ranker.rank_many(ids, kept, k=5, as_of=as_of, control=control)
+    pd.testing.assert_frame_equal(ranked, plain)
+    assert (ranked["reason"] == REASON_RETENTION).any() and ranked["cold_start"].any()
+    # one customer per request, as the service asks: the same answers as the batch
+    for c in ids[:: max(1, len(ids) // 25)] + ["new-1"]:
+        one = ranker.rank_many([c], kept, k=5, as_of=as_of, control=control)
+        want = plain[plain[C.CUSTOMER_ID] == c].reset_index(drop=True)
+        pd.testing.assert_frame_equal(one[RANKING_COLUMNS], want, check_dtype=False)
+
+
+def test_blocks_are_computed_when_first_asked_for(fitted, block):
+    _, ranker, catalog, as_of = fitted
+    kept = ranker.prepare(catalog, keep_scores=True)
+    table = kept.scores
+    assert table.blocks_done == 0
+    known = ranker.snapshot_.customer_map.ids
+    ranker.rank(known[block + 3], kept, k=3, as_of=as_of)
+    assert table.blocks_done == 1 and table._done[1]
+    ranker.rank(known[block + 4], kept, k=3, as_of=as_of)
+    ranker.rank("nobody-known", kept, k=3, as_of=as_of)
+    assert table.blocks_done == 1  # a repeat of the block and a cold start compute no block
+    ranker.rank_many(list(known[:3]) + list(known[-2:]), kept, k=3, as_of=as_of)
+    assert table.blocks_done == 3
+
+
+def test_customers_with_later_history_are_scored_from_it(fitted):
+    ds, ranker, catalog, as_of = fitted
+    known = ranker.snapshot_.customer_map.ids[5]
+    hist = ds.transactions[ds.transactions[C.CUSTOMER_ID] == known].assign(**{C.CUSTOMER_ID: "late-joiner"})
+    kept = ranker.prepare(catalog, keep_scores=True)
+    warm = ranker.rank_many(["late-joiner"], kept, k=5, as_of=as_of, history=hist)
+    want = ranker.rank_many(["late-joiner"], ranker.prepare(catalog), k=5, as_of=as_of, history=hist)
+    pd.testing.assert_frame_equal(warm, want)
+    assert not warm["cold_start"].any() and kept.scores.blocks_done == 0
+
+
+def test_table_rows_and_the_shared_cold_row():
+    calls = []
+
+    def compute(rows):
+        calls.append(rows.tolist())
+        values = np.where(rows[:, None] >= 0, rows[:, None] * 10.0, -1.0) + np.arange(3)[None, :]
+        return values, (values > 20).astype(np.int8)
+
+    table = ScoreTable(5, 3, compute, block=2)
+    p, reasons = table.take(np.array([3, -1, 0, 3]))
+    np.testing.assert_array_equal(p[:, 0], [30.0, -1.0, 0.0, 30.0])
+    np.testing.assert_array_equal(reasons[0], [1, 1, 1])
+    assert calls == [[0, 1], [2, 3], [-1]]
+    p[:] = 99  # a copy: the table keeps its rows
+    assert table.take(np.array([4]))[0][0, 0] == 40.0 and table.take(np.array([3]))[0][0, 0] == 30.0
+    assert calls[-1] == [4] and table.blocks_done == 3
