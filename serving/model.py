@@ -13,7 +13,7 @@ from recsys import constants as C
 from recsys.bundle import ModelBundle
 from recsys.data import load_offer_tables
 from recsys.io import json_safe
-from recsys.offers import PreparedOffers
+from recsys.offers import PreparedOffers, no_valid_offer
 from registry.loader import load_bundle
 from serving.answers import AnswerCache, offer_json
 from serving.fields import parse_int_id
@@ -32,7 +32,7 @@ class Loaded:
     loaded_at: float
     id_is_int: bool
     offer_json: dict  # offer_id -> its id and fields as JSON members (serving.answers.offer_json)
-    _by_day: dict  # day -> PreparedOffers of the offers valid that day (a few recent days kept)
+    _by_day: dict  # day -> (PreparedOffers of the offers valid that day, notice); a few recent days kept
     answers: AnswerCache  # answers given with this model and catalog (serving.answers)
     campaign_of: dict  # offer_id -> the catalog's campaign_id, for the events recorded of it
     quality_gate: str | None = None  # the registered version's gate result
@@ -41,14 +41,22 @@ class Loaded:
     path: object = None  # the bundle directory it was read from
 
     def prepared_on(self, day: pd.Timestamp) -> PreparedOffers:
-        """The catalog's offers valid on ``day``, prepared once per day: a request only scores
-        offers it could get."""
+        """The catalog's offers valid on ``day``, prepared once per day (with the customers'
+        scores kept as they are computed): a request only scores offers it could get."""
+        return self._on(day)[0]
+
+    def no_offer_notice(self, day: pd.Timestamp) -> str | None:
+        """Why no offer can be given on ``day`` (recsys.offers.no_valid_offer), None when some can."""
+        return self._on(day)[1]
+
+    def _on(self, day: pd.Timestamp) -> tuple[PreparedOffers, str | None]:
         day = pd.Timestamp(day).normalize()
         found = self._by_day.get(day)
         if found is None:
             c = self.catalog
             valid = c[(c[C.START_DATE] <= day) & (c[C.END_DATE] >= day)]
-            found = self.bundle.ranker.prepare(valid, keep_scores=True)
+            prepared = self.bundle.ranker.prepare(valid, keep_scores=True)
+            found = (prepared, None if len(prepared.offer_ids) else no_valid_offer(c, day))
             if len(self._by_day) >= 16:
                 self._by_day.pop(next(iter(self._by_day)))
             self._by_day[day] = found

@@ -9,7 +9,6 @@ import json
 import pandas as pd
 from flask import Response
 
-from recsys.offers import no_valid_offer
 from serving.answers import answers
 from serving.schemas import CUSTOMER_ID, BatchRequest, BatchResponse, CustomerOffers, OffersQuery
 from serving.web import ApiError, Blueprint, path_id, require, state
@@ -42,7 +41,7 @@ def offer_answers(customer_ids: list, k: int, channel: str | None, as_of) -> lis
     day = _day(as_of)
     found, cached = answers(loaded, rows or {}, ids, k, channel, day, st.settings.control, st.held_out)
     notices = [] if rows is not None else [NO_EVENTS]
-    empty = _no_valid_offer(loaded, day)
+    empty = loaded.no_offer_notice(day)
     if empty:
         notices.append(empty)
     if notices:
@@ -59,13 +58,6 @@ NO_EVENTS = (
     "the events store is unreachable: offers are ranked without recorded events, so frequency caps and "
     "redemption limits may not apply."
 )
-
-
-def _no_valid_offer(loaded, day: pd.Timestamp) -> str | None:
-    """Why the answer has no offer, when no offer of the catalog is valid that day."""
-    if len(loaded.prepared_on(day).offer_ids):
-        return None
-    return no_valid_offer(loaded.catalog, day)
 
 
 def _json(body: bytes) -> Response:
