@@ -9,9 +9,8 @@ from recsys import constants as C
 from recsys.data.dataset import Dataset
 from recsys.data.validate import validate_tables
 from recsys.incrementality import ControlGroups
-from recsys.offers import RANKING_COLUMNS, OfferRanker
+from recsys.offers import RANKING_COLUMNS, OfferRanker, scores
 from recsys.offers.reasons import REASON_RETENTION
-from recsys.offers import scores
 from recsys.offers.scores import ScoreTable
 
 
@@ -39,7 +38,7 @@ def fitted(synth):
 
 def _ids(ranker) -> list:
     known = ranker.snapshot_.customer_map.ids
-    return list(known) + ["new-1", "new-2"]
+    return [*known, "new-1", "new-2"]
 
 
 @pytest.fixture
@@ -49,7 +48,7 @@ def block(monkeypatch):
 
 
 def test_kept_scores_rank_as_computed_scores(fitted, block):
-    ds, ranker, catalog, as_of = fitted
+    _, ranker, catalog, as_of = fitted
     ids = _ids(ranker)
     assert len(ids) > 2 * block  # several blocks, the last one short
     control = ControlGroups(share=0.2)
@@ -59,7 +58,7 @@ def test_kept_scores_rank_as_computed_scores(fitted, block):
     pd.testing.assert_frame_equal(ranked, plain)
     assert (ranked["reason"] == REASON_RETENTION).any() and ranked["cold_start"].any()
     # one customer per request, as the service asks: the same answers as the batch
-    for c in ids[:: max(1, len(ids) // 25)] + ["new-1"]:
+    for c in [*ids[:: max(1, len(ids) // 25)], "new-1"]:
         one = ranker.rank_many([c], kept, k=5, as_of=as_of, control=control)
         want = plain[plain[C.CUSTOMER_ID] == c].reset_index(drop=True)
         pd.testing.assert_frame_equal(one[RANKING_COLUMNS], want, check_dtype=False)

@@ -37,9 +37,9 @@ from recsys.offers.eligibility import EligibilityRules, EventArrays, eligibility
 from recsys.offers.features import affinity_features
 from recsys.offers.ordering import held_columns, order_offers, top_k_per_customer
 from recsys.offers.prepared import PreparedOffers, prepare_offers
-from recsys.offers.reasons import REASON_CODES, REASON_RETENTION_CODE, REASONS, reason_codes
+from recsys.offers.reasons import REASON_CODES, REASON_RETENTION_CODE, REASONS
 from recsys.offers.redemption import RedemptionModel, redemption_examples
-from recsys.offers.scores import ScoreTable
+from recsys.offers.scores import ScoreTable, customer_scores, rows_scores
 from recsys.offers.snapshot import basket_lines, snapshot
 
 logger = logging.getLogger(__name__)
@@ -152,16 +152,9 @@ class OfferRanker(BaseEstimator):
             prepared.scores = ScoreTable(
                 len(self.snapshot_.customer_map),
                 len(prepared.offer_ids),
-                lambda rows: self._scores_of_rows(rows, prepared.catalog, prepared.retention),
+                lambda rows: rows_scores(self, rows, prepared.catalog, prepared.retention),
             )
         return prepared
-
-    def _scores_of_rows(self, rows: np.ndarray, catalog, retention: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """P(redeem) and reason codes (the retention reason aside) of the snapshot's customers at
-        ``rows`` (-1: without history), as :meth:`score` computes them for their ids."""
-        feats = affinity_features(self.snapshot_, catalog, rows, cf_model=self.cf_model_)
-        p = self.redemption_model_.predict_pairs(feats)
-        return p, reason_codes(feats, np.zeros(len(rows), bool), retention)
 
     def eligibility(
         self,
@@ -219,17 +212,6 @@ class OfferRanker(BaseEstimator):
         p = self.redemption_model_.predict_pairs(feats)
         return feats, p, rows < 0
 
-    def _scores(self, ids: pd.Index, prepared: PreparedOffers, history) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """P(redeem), reason codes (the retention reason aside) and the cold-start flag of each
-        customer x offer: from the prepared catalog's kept scores when it has them and no later
-        history is given, else computed."""
-        if prepared.scores is not None and (history is None or not len(history)):
-            rows = self.snapshot_.customer_map.positions(ids)
-            p, reasons = prepared.scores.take(rows)
-            return p, reasons, rows < 0
-        feats, p, cold = self.score(ids, prepared, history=history)
-        return p, reason_codes(feats, np.zeros(len(ids), bool), prepared.retention), cold
-
     def _check_request(self, k, channel) -> None:
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise InvalidRequestError(f"k must be a positive integer, not {k!r}")
@@ -268,7 +250,7 @@ class OfferRanker(BaseEstimator):
         ids = pd.Index(list(customer_ids), dtype=object) if len(customer_ids) <= 8 else pd.Index(list(customer_ids))
         if ids.empty or not len(prepared.offer_ids):
             return {c: np.array([]) for c in RANKING_COLUMNS}, held_columns([], [], [], prepared)
-        p, reasons, cold = self._scores(ids, prepared, history)
+        p, reasons, cold = customer_scores(self, ids, prepared, history)
         margin = prepared.value_to_business - prepared.cost
         ev = p * margin[None, :]
         at_risk = np.nan_to_num(self._risk(ids), nan=0.0) >= self._rules().at_risk_threshold

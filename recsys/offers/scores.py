@@ -19,6 +19,10 @@ import threading
 from collections.abc import Callable
 
 import numpy as np
+import pandas as pd
+
+from recsys.offers.features import affinity_features
+from recsys.offers.reasons import reason_codes
 
 BLOCK = 256  # customers scored together: a block costs about as much as a handful of single rows
 
@@ -66,3 +70,24 @@ class ScoreTable:
             if cold and self._cold is None:
                 p, reasons = self._compute(np.array([-1]))
                 self._cold = (p[0].copy(), reasons[0].copy())
+
+
+def rows_scores(ranker, rows: np.ndarray, catalog, retention: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """P(redeem) and reason codes (the retention reason aside) of the fitted ``ranker``'s
+    snapshot customers at ``rows`` (-1: without history), as ``ranker.score`` computes them for
+    their ids: what a :class:`ScoreTable` keeps."""
+    feats = affinity_features(ranker.snapshot_, catalog, rows, cf_model=ranker.cf_model_)
+    p = ranker.redemption_model_.predict_pairs(feats)
+    return p, reason_codes(feats, np.zeros(len(rows), bool), retention)
+
+
+def customer_scores(ranker, ids: pd.Index, prepared, history) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """P(redeem), reason codes (the retention reason aside) and the cold-start flag of each
+    customer x offer of ``prepared`` (recsys.offers.prepared.PreparedOffers): from its kept
+    scores when it has them and no later purchase history is given, else computed."""
+    if prepared.scores is not None and (history is None or not len(history)):
+        rows = ranker.snapshot_.customer_map.positions(ids)
+        p, reasons = prepared.scores.take(rows)
+        return p, reasons, rows < 0
+    feats, p, cold = ranker.score(ids, prepared, history=history)
+    return p, reason_codes(feats, np.zeros(len(ids), bool), prepared.retention), cold
