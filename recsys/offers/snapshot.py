@@ -106,18 +106,9 @@ def snapshot(
     ok = (r_all >= 0) & (c >= 0)
     r, c = r_all[ok], c[ok]
     age = ((as_of - lines[C.TIMESTAMP]) / pd.Timedelta(days=1)).to_numpy()[ok]
-    counts, spend, decayed = summed_matrices(
-        r,
-        c,
-        shape,
-        [
-            np.ones(len(r), np.float32),
-            lines[C.AMOUNT].to_numpy(np.float32)[ok],
-            (0.5 ** (age / HALF_LIFE_DAYS)).astype(np.float32),
-        ],
-    )
+    weights = [np.ones(len(r), np.float32), lines[C.AMOUNT].to_numpy(np.float32)[ok], _decay(age)]
+    counts, spend, decayed = summed_matrices(r, c, shape, weights)
     near = age <= RECENT_DAYS
-    del age
     (recent,) = summed_matrices(r[near], c[near], shape, [np.ones(int(near.sum()), np.float32)])
 
     categories, category_of = _categories(products, product_map)
@@ -140,6 +131,11 @@ def snapshot(
         history,
         np.asarray(counts.sum(axis=1)).ravel().astype(np.float32),
     )
+
+
+def _decay(age_days: np.ndarray) -> np.ndarray:
+    """Each line's weight in ``decayed``: 0.5 ** (age / HALF_LIFE_DAYS)."""
+    return (0.5 ** (age_days / HALF_LIFE_DAYS)).astype(np.float32)
 
 
 def summed_matrices(r: np.ndarray, c: np.ndarray, shape: tuple[int, int], values: list) -> list[sp.csr_matrix]:
