@@ -63,3 +63,7 @@ class InvalidRequestError(RecsysError, ValueError):
 
 class UnknownValueError(RecsysError, ValueError):
     """A well-formed value the model or catalog does not know (a segment, a cluster)."""
+
+
+class ConfigurationError(RecsysError, ValueError):
+    """A setting from the environment that cannot be used; the message names it and its value."""

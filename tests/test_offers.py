@@ -18,7 +18,6 @@ from recsys.offers import (
     InvalidRequestError,
     OfferRanker,
     affinity_features,
-    basket_lines,
     prepare_catalog,
     snapshot,
 )
@@ -81,22 +80,6 @@ def test_affinity_counts_match_brute_force(ds, last_start):
             assert feats["hist_count"][i, j] == expected
             spend = mine.groupby([C.PRODUCT_ID, C.BASKET_ID])[C.AMOUNT].sum().clip(lower=0).sum()
             assert feats["hist_spend"][i, j] == pytest.approx(spend, rel=1e-5, abs=1e-4)
-
-
-def test_basket_lines_sum_a_product_scanned_twice_and_leave_out_returns():
-    t = pd.Timestamp("2024-03-01 10:00")
-    tx = pd.DataFrame(
-        {
-            C.CUSTOMER_ID: [1, 1, 1, 1, 2],
-            C.PRODUCT_ID: [10, 10, 11, 12, 10],
-            C.BASKET_ID: ["a", "a", "a", "a", "b"],
-            C.TIMESTAMP: [t] * 5,
-            C.QUANTITY: [1, 2, 1, -1, 1],
-            C.AMOUNT: [2.0, 4.5, -0.5, -3.0, 1.25],
-        }
-    )
-    lines = basket_lines(tx).set_index([C.CUSTOMER_ID, C.PRODUCT_ID])[C.AMOUNT]
-    assert lines.to_dict() == {(1, 10): 6.5, (1, 11): 0.0, (2, 10): 1.25}  # 12 is a return
 
 
 def test_features_never_see_the_future(ds, last_start):
@@ -418,10 +401,10 @@ def test_offers_of_the_same_name_or_products_are_one_offer():
     assert sorted(g[j] for j in chosen + fill) == sorted({g[1], g[4], g[2]})
 
 
-def test_summed_matrices_and_basket_counts_equal_their_plain_statements():
+def test_summed_matrices_equal_their_plain_statement():
     import scipy.sparse as sp
 
-    from recsys.offers.snapshot import _baskets_per_customer, summed_matrices
+    from recsys.offers.snapshot import summed_matrices
 
     rng = np.random.default_rng(5)
     n, shape = 5000, (40, 30)
@@ -435,7 +418,3 @@ def test_summed_matrices_and_basket_counts_equal_their_plain_statements():
     assert np.shares_memory(got[0].indices, got[2].indices) and got[0].nnz == len(set(zip(r.tolist(), c.tolist())))
     (empty,) = summed_matrices(r[:0], c[:0], shape, [values[0][:0]])
     assert empty.nnz == 0 and empty.shape == shape
-    rows = rng.integers(-1, 10, n)
-    for baskets in (rng.integers(0, 300, n), np.array([f"b{i}" for i in rng.integers(0, 300, n)], dtype=object)):
-        plain = pd.DataFrame({"r": rows, "b": baskets}).query("r >= 0").drop_duplicates().groupby("r").size()
-        np.testing.assert_array_equal(_baskets_per_customer(rows, baskets, 12), plain.reindex(range(12), fill_value=0))

@@ -5,7 +5,7 @@ next-period evaluation, and the CF scoring kernel that scores offers by their pr
 from recsys.cf.als import ALSRecommender
 from recsys.cf.base import ModelFileError, Recommender
 from recsys.cf.baselines import PopularityRecommender, RepeatPurchaseRecommender
-from recsys.cf.evaluation import evaluate_next_period, next_period_split, select_als
+from recsys.cf.evaluation import evaluate_next_period, next_period_cut, next_period_split, select_als
 from recsys.cf.interactions import IdMap, purchase_counts
 from recsys.cf.knn import ItemKNNRecommender
 from recsys.cf.scoring import CFIndex, cf_index, cf_max_scores, customer_vectors
@@ -23,6 +23,7 @@ __all__ = [
     "cf_max_scores",
     "customer_vectors",
     "evaluate_next_period",
+    "next_period_cut",
     "next_period_split",
     "purchase_counts",
     "select_als",

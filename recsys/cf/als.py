@@ -15,6 +15,7 @@ from threadpoolctl import threadpool_limits
 from recsys import constants as C
 from recsys.cf.base import ModelFileError, Recommender
 from recsys.cf.interactions import IdMap, purchase_counts
+from recsys.data.lines import BasketLines
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ class ALSRecommender(Recommender):
         self.random_state = random_state
         self.num_threads = num_threads
 
-    def fit(self, transactions: pd.DataFrame, y=None) -> ALSRecommender:
+    def fit(self, transactions: pd.DataFrame | BasketLines, y=None) -> ALSRecommender:
         from implicit.cpu.als import AlternatingLeastSquares
 
         if self.weighting not in WEIGHTINGS:

@@ -16,7 +16,8 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from recsys import constants as C
-from recsys.cf.interactions import IdMap, purchase_counts
+from recsys.cf.interactions import IdMap, counts_matrix
+from recsys.data.lines import BasketLines
 from recsys.errors import RecsysError
 
 
@@ -48,7 +49,7 @@ class Recommender(BaseEstimator):
     (customers x products basket counts), ``popularity_`` (customers buying each product).
     """
 
-    def fit(self, transactions: pd.DataFrame, y=None) -> Recommender:
+    def fit(self, transactions: pd.DataFrame | BasketLines, y=None) -> Recommender:
         raise NotImplementedError
 
     def save(self, path: str | Path) -> Path:
@@ -62,12 +63,17 @@ class Recommender(BaseEstimator):
         """Top ``n`` product ids of one customer (see :meth:`recommend_many`)."""
         return self.recommend_many([customer_id], n, exclude_purchased)[0]
 
-    def _fit_counts(self, transactions: pd.DataFrame) -> sp.csr_matrix:
-        if transactions.empty:
+    def _fit_counts(self, transactions: pd.DataFrame | BasketLines) -> sp.csr_matrix:
+        """Fit the maps and counts on transactions or on their basket lines: the customers and
+        products of the lines (a return alone names none)."""
+        if not isinstance(transactions, BasketLines):
+            with BasketLines.of(transactions) as lines:
+                return self._fit_counts(lines)
+        pairs = transactions.counts()
+        if not len(pairs["c"]):
             raise ValueError("no transactions to fit on")
-        self.customer_map_ = IdMap.of(transactions[C.CUSTOMER_ID])
-        self.product_map_ = IdMap.of(transactions[C.PRODUCT_ID])
-        counts = purchase_counts(transactions, self.customer_map_, self.product_map_)
+        self.customer_map_, self.product_map_ = IdMap.of(pairs["c"]), IdMap.of(pairs["p"])
+        counts = counts_matrix(pairs, self.customer_map_, self.product_map_)
         self.popularity_ = np.asarray((counts > 0).sum(axis=0)).ravel().astype(np.float32)
         return counts
 

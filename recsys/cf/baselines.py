@@ -10,7 +10,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from recsys import constants as C
 from recsys.cf.base import Recommender, _top_n
-from recsys.cf.interactions import purchase_counts
+from recsys.data.lines import BasketLines
 
 logger = logging.getLogger(__name__)
 
@@ -23,13 +23,17 @@ class PopularityRecommender(Recommender):
     def __init__(self, window_days: int | None = 28):
         self.window_days = window_days
 
-    def fit(self, transactions: pd.DataFrame, y=None) -> PopularityRecommender:
+    def fit(self, transactions: pd.DataFrame | BasketLines, y=None) -> PopularityRecommender:
+        if not isinstance(transactions, BasketLines):
+            with BasketLines.of(transactions) as lines:
+                return self.fit(lines)
         self.user_counts_ = self._fit_counts(transactions)
         if self.window_days:
-            end = transactions[C.TIMESTAMP].max()
-            recent = transactions[transactions[C.TIMESTAMP] > end - pd.Timedelta(days=self.window_days)]
-            counts = purchase_counts(recent, self.customer_map_, self.product_map_)
-            self.popularity_ = np.asarray((counts > 0).sum(axis=0)).ravel().astype(np.float32)
+            since = pd.Timestamp(transactions.last()) - pd.Timedelta(days=self.window_days)
+            buyers = transactions.buyers(since)
+            cols = self.product_map_.positions(buyers["p"])
+            self.popularity_ = np.zeros(len(self.product_map_), np.float32)
+            self.popularity_[cols[cols >= 0]] = buyers["buyers"][cols >= 0]
         return self
 
     def _scores(self, rows: np.ndarray) -> np.ndarray:
@@ -61,7 +65,7 @@ class PopularityRecommender(Recommender):
 class RepeatPurchaseRecommender(Recommender):
     """Baseline: each customer's own most-bought products (ties: more recent, then popular)."""
 
-    def fit(self, transactions: pd.DataFrame, y=None) -> RepeatPurchaseRecommender:
+    def fit(self, transactions: pd.DataFrame | BasketLines, y=None) -> RepeatPurchaseRecommender:
         self.user_counts_ = self._fit_counts(transactions)
         return self
 

@@ -11,22 +11,28 @@ import pandas as pd
 from recsys import constants as C
 from recsys.cf.als import ALSRecommender
 from recsys.cf.base import Recommender
+from recsys.data.lines import BasketLines
 from recsys.evaluation.ranking import ranking_metrics
 
 logger = logging.getLogger(__name__)
+
+
+def next_period_cut(transactions: pd.DataFrame, test_days: int = 28) -> pd.Timestamp:
+    """The start of the test period: the midnight ``test_days - 1`` days before the last day."""
+    return transactions[C.TIMESTAMP].max().normalize() - pd.Timedelta(days=test_days - 1)
 
 
 def next_period_split(
     transactions: pd.DataFrame, test_days: int = 28
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.Timestamp]:
     """Train on everything before the last ``test_days`` days, test on those days."""
-    cut = transactions[C.TIMESTAMP].max().normalize() - pd.Timedelta(days=test_days - 1)
+    cut = next_period_cut(transactions, test_days)
     t = transactions[C.TIMESTAMP]
     return transactions[t < cut], transactions[t >= cut], cut
 
 
 def evaluate_next_period(
-    models: dict[str, Recommender], train: pd.DataFrame, test: pd.DataFrame, k: int = C.DEFAULT_K
+    models: dict[str, Recommender], train: pd.DataFrame | BasketLines, test: pd.DataFrame, k: int = C.DEFAULT_K
 ) -> pd.DataFrame:
     """Metrics@k of fitted ``models`` on next-period purchases of customers known in training.
 
@@ -34,12 +40,17 @@ def evaluate_next_period(
     repeat past purchases) and ``discovery`` (only products new to the customer are relevant and
     past purchases are excluded from the recommendations).
     """
-    known = pd.Index(train[C.CUSTOMER_ID].unique())
+    if isinstance(train, BasketLines):
+        pairs = train.counts()
+        train_customers, train_products = pairs["c"], pairs["p"]
+    else:
+        train_customers, train_products = train[C.CUSTOMER_ID].to_numpy(), train[C.PRODUCT_ID].to_numpy()
+    known = pd.Index(pd.unique(train_customers))
     test = test[test[C.CUSTOMER_ID].isin(known) & (test[C.QUANTITY] > 0 if C.QUANTITY in test else True)]
     bought_test = test.groupby(C.CUSTOMER_ID)[C.PRODUCT_ID].agg(set)
     customers = bought_test.index.tolist()
-    new = _new_products(bought_test, train)
-    catalog = train[C.PRODUCT_ID].nunique()
+    new = _new_products(bought_test, train_customers, train_products)
+    catalog = len(pd.unique(train_products))
     rows = []
     for name, model in models.items():
         rec = model.recommend_many(customers, k, exclude_purchased=False)
@@ -51,16 +62,16 @@ def evaluate_next_period(
     return pd.DataFrame(rows)
 
 
-def _new_products(bought_test: pd.Series, train: pd.DataFrame) -> list[set]:
+def _new_products(bought_test: pd.Series, train_customers: np.ndarray, train_products: np.ndarray) -> list[set]:
     """Per customer of ``bought_test``, the products bought in the test period and never in
-    training: the (customer, product) pairs of training are looked up as integers, not held as
+    training (its customer and product of each line or pair): the pairs are looked up as integers, not held as
     one Python set per customer (a set of every past purchase, at ten times The Complete Journey,
     is half a gigabyte)."""
     customers = pd.Index(bought_test.index)
     tested = bought_test.explode()
     products = pd.Index(pd.unique(tested.to_numpy()))
-    rows = customers.get_indexer(train[C.CUSTOMER_ID])
-    cols = products.get_indexer(train[C.PRODUCT_ID])
+    rows = customers.get_indexer(train_customers)
+    cols = products.get_indexer(train_products)
     ok = (rows >= 0) & (cols >= 0)
     seen = np.unique(rows[ok].astype(np.int64) * len(products) + cols[ok])
     key = customers.get_indexer(tested.index).astype(np.int64) * len(products) + products.get_indexer(tested.to_numpy())

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from recsys import constants as C
+from recsys.data.lines import BasketLines
 
 
 @dataclass(frozen=True)
@@ -42,29 +42,24 @@ class IdMap:
         return None if i < 0 else int(i)
 
 
-def purchase_counts(transactions: pd.DataFrame, customers: IdMap, products: IdMap) -> sp.csr_matrix:
+def purchase_counts(transactions: pd.DataFrame | BasketLines, customers: IdMap, products: IdMap) -> sp.csr_matrix:
     """How many baskets of each customer hold each product (float32 CSR, customers x products).
 
-    Rows whose customer or product is not in the maps are skipped; returns are not counted.
+    Rows whose customer or product is not in the maps are skipped; returns are not counted. The
+    count is over basket lines (recsys.data.lines), the reduction the offer snapshots sum too;
+    ``transactions`` may be those lines already.
     """
-    basket = C.BASKET_ID if C.BASKET_ID in transactions else C.TIMESTAMP
-    rows = customers.positions(transactions[C.CUSTOMER_ID]).astype(np.int64)
-    cols = products.positions(transactions[C.PRODUCT_ID]).astype(np.int64)
+    if isinstance(transactions, BasketLines):
+        return counts_matrix(transactions.counts(), customers, products)
+    with BasketLines.of(transactions) as lines:
+        return counts_matrix(lines.counts(), customers, products)
+
+
+def counts_matrix(pairs: dict[str, np.ndarray], customers: IdMap, products: IdMap) -> sp.csr_matrix:
+    """The CSR matrix of :meth:`BasketLines.counts` (pairs outside the maps left out)."""
+    rows, cols = customers.positions(pairs["c"]), products.positions(pairs["p"])
     ok = (rows >= 0) & (cols >= 0)
-    if C.QUANTITY in transactions:
-        ok &= transactions[C.QUANTITY].to_numpy() > 0
-    # One count per (customer, product, basket): the pairs as one integer beside the basket,
-    # deduplicated by sorting (no copy of the table, no hash table of its rows).
-    pair = rows[ok] * len(products) + cols[ok]
-    del rows, cols
-    basket_codes = pd.factorize(transactions[basket].to_numpy()[ok])[0]
-    order = np.lexsort((basket_codes, pair))
-    pair, basket_codes = pair[order], basket_codes[order]
-    first = np.ones(len(pair), dtype=bool)
-    first[1:] = (pair[1:] != pair[:-1]) | (basket_codes[1:] != basket_codes[:-1])
-    pair = pair[first]
-    m = sp.coo_matrix(
-        (np.ones(len(pair), dtype=np.float32), (pair // len(products), pair % len(products))),
-        shape=(len(customers), len(products)),
-    )
-    return m.tocsr()
+    m = sp.coo_matrix((pairs["baskets"][ok], (rows[ok], cols[ok])), shape=(len(customers), len(products)))
+    out = m.tocsr()
+    out.sort_indices()
+    return out

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from recsys.cf.base import Recommender
+from recsys.data.lines import BasketLines
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +27,7 @@ class ItemKNNRecommender(Recommender):
         self.bm25_b = bm25_b
         self.num_threads = num_threads
 
-    def fit(self, transactions: pd.DataFrame, y=None) -> ItemKNNRecommender:
+    def fit(self, transactions: pd.DataFrame | BasketLines, y=None) -> ItemKNNRecommender:
         from implicit.nearest_neighbours import BM25Recommender
 
         self.user_counts_ = self._fit_counts(transactions)

@@ -121,18 +121,18 @@ def evaluate_campaign(
             f"develop on {', '.join(map(str, C.CJ_DEV_CAMPAIGNS))}"
         )
     start, offer_ids, redeemed = campaign_frame(ds.offer_events, campaign)
-    # the columns the ranker reads, then the rows before the campaign (a copy of those alone)
+    # the columns the ranker reads (not a copy) as basket lines, seen through a view ending at start
     read = [
         c for c in (C.CUSTOMER_ID, C.PRODUCT_ID, C.BASKET_ID, C.TIMESTAMP, C.QUANTITY, C.AMOUNT) if c in ds.transactions
     ]
-    tx = before(ds.transactions[read], start)
+    tx = ds.transactions[read]
     events = before(ds.offer_events, start)
-    cf = ALSRecommender(**(als_params or {})).fit(tx)
-    lines = basket_lines(tx)
-    examples = redemption_examples(tx, ds.offers, events, start, products=ds.products, cf_model=cf, lines=lines)
+    with basket_lines(tx) as all_lines:
+        lines = all_lines.before(start)
+        cf = ALSRecommender(**(als_params or {})).fit(lines)
+        examples = redemption_examples(tx, ds.offers, events, start, products=ds.products, cf_model=cf, lines=lines)
+        snap = snapshot(tx, start, products=ds.products, offer_events=events, product_map=cf.product_map_, lines=lines)
     model = RedemptionModel(random_state=seed).fit(examples)
-
-    snap = snapshot(tx, start, products=ds.products, offer_events=events, product_map=cf.product_map_, lines=lines)
     offers = ds.offers.set_index(C.OFFER_ID).loc[offer_ids].reset_index()
     catalog = prepare_catalog(snap, offers, ds.products, cf)
     households = pd.Index(sorted(redeemed[C.CUSTOMER_ID].unique()))

@@ -90,31 +90,27 @@ class OfferRanker(BaseEstimator):
     ) -> OfferRanker:
         """``churn``: churn probability per customer_id; ``segments``: segment name per customer_id."""
         as_of = pd.Timestamp(as_of) if as_of is not None else default_as_of(ds.transactions)
-        tx, events = before(ds.transactions, as_of), before(ds.offer_events, as_of)
-        self.as_of_ = as_of
-        self.cf_model_ = (
-            cf_model
-            if cf_model is not None
-            else ALSRecommender(**(self.als_params or {}), random_state=self.random_state).fit(tx)
-        )
-        self.products_ = ds.products
-        lines = basket_lines(tx)
-        self.snapshot_ = snapshot(
-            tx, as_of, products=ds.products, offer_events=events, product_map=self.cf_model_.product_map_, lines=lines
-        )
-        examples = (
-            redemption_examples(
-                tx, ds.offers, events, as_of, products=ds.products, cf_model=self.cf_model_, lines=lines
+        tx, events = ds.transactions, before(ds.offer_events, as_of)  # lines: through a view ending at as_of
+        self.as_of_, self.products_ = as_of, ds.products
+        with basket_lines(tx) as all_lines:
+            lines = all_lines.before(as_of)
+            als = ALSRecommender(**(self.als_params or {}), random_state=self.random_state)
+            self.cf_model_ = cf_model if cf_model is not None else als.fit(lines)
+            product_map = self.cf_model_.product_map_
+            self.snapshot_ = snapshot(
+                tx, as_of, products=ds.products, offer_events=events, product_map=product_map, lines=lines
             )
-            if ds.offers is not None
-            else pd.DataFrame(columns=["redeemed"])
-        )
+            known = {"products": ds.products, "cf_model": self.cf_model_}
+            if ds.offers is None:
+                examples = pd.DataFrame(columns=["redeemed"])
+            else:
+                examples = redemption_examples(tx, ds.offers, events, as_of, lines=lines, **known)
         self.redemption_model_ = RedemptionModel(kind=self.redemption_kind, random_state=self.random_state).fit(
             examples
         )
         self.training_examples_ = len(examples)
-        amount = tx[C.AMOUNT].where(tx[C.QUANTITY] > 0) if C.QUANTITY in tx else tx[C.AMOUNT]
-        price = amount.groupby(tx[C.PRODUCT_ID]).mean()  # of purchases (returns left out)
+        bought = (tx[C.TIMESTAMP] < as_of) & (tx[C.QUANTITY] > 0 if C.QUANTITY in tx else True)
+        price = tx[C.AMOUNT].where(bought).groupby(tx[C.PRODUCT_ID]).mean()  # of purchases before as_of
         self.price_ = price.reindex(self.snapshot_.product_map.ids).to_numpy(np.float64)
         self.churn_ = churn.astype("float64") if churn is not None else pd.Series(dtype="float64")
         self.segments_ = segments.astype(object) if segments is not None else pd.Series(dtype=object)

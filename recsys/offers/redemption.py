@@ -21,6 +21,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 from recsys import constants as C
+from recsys.data.lines import BasketLines
 from recsys.offers.catalog import prepare_catalog
 from recsys.offers.features import OFFER_FEATURES, affinity_features, feature_matrix
 from recsys.offers.snapshot import basket_lines, snapshot
@@ -66,14 +67,17 @@ def redemption_examples(
     *,
     products: pd.DataFrame | None = None,
     cf_model=None,
-    lines: pd.DataFrame | None = None,
+    lines: BasketLines | None = None,
 ) -> pd.DataFrame:
     """One row per offer sent in a finished past campaign: OFFER_FEATURES, ``redeemed``, ``campaign``."""
     camps = past_campaigns(offer_events, offers, before)
     frames = []
     first_purchase = transactions[C.TIMESTAMP].min()
     if len(camps) and lines is None:
-        lines = basket_lines(transactions)  # once for every campaign's snapshot
+        with basket_lines(transactions) as own:  # once for every campaign's snapshot
+            return redemption_examples(
+                transactions, offers, offer_events, before, products=products, cf_model=cf_model, lines=own
+            )
     if len(camps):
         # The events once, sorted by time with the campaign key beside them: each campaign's cuts
         # are slices of it, not copies of every event (millions at ten times The Complete Journey).

@@ -1,6 +1,6 @@
 """What is known about customers at a date: sparse customer x product purchase state.
 
-``basket_lines`` reduces transactions to one row per (customer, product, basket) once;
+``basket_lines`` reduces transactions to one row per (customer, product, basket) once, in DuckDB;
 ``snapshot`` cuts them at ``as_of`` into the matrices every offer feature is computed from.
 """
 
@@ -15,6 +15,7 @@ import scipy.sparse as sp
 
 from recsys import constants as C
 from recsys.cf import IdMap
+from recsys.data.lines import BasketLines
 from recsys.data.windows import before
 
 logger = logging.getLogger(__name__)
@@ -54,27 +55,10 @@ class Snapshot:
         return self._category_counts
 
 
-def basket_lines(transactions: pd.DataFrame) -> pd.DataFrame:
-    """One row per (customer, product, basket) bought (returns left out) with its amount, sorted
-    by time: what every snapshot counts. Computed once, it serves snapshots at many dates."""
-    basket = C.BASKET_ID if C.BASKET_ID in transactions else C.TIMESTAMP
-    keys = [C.CUSTOMER_ID, C.PRODUCT_ID, basket]
-    tx = transactions[list(dict.fromkeys([*keys, C.TIMESTAMP, C.AMOUNT]))]  # the columns needed, then the rows
-    if C.QUANTITY in transactions:
-        tx = tx[transactions[C.QUANTITY].to_numpy() > 0]
-    tx = tx.reset_index(drop=True)
-    lines = tx.drop_duplicates(keys)
-    lines[C.AMOUNT] = lines[C.AMOUNT].clip(lower=0).astype(np.float64)
-    # A product scanned more than once in a basket is one line carrying the sum of the amounts.
-    dup = tx.duplicated(keys, keep=False).to_numpy()
-    if dup.any():
-        summed = tx[dup].groupby(keys, sort=False)[C.AMOUNT].sum().clip(lower=0)
-        first = lines[dup[lines.index]]
-        lines.loc[first.index, C.AMOUNT] = summed.reindex(pd.MultiIndex.from_frame(first[keys])).to_numpy()
-    lines = (
-        lines.rename(columns={basket: "_basket"}) if basket != C.TIMESTAMP else lines.assign(_basket=lines[C.TIMESTAMP])
-    )
-    return lines.sort_values(C.TIMESTAMP, kind="stable").reset_index(drop=True)
+def basket_lines(transactions: pd.DataFrame) -> BasketLines:
+    """The basket lines of ``transactions`` (one per customer, product and basket bought, in
+    DuckDB: recsys.data.lines). Built once, they serve snapshots at many dates; close them after."""
+    return BasketLines.of(transactions)
 
 
 def snapshot(
@@ -85,7 +69,7 @@ def snapshot(
     offer_events: pd.DataFrame | None = None,
     customer_map: IdMap | None = None,
     product_map: IdMap | None = None,
-    lines: pd.DataFrame | None = None,
+    lines: BasketLines | None = None,
 ) -> Snapshot:
     """Sparse customer x product state from transactions strictly before ``as_of``.
 
@@ -93,26 +77,28 @@ def snapshot(
     """
     as_of = pd.Timestamp(as_of)
     if lines is None:
-        lines = basket_lines(before(transactions, as_of))
-    lines = lines.iloc[: int(lines[C.TIMESTAMP].searchsorted(as_of, side="left"))]
-    customer_map = customer_map or IdMap.of(lines[C.CUSTOMER_ID])
+        with basket_lines(before(transactions, as_of)) as own:
+            maps = {"customer_map": customer_map, "product_map": product_map}
+            return snapshot(transactions, as_of, products=products, offer_events=offer_events, lines=own, **maps)
+    baskets = lines.customer_baskets(as_of)
+    customer_map = customer_map or IdMap.of(baskets["c"])
     product_map = product_map or IdMap.of(
         transactions[C.PRODUCT_ID]
         if products is None
         else pd.concat([transactions[C.PRODUCT_ID], products[C.PRODUCT_ID]])
     )
     shape = (len(customer_map), len(product_map))
-    r_all, c = customer_map.positions(lines[C.CUSTOMER_ID]), product_map.positions(lines[C.PRODUCT_ID])
-    ok = (r_all >= 0) & (c >= 0)
-    r, c = r_all[ok], c[ok]
-    age = ((as_of - lines[C.TIMESTAMP]) / pd.Timedelta(days=1)).to_numpy()[ok]
-    weights = [np.ones(len(r), np.float32), lines[C.AMOUNT].to_numpy(np.float32)[ok], _decay(age)]
-    counts, spend, decayed = summed_matrices(r, c, shape, weights)
-    near = age <= RECENT_DAYS
-    (recent,) = summed_matrices(r[near], c[near], shape, [np.ones(int(near.sum()), np.float32)])
+    pairs = lines.pairs(as_of, half_life_days=HALF_LIFE_DAYS, recent_days=RECENT_DAYS)
+    r, c = customer_map.positions(pairs["c"]), product_map.positions(pairs["p"])
+    ok = (r >= 0) & (c >= 0)
+    r, c = r[ok], c[ok]
+    counts, spend, decayed = summed_matrices(r, c, shape, [pairs[k][ok] for k in ("baskets", "spend", "decayed")])
+    near = pairs["recent"][ok] > 0
+    (recent,) = summed_matrices(r[near], c[near], shape, [pairs["recent"][ok][near]])
+    del pairs, r, c, ok, near
 
     categories, category_of = _categories(products, product_map)
-    customer_baskets = _baskets_per_customer(r_all, lines["_basket"].to_numpy(), len(customer_map))
+    customer_baskets = _per_row(customer_map, baskets["c"], baskets["baskets"])
     redemptions, history = _offer_history(offer_events, as_of, customer_map)
     popularity = np.asarray((recent > 0).sum(axis=0)).ravel() / max(len(customer_map), 1)
     return Snapshot(
@@ -133,9 +119,12 @@ def snapshot(
     )
 
 
-def _decay(age_days: np.ndarray) -> np.ndarray:
-    """Each line's weight in ``decayed``: 0.5 ** (age / HALF_LIFE_DAYS)."""
-    return (0.5 ** (age_days / HALF_LIFE_DAYS)).astype(np.float32)
+def _per_row(id_map: IdMap, ids: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``values`` (one per id) at their ids' positions in ``id_map``, 0 elsewhere, as float32."""
+    out = np.zeros(len(id_map), np.float32)
+    rows = id_map.positions(ids)
+    out[rows[rows >= 0]] = values[rows >= 0]
+    return out
 
 
 def summed_matrices(r: np.ndarray, c: np.ndarray, shape: tuple[int, int], values: list) -> list[sp.csr_matrix]:
@@ -161,20 +150,6 @@ def summed_matrices(r: np.ndarray, c: np.ndarray, shape: tuple[int, int], values
         m.has_sorted_indices = True  # sorted by construction: nothing may sort the shared arrays
         out.append(m)
     return out
-
-
-def _baskets_per_customer(rows: np.ndarray, baskets: np.ndarray, n_customers: int) -> np.ndarray:
-    """How many distinct baskets each customer row holds (rows -1 left out): one sort of the
-    (row, basket) pairs instead of a hash table of them."""
-    keep = rows >= 0
-    rows, baskets = rows[keep], baskets[keep]
-    if baskets.dtype.kind not in "iumM":  # text ids: their codes
-        baskets = pd.factorize(baskets)[0]
-    order = np.lexsort((baskets, rows))
-    rows, baskets = rows[order], baskets[order]
-    new = np.ones(len(rows), bool)
-    new[1:] = (rows[1:] != rows[:-1]) | (baskets[1:] != baskets[:-1])
-    return np.bincount(rows[new], minlength=n_customers).astype(np.float32)
 
 
 def _category_matrix(snap: Snapshot, m: sp.csr_matrix) -> sp.csr_matrix:

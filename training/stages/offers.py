@@ -16,12 +16,12 @@ from recsys.cf import (
     PopularityRecommender,
     RepeatPurchaseRecommender,
     evaluate_next_period,
-    next_period_split,
+    next_period_cut,
 )
 from recsys.constants import at_k
 from recsys.data.windows import before
 from recsys.incrementality import has_control_groups
-from recsys.offers import OfferRanker, evaluate_campaign, evaluation_campaigns
+from recsys.offers import OfferRanker, basket_lines, evaluate_campaign, evaluation_campaigns
 from recsys.offers.campaigns import CAMPAIGN_METRICS
 from recsys.reporting import plots
 from recsys.reporting.lift import lift_report
@@ -55,16 +55,24 @@ class Evaluation:
 
 def cf(cfg: TrainConfig, track: Tracker, load: Loaded) -> CF:
     ds = load.ds
-    # the columns collaborative filtering reads: the split below copies them, not the whole table
+    # the columns collaborative filtering reads (a selection, not a copy); the basket lines are
+    # built once and every model before the test period fits on a view of them
     columns = [c for c in (C.CUSTOMER_ID, C.PRODUCT_ID, C.BASKET_ID, C.QUANTITY, C.TIMESTAMP) if c in ds.transactions]
     tx = before(ds.transactions, load.as_of)[columns]
-    train, test, cut = next_period_split(tx, cfg.cf_test_days)
-    models = {
-        "popularity": PopularityRecommender().fit(train),
-        "repeat_purchase": RepeatPurchaseRecommender().fit(train),
-        "als": ALSRecommender(**cfg.als, random_state=cfg.seed).fit(train),
-    }
-    table = evaluate_next_period(models, train, test, k=C.DEFAULT_K)
+    cut = next_period_cut(tx, cfg.cf_test_days)
+    test = tx[tx[C.TIMESTAMP].to_numpy() >= cut.to_datetime64()]
+    with basket_lines(tx) as lines:
+        train = lines.before(cut)
+        models = {
+            "popularity": PopularityRecommender().fit(train),
+            "repeat_purchase": RepeatPurchaseRecommender().fit(train),
+            "als": ALSRecommender(**cfg.als, random_state=cfg.seed).fit(train),
+        }
+        table = evaluate_next_period(models, train, test, k=C.DEFAULT_K)
+        t = time.perf_counter()
+        als = ALSRecommender(**cfg.als, random_state=cfg.seed).fit(lines)
+        final_fit = time.perf_counter() - t
+    del models
     track.log_params({"cf_test_from": cut.date(), **{f"als_{k}": v for k, v in cfg.als.items()}}, parent=False)
     track.log_metrics(
         {
@@ -84,9 +92,7 @@ def cf(cfg: TrainConfig, track: Tracker, load: Loaded) -> CF:
         },
         "cf",
     )
-    t = time.perf_counter()
-    als = ALSRecommender(**cfg.als, random_state=cfg.seed).fit(tx)
-    track.log_metrics({"cf_final_fit_seconds": time.perf_counter() - t})
+    track.log_metrics({"cf_final_fit_seconds": final_fit})
     return CF(als, table)
 
 

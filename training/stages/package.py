@@ -26,7 +26,7 @@ from training.stages.customers import Features, Loaded
 from training.stages.offers import Evaluation, Offers
 from training.tracking import Tracker
 
-REQUIREMENTS = ("mlflow", "pandas", "numpy", "scipy", "scikit-learn", "implicit", "pyarrow", "threadpoolctl")
+REQUIREMENTS = ("mlflow", "pandas", "numpy", "scipy", "scikit-learn", "implicit", "pyarrow", "duckdb", "threadpoolctl")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,219 @@
+"""Basket lines reduced in DuckDB: what every customer x product matrix is summed from.
+
+A basket line is one row per (customer, product, basket) bought (returns left out), carrying
+the basket's first moment and the sum of its amounts (a product scanned twice in a basket is one
+line). ``BasketLines.of(transactions)`` builds them once in a DuckDB database; ``pairs(as_of)``
+then sums them per (customer, product) strictly before any cut date, and ``customer_baskets``
+counts each customer's baskets. DuckDB runs these aggregations within ``RECSYS_DUCKDB_MEMORY``
+and spills to disk beyond it, so a cut's transient memory is its result (one row per pair a
+customer bought), not a copy of the lines, at every cut the training takes (the ranker's, one
+per past campaign, one per evaluated campaign).
+
+Why DuckDB: it scans a pandas frame in place (no copy of the lines), aggregates out of core
+within a memory limit, and reads Parquet the same way, so the same queries serve lines that do
+not fit in memory. Large line sets live in a database file under a temporary directory (removed
+on ``close``); a request's few lines live in memory.
+
+Environment: ``RECSYS_DUCKDB_MEMORY`` (default ``1GB``: DuckDB's buffer pool, the bound on the
+aggregations' working memory), ``RECSYS_DUCKDB_THREADS`` (default 2, this machine's cores),
+``RECSYS_DUCKDB_TEMP`` (default the system's temporary directory).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import tempfile
+import threading
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from recsys import constants as C
+from recsys.errors import ConfigurationError
+
+ON_DISK_FROM = 500_000  # lines: from this many the basket lines live in a database file
+DAY_NS = 86_400 * 10**9
+
+
+@dataclass(frozen=True)
+class DuckSettings:
+    """DuckDB's limits, from the environment with defaults."""
+
+    memory: str = "1GB"
+    threads: int = 2
+    temp: str | None = None
+
+    @classmethod
+    def from_env(cls) -> DuckSettings:
+        memory = os.environ.get("RECSYS_DUCKDB_MEMORY", cls.memory).strip()
+        if not re.fullmatch(r"\d+(\.\d+)?\s*([KMGT]i?)?B", memory, flags=re.IGNORECASE):
+            raise ConfigurationError(f"RECSYS_DUCKDB_MEMORY={memory!r}: expected a size such as 1GB or 512MiB")
+        threads = os.environ.get("RECSYS_DUCKDB_THREADS", str(cls.threads)).strip()
+        if not threads.isdigit() or int(threads) < 1:
+            raise ConfigurationError(f"RECSYS_DUCKDB_THREADS={threads!r}: expected a whole number, 1 or more")
+        return cls(memory, int(threads), os.environ.get("RECSYS_DUCKDB_TEMP") or None)
+
+
+_small = threading.local()  # per thread: one in-memory connection for small line sets
+
+
+def _memory_connection() -> duckdb.DuckDBPyConnection:
+    """This thread's in-memory connection (connecting costs ~10 ms; a request's lines need 2)."""
+    con = getattr(_small, "con", None)
+    if con is None:
+        con = _small.con = duckdb.connect(config={"threads": 1})
+    return con
+
+
+def _frame(transactions: pd.DataFrame) -> pd.DataFrame:
+    """The columns the lines are built from, without copying them: moments as integer
+    nanoseconds (exact; DuckDB's own timestamps hold microseconds), the basket id or, without
+    one, the moment."""
+    ts = transactions[C.TIMESTAMP].to_numpy().astype("datetime64[ns]", copy=False).view("i8")
+    basket = transactions[C.BASKET_ID].to_numpy() if C.BASKET_ID in transactions else ts
+    columns = {
+        "c": transactions[C.CUSTOMER_ID].to_numpy(),
+        "p": transactions[C.PRODUCT_ID].to_numpy(),
+        "b": basket,
+        "ts": ts,
+    }
+    if C.AMOUNT in transactions:  # counts alone need none (collaborative filtering reads no amounts)
+        columns["amount"] = transactions[C.AMOUNT].to_numpy(np.float64)
+    if C.QUANTITY in transactions:
+        columns["q"] = transactions[C.QUANTITY].to_numpy()
+    return pd.DataFrame(columns, copy=False)
+
+
+class BasketLines:
+    """Basket lines in a DuckDB table ``lines`` (c, p, b, ts, amount); see the module."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, table: str, directory: str | None, n: int):
+        self._con, self._table, self.n = con, table, n
+        self.directory = directory  # of the database file; None in memory
+        self.end: int | None = None  # lines from this moment on (nanoseconds) are not seen; None: all are
+        self._lock = threading.Lock()
+        self._cleanup = weakref.finalize(self, _drop, con, table, directory)
+
+    def before(self, as_of) -> BasketLines:
+        """The same lines seen only strictly before ``as_of`` (a view: nothing is copied; it is
+        valid while these lines are open, and closing it closes nothing)."""
+        view = object.__new__(BasketLines)
+        view.__dict__.update(self.__dict__)
+        end = pd.Timestamp(as_of).value
+        view.end, view._cleanup, view._owner = end if self.end is None else min(end, self.end), _nothing, self
+        return view
+
+    @classmethod
+    def of(cls, transactions: pd.DataFrame, settings: DuckSettings | None = None) -> BasketLines:
+        frame = _frame(transactions)
+        returns_out = "WHERE q > 0" if "q" in frame else ""
+        amount = "greatest(sum(amount), 0)" if "amount" in frame else "0.0::DOUBLE"
+        query = f"SELECT c, p, b, min(ts) AS ts, {amount} AS amount FROM frame {returns_out} GROUP BY c, p, b"
+        if len(frame) < ON_DISK_FROM:
+            con = _memory_connection().cursor()
+            table = f"lines_{id(frame):x}"
+            con.register("frame", frame)
+            con.execute(f"CREATE TEMP TABLE {table} AS {query}")
+            con.unregister("frame")
+            return cls(con, table, None, len(frame))
+        s = settings or DuckSettings.from_env()
+        directory = tempfile.mkdtemp(prefix="recsys-lines-", dir=s.temp)
+        try:
+            con = duckdb.connect(
+                str(Path(directory) / "lines.duckdb"),
+                config={
+                    "memory_limit": s.memory,
+                    "threads": s.threads,
+                    "temp_directory": str(Path(directory) / "spill"),
+                    "preserve_insertion_order": False,
+                },
+            )
+            con.register("frame", frame)
+            con.execute(f"CREATE TABLE lines AS {query}")
+            con.unregister("frame")
+        except BaseException as e:
+            shutil.rmtree(directory, ignore_errors=True)
+            if isinstance(e, duckdb.OutOfMemoryException):
+                raise ConfigurationError(
+                    f"RECSYS_DUCKDB_MEMORY={s.memory!r} is too little for the basket lines of {len(frame):,} "
+                    f"transaction lines (DuckDB: {str(e).splitlines()[0]})"
+                ) from e
+            raise
+        return cls(con, "lines", directory, len(frame))
+
+    def _query(self, sql: str, as_of) -> dict[str, np.ndarray]:
+        if as_of is None:
+            last = self.last()
+            cut = 0 if last is None else last + 1
+        else:
+            cut = pd.Timestamp(as_of).value if self.end is None else min(pd.Timestamp(as_of).value, self.end)
+        with self._lock:  # one connection: its queries run one at a time
+            return self._con.execute(sql.format(t=self._table), [cut]).fetchnumpy()
+
+    def pairs(self, as_of=None, *, half_life_days: float = 28.0, recent_days: float = 56.0) -> dict[str, np.ndarray]:
+        """Per (customer, product) with lines strictly before ``as_of`` (None: every line):
+        ``c``, ``p``, ``baskets`` (its lines), ``spend``, ``decayed`` (each line weighted
+        0.5 ** (age in days / ``half_life_days``)) and ``recent`` (its lines at most
+        ``recent_days`` old), the sums as float32. Ages are counted from ``as_of`` (None: from
+        the last line)."""
+        return self._query(
+            "SELECT c, p, count(*)::FLOAT AS baskets, sum(amount)::FLOAT AS spend, "
+            f"sum(pow(0.5, (t.cut - ts) / {half_life_days * DAY_NS!r}))::FLOAT AS decayed, "
+            f"count(*) FILTER (WHERE t.cut - ts <= {recent_days * DAY_NS!r})::FLOAT AS recent "
+            "FROM {t}, (SELECT $1::BIGINT AS cut) t WHERE ts < t.cut GROUP BY c, p",
+            as_of,
+        )
+
+    def counts(self, as_of=None) -> dict[str, np.ndarray]:
+        """Per (customer, product) with lines strictly before ``as_of``: ``c``, ``p`` and
+        ``baskets`` (float32), the interaction counts collaborative filtering fits on."""
+        return self._query("SELECT c, p, count(*)::FLOAT AS baskets FROM {t} WHERE ts < $1 GROUP BY c, p", as_of)
+
+    def customer_baskets(self, as_of=None) -> dict[str, np.ndarray]:
+        """Per customer with lines strictly before ``as_of``: ``c`` and ``baskets`` (distinct)."""
+        return self._query("SELECT c, count(DISTINCT b) AS baskets FROM {t} WHERE ts < $1 GROUP BY c", as_of)
+
+    def buyers(self, since) -> dict[str, np.ndarray]:
+        """Per product bought after ``since`` (and before the view's end): ``p`` and ``buyers``
+        (distinct customers)."""
+        start = pd.Timestamp(since).value
+        sql = f"SELECT p, count(DISTINCT c) AS buyers FROM {{t}} WHERE ts > {start} AND ts < $1 GROUP BY p"
+        return self._query(sql, None)
+
+    def last(self) -> int | None:
+        """The last line's moment seen (integer nanoseconds); None without lines."""
+        end = "" if self.end is None else f"WHERE ts < {self.end}"
+        with self._lock:
+            return self._con.execute(f"SELECT max(ts) FROM {self._table} {end}").fetchone()[0]
+
+    def close(self) -> None:
+        """Drop the lines and remove their database file."""
+        self._cleanup()
+
+    def __enter__(self) -> BasketLines:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _nothing() -> None:
+    """A view's close: the lines belong to the set it was cut from."""
+
+
+def _drop(con, table: str, directory: str | None) -> None:
+    try:
+        with contextlib.suppress(duckdb.Error):  # at exit the connection may be gone already
+            if directory is None:
+                con.execute(f"DROP TABLE IF EXISTS {table}")
+            con.close()
+    finally:
+        if directory is not None:
+            shutil.rmtree(directory, ignore_errors=True)

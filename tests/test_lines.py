@@ -1,0 +1,153 @@
+"""Basket lines in DuckDB: the snapshot's sums equal the plain pandas statement of them, in
+memory and on disk, at any cut; the database file goes when the lines are closed."""
+
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recsys import constants as C
+from recsys.data import lines as lines_module
+from recsys.data.dataset import Dataset
+from recsys.data.lines import BasketLines, DuckSettings
+from recsys.data.validate import validate_tables
+from recsys.errors import ConfigurationError
+from recsys.offers.snapshot import HALF_LIFE_DAYS, RECENT_DAYS, basket_lines, snapshot
+
+
+@pytest.fixture(scope="module")
+def ds(synth):
+    return Dataset(**validate_tables(synth[0])[0])
+
+
+def plain_snapshot(tx: pd.DataFrame, as_of: pd.Timestamp) -> tuple[pd.DataFrame, pd.Series]:
+    """The snapshot's sums per (customer, product) and baskets per customer, said in pandas."""
+    tx = tx[(tx[C.TIMESTAMP] < as_of) & (tx[C.QUANTITY] > 0)]
+    keys = [C.CUSTOMER_ID, C.PRODUCT_ID, C.BASKET_ID]
+    lines = tx.groupby(keys).agg(ts=(C.TIMESTAMP, "min"), amount=(C.AMOUNT, "sum")).reset_index()
+    lines["amount"] = lines["amount"].clip(lower=0)
+    age = (as_of - lines["ts"]) / pd.Timedelta(days=1)
+    lines["decayed"], lines["recent"] = 0.5 ** (age / HALF_LIFE_DAYS), (age <= RECENT_DAYS).astype(float)
+    sums = lines.groupby([C.CUSTOMER_ID, C.PRODUCT_ID]).agg(
+        counts=("ts", "size"), spend=("amount", "sum"), decayed=("decayed", "sum"), recent=("recent", "sum")
+    )
+    return sums, lines.groupby(C.CUSTOMER_ID)[C.BASKET_ID].nunique()
+
+
+def dense(snap, matrix) -> pd.Series:
+    m = matrix.tocoo()
+    index = pd.MultiIndex.from_arrays(
+        [snap.customer_map.ids[m.row], snap.product_map.ids[m.col]], names=[C.CUSTOMER_ID, C.PRODUCT_ID]
+    )
+    return pd.Series(m.data.astype(np.float64), index=index).sort_index()
+
+
+@pytest.mark.parametrize("on_disk", [False, True])
+def test_snapshot_sums_equal_the_plain_statement_in_memory_and_on_disk(ds, monkeypatch, on_disk):
+    monkeypatch.setattr(lines_module, "ON_DISK_FROM", 0 if on_disk else 10**9)
+    tx = ds.transactions
+    cuts = [tx[C.TIMESTAMP].quantile(q).floor("D") + pd.Timedelta(hours=13) for q in (0.3, 0.8)]
+    with basket_lines(tx) as lines:
+        assert (lines.directory is not None) == on_disk
+        for as_of in cuts:  # one set of lines, many cuts
+            snap = snapshot(tx, as_of, products=ds.products, lines=lines)
+            sums, baskets = plain_snapshot(tx, as_of)
+            for name in ("counts", "spend", "decayed", "recent"):
+                got = dense(snap, getattr(snap, name))
+                want = sums[name][sums[name] > 0].sort_index()
+                assert list(got.index) == list(want.index), name
+                np.testing.assert_allclose(got.to_numpy(), want.to_numpy(), rtol=1e-5, err_msg=name)
+            assert list(snap.customer_map.ids) == sorted(baskets.index)
+            np.testing.assert_array_equal(snap.customer_baskets, baskets.reindex(snap.customer_map.ids).to_numpy())
+            np.testing.assert_allclose(snap.customer_lines, sums.groupby(level=0)["counts"].sum().to_numpy())
+
+
+def test_lines_sum_a_product_scanned_twice_and_leave_out_returns_text_baskets_and_none():
+    t = pd.Timestamp("2024-03-01 10:00")
+    tx = pd.DataFrame(
+        {
+            C.CUSTOMER_ID: [1, 1, 1, 1, 2],
+            C.PRODUCT_ID: [10, 10, 11, 12, 10],
+            C.BASKET_ID: ["a", "a", "a", "a", "b"],
+            C.TIMESTAMP: [t, t + pd.Timedelta(minutes=1), t, t, t],
+            C.QUANTITY: [1, 2, 1, -1, 1],
+            C.AMOUNT: [2.0, 4.5, -0.5, -3.0, 1.25],
+        }
+    )
+    with BasketLines.of(tx) as lines:
+        got = pd.DataFrame(lines.pairs(t + pd.Timedelta(days=1))).set_index(["c", "p"]).sort_index()
+        assert got["spend"].to_dict() == {(1, 10): 6.5, (1, 11): 0.0, (2, 10): 1.25}  # 12 is a return
+        assert got["baskets"].tolist() == [1.0, 1.0, 1.0]
+        assert lines.last() == t.value  # a basket's line is at its first moment
+        assert lines.pairs(t)["c"].size == 0  # strictly before the cut
+        baskets = pd.Series(*reversed(list(lines.customer_baskets().values())))
+        assert baskets.to_dict() == {1: 1, 2: 1}
+    # without basket ids each moment is a basket
+    with BasketLines.of(tx.drop(columns=C.BASKET_ID)) as lines:
+        got = pd.DataFrame(lines.customer_baskets()).set_index("c")["baskets"]
+        assert got.to_dict() == {1: 2, 2: 1}
+
+
+def test_on_disk_lines_live_in_a_directory_removed_on_close(monkeypatch, tmp_path, ds):
+    monkeypatch.setattr(lines_module, "ON_DISK_FROM", 0)
+    monkeypatch.setenv("RECSYS_DUCKDB_TEMP", str(tmp_path))
+    monkeypatch.setenv("RECSYS_DUCKDB_MEMORY", "300MB")
+    monkeypatch.setenv("RECSYS_DUCKDB_THREADS", "1")
+    assert DuckSettings.from_env() == DuckSettings("300MB", 1, str(tmp_path))
+    lines = BasketLines.of(ds.transactions)
+    (directory,) = tmp_path.iterdir()
+    assert (directory / "lines.duckdb").exists()
+    limit = lines._con.execute("SELECT current_setting('memory_limit'), current_setting('threads')").fetchone()
+    assert limit[1] == 1 and limit[0].replace(" ", "").lower().startswith(("286", "300"))
+    lines.close()
+    assert not os.listdir(tmp_path)
+    lines.close()  # a second close does nothing
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("RECSYS_DUCKDB_MEMORY", "lots"), ("RECSYS_DUCKDB_THREADS", "0"), ("RECSYS_DUCKDB_THREADS", "x")],
+)
+def test_a_bad_setting_is_refused_by_name(monkeypatch, variable, value):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigurationError, match=f"{variable}='{value}'"):
+        DuckSettings.from_env()
+
+
+def test_lines_that_cannot_be_built_leave_no_directory(monkeypatch, tmp_path, ds):
+    monkeypatch.setattr(lines_module, "ON_DISK_FROM", 0)
+    monkeypatch.setenv("RECSYS_DUCKDB_TEMP", str(tmp_path))
+    monkeypatch.setenv("RECSYS_DUCKDB_MEMORY", "1KB")  # DuckDB runs out of memory building them
+    with pytest.raises(ConfigurationError, match="RECSYS_DUCKDB_MEMORY='1KB' is too little"):
+        BasketLines.of(ds.transactions)
+    assert not os.listdir(tmp_path)
+
+
+def _sorted(result: dict) -> pd.DataFrame:
+    frame = pd.DataFrame(result)
+    return frame.sort_values(list(frame.columns[:2])).reset_index(drop=True)
+
+
+def test_a_view_sees_only_the_lines_before_its_end_and_models_fit_on_it_as_on_the_cut_table(ds):
+    from recsys.cf import PopularityRecommender, RepeatPurchaseRecommender
+
+    tx = ds.transactions
+    cut = tx[C.TIMESTAMP].quantile(0.6).floor("D")
+    later = cut + pd.Timedelta(days=30)
+    with BasketLines.of(tx) as lines, BasketLines.of(tx[tx[C.TIMESTAMP] < cut]) as cut_lines:
+        view = lines.before(later).before(cut)  # views of views end at the earlier end
+        assert view.last() == cut_lines.last() < cut.value
+        pd.testing.assert_frame_equal(_sorted(view.pairs(later)), _sorted(cut_lines.pairs(cut)))
+        pd.testing.assert_frame_equal(_sorted(view.counts()), _sorted(cut_lines.counts()))
+        pd.testing.assert_frame_equal(_sorted(view.customer_baskets()), _sorted(cut_lines.customer_baskets()))
+        since = cut - pd.Timedelta(days=20)
+        pd.testing.assert_frame_equal(_sorted(view.buyers(since)), _sorted(cut_lines.buyers(since)))
+        assert len(view.counts()["c"]) < len(lines.counts()["c"])  # the view does hide lines
+        for model in (RepeatPurchaseRecommender(), PopularityRecommender(window_days=20)):
+            on_view, on_table = type(model)(**model.get_params()).fit(view), model.fit(tx[tx[C.TIMESTAMP] < cut])
+            assert list(on_view.customer_map_.ids) == list(on_table.customer_map_.ids)
+            assert (on_view.user_counts_ != on_table.user_counts_).nnz == 0
+            np.testing.assert_array_equal(on_view.popularity_, on_table.popularity_)
+        view.close()  # closes nothing: the lines stay open
+        assert len(lines.counts()["c"]) > 0
