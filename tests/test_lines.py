@@ -8,9 +8,10 @@ import pandas as pd
 import pytest
 
 from recsys import constants as C
-from recsys.data import lines as lines_module
+from recsys.data import duck as duck_module
 from recsys.data.dataset import Dataset
-from recsys.data.lines import BasketLines, DuckSettings
+from recsys.data.duck import DuckSettings
+from recsys.data.lines import BasketLines
 from recsys.data.validate import validate_tables
 from recsys.errors import ConfigurationError
 from recsys.offers.snapshot import HALF_LIFE_DAYS, RECENT_DAYS, basket_lines, snapshot
@@ -45,7 +46,7 @@ def dense(snap, matrix) -> pd.Series:
 
 @pytest.mark.parametrize("on_disk", [False, True])
 def test_snapshot_sums_equal_the_plain_statement_in_memory_and_on_disk(ds, monkeypatch, on_disk):
-    monkeypatch.setattr(lines_module, "ON_DISK_FROM", 0 if on_disk else 10**9)
+    monkeypatch.setattr(duck_module, "ON_DISK_FROM", 0 if on_disk else 10**9)
     tx = ds.transactions
     cuts = [tx[C.TIMESTAMP].quantile(q).floor("D") + pd.Timedelta(hours=13) for q in (0.3, 0.8)]
     with basket_lines(tx) as lines:
@@ -90,7 +91,7 @@ def test_lines_sum_a_product_scanned_twice_and_leave_out_returns_text_baskets_an
 
 
 def test_on_disk_lines_live_in_a_directory_removed_on_close(monkeypatch, tmp_path, ds):
-    monkeypatch.setattr(lines_module, "ON_DISK_FROM", 0)
+    monkeypatch.setattr(duck_module, "ON_DISK_FROM", 0)
     monkeypatch.setenv("RECSYS_DUCKDB_TEMP", str(tmp_path))
     monkeypatch.setenv("RECSYS_DUCKDB_MEMORY", "300MB")
     monkeypatch.setenv("RECSYS_DUCKDB_THREADS", "1")
@@ -116,7 +117,7 @@ def test_a_bad_setting_is_refused_by_name(monkeypatch, variable, value):
 
 
 def test_lines_that_cannot_be_built_leave_no_directory(monkeypatch, tmp_path, ds):
-    monkeypatch.setattr(lines_module, "ON_DISK_FROM", 0)
+    monkeypatch.setattr(duck_module, "ON_DISK_FROM", 0)
     monkeypatch.setenv("RECSYS_DUCKDB_TEMP", str(tmp_path))
     monkeypatch.setenv("RECSYS_DUCKDB_MEMORY", "1KB")  # DuckDB runs out of memory building them
     with pytest.raises(ConfigurationError, match="RECSYS_DUCKDB_MEMORY='1KB' is too little"):

@@ -9,73 +9,33 @@ and spills to disk beyond it, so a cut's transient memory is its result (one row
 customer bought), not a copy of the lines, at every cut the training takes (the ranker's, one
 per past campaign, one per evaluated campaign).
 
-Why DuckDB: it scans a pandas frame in place (no copy of the lines), aggregates out of core
-within a memory limit, and reads Parquet the same way, so the same queries serve lines that do
-not fit in memory. Large line sets live in a database file under a temporary directory (removed
-on ``close``); a request's few lines live in memory.
-
-Environment: ``RECSYS_DUCKDB_MEMORY`` (default ``1GB``: DuckDB's buffer pool, the bound on the
-aggregations' working memory), ``RECSYS_DUCKDB_THREADS`` (default 2, this machine's cores),
-``RECSYS_DUCKDB_TEMP`` (default the system's temporary directory).
+Large line sets live in a database file under a temporary directory (removed on ``close``); a
+request's few lines live in memory. Limits and why DuckDB: recsys.data.duck.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import re
 import shutil
 import tempfile
 import threading
 import weakref
-from dataclasses import dataclass
-from pathlib import Path
 
 import duckdb
 import numpy as np
 import pandas as pd
 
 from recsys import constants as C
-from recsys.errors import ConfigurationError
+from recsys.data import duck
+from recsys.data.duck import DuckSettings, connect, memory_connection, out_of_memory
 
-ON_DISK_FROM = 500_000  # lines: from this many the basket lines live in a database file
 DAY_NS = 86_400 * 10**9
 
 
-@dataclass(frozen=True)
-class DuckSettings:
-    """DuckDB's limits, from the environment with defaults."""
-
-    memory: str = "1GB"
-    threads: int = 2
-    temp: str | None = None
-
-    @classmethod
-    def from_env(cls) -> DuckSettings:
-        memory = os.environ.get("RECSYS_DUCKDB_MEMORY", cls.memory).strip()
-        if not re.fullmatch(r"\d+(\.\d+)?\s*([KMGT]i?)?B", memory, flags=re.IGNORECASE):
-            raise ConfigurationError(f"RECSYS_DUCKDB_MEMORY={memory!r}: expected a size such as 1GB or 512MiB")
-        threads = os.environ.get("RECSYS_DUCKDB_THREADS", str(cls.threads)).strip()
-        if not threads.isdigit() or int(threads) < 1:
-            raise ConfigurationError(f"RECSYS_DUCKDB_THREADS={threads!r}: expected a whole number, 1 or more")
-        return cls(memory, int(threads), os.environ.get("RECSYS_DUCKDB_TEMP") or None)
-
-
-_small = threading.local()  # per thread: one in-memory connection for small line sets
-
-
-def _memory_connection() -> duckdb.DuckDBPyConnection:
-    """This thread's in-memory connection (connecting costs ~10 ms; a request's lines need 2)."""
-    con = getattr(_small, "con", None)
-    if con is None:
-        con = _small.con = duckdb.connect(config={"threads": 1})
-    return con
-
-
-def _frame(transactions: pd.DataFrame) -> pd.DataFrame:
-    """The columns the lines are built from, without copying them: moments as integer
-    nanoseconds (exact; DuckDB's own timestamps hold microseconds), the basket id or, without
-    one, the moment."""
+def line_frame(transactions: pd.DataFrame, *, discount: bool = False) -> pd.DataFrame:
+    """The columns of ``transactions`` DuckDB reads (c, p, b, ts, amount, q, and with
+    ``discount`` d), without copying them: moments as integer nanoseconds (exact; DuckDB's own
+    timestamps hold microseconds), the basket id or, without one, the moment."""
     ts = transactions[C.TIMESTAMP].to_numpy().astype("datetime64[ns]", copy=False).view("i8")
     basket = transactions[C.BASKET_ID].to_numpy() if C.BASKET_ID in transactions else ts
     columns = {
@@ -88,6 +48,8 @@ def _frame(transactions: pd.DataFrame) -> pd.DataFrame:
         columns["amount"] = transactions[C.AMOUNT].to_numpy(np.float64)
     if C.QUANTITY in transactions:
         columns["q"] = transactions[C.QUANTITY].to_numpy()
+    if discount and C.DISCOUNT in transactions:
+        columns["d"] = transactions[C.DISCOUNT].to_numpy(np.float64)
     return pd.DataFrame(columns, copy=False)
 
 
@@ -112,12 +74,12 @@ class BasketLines:
 
     @classmethod
     def of(cls, transactions: pd.DataFrame, settings: DuckSettings | None = None) -> BasketLines:
-        frame = _frame(transactions)
+        frame = line_frame(transactions)
         returns_out = "WHERE q > 0" if "q" in frame else ""
         amount = "greatest(sum(amount), 0)" if "amount" in frame else "0.0::DOUBLE"
         query = f"SELECT c, p, b, min(ts) AS ts, {amount} AS amount FROM frame {returns_out} GROUP BY c, p, b"
-        if len(frame) < ON_DISK_FROM:
-            con = _memory_connection().cursor()
+        if len(frame) < duck.ON_DISK_FROM:
+            con = memory_connection().cursor()
             table = f"lines_{id(frame):x}"
             con.register("frame", frame)
             con.execute(f"CREATE TEMP TABLE {table} AS {query}")
@@ -126,26 +88,16 @@ class BasketLines:
         s = settings or DuckSettings.from_env()
         directory = tempfile.mkdtemp(prefix="recsys-lines-", dir=s.temp)
         try:
-            con = duckdb.connect(
-                str(Path(directory) / "lines.duckdb"),
-                config={
-                    "memory_limit": s.memory,
-                    "threads": s.threads,
-                    "temp_directory": str(Path(directory) / "spill"),
-                    "preserve_insertion_order": False,
-                },
-            )
+            con = connect(s, directory, database="lines.duckdb")
             con.register("frame", frame)
             con.execute(f"CREATE TABLE lines AS {query}")
             con.unregister("frame")
         except BaseException as e:
             shutil.rmtree(directory, ignore_errors=True)
-            if isinstance(e, duckdb.OutOfMemoryException):
-                raise ConfigurationError(
-                    f"RECSYS_DUCKDB_MEMORY={s.memory!r} is too little for the basket lines of {len(frame):,} "
-                    f"transaction lines (DuckDB: {str(e).splitlines()[0]})"
-                ) from e
-            raise
+            raised = out_of_memory(e, s, f"the basket lines of {len(frame):,} transaction lines")
+            if raised is e:
+                raise
+            raise raised from e
         return cls(con, "lines", directory, len(frame))
 
     def _query(self, sql: str, as_of) -> dict[str, np.ndarray]:
