@@ -4,8 +4,9 @@ The customer features, the churn labels, BG/NBD's summary and the segmentation's
 shares read the transactions at many dates (eighteen churn snapshots, the training date, each
 campaign's start). Filtering the raw lines at each date copies them each time: at ten times The
 Complete Journey that is 14.7M lines, up to a gigabyte, per date. ``PurchaseHistory.of`` reduces
-the lines once, in one pass, to the few tables those features need, each sorted by time, so a
-cut at a date is a slice:
+the lines once, in DuckDB (reading the lines in place, within ``RECSYS_DUCKDB_MEMORY``:
+recsys.data.duck), to the few tables those features need, each sorted by time (ties by their
+values, so one dataset gives one history), so a cut at a date is a slice:
 
 - ``baskets``: one row per basket (customer, time of its first line, spend, spend of positive
   lines, spend of positive discounted lines);
@@ -28,6 +29,8 @@ import numpy as np
 import pandas as pd
 
 from recsys import constants as C
+from recsys.data.duck import reduce
+from recsys.data.lines import line_frame
 
 
 @dataclass(frozen=True)
@@ -162,51 +165,52 @@ def basket_table(tx: pd.DataFrame, has_discount: bool = False) -> pd.DataFrame:
     """One row per basket (``customer_id, time, spend, positive`` and with ``has_discount``
     ``discounted``), sorted by time. Without ``basket_id`` a basket is a customer's lines
     sharing one timestamp."""
-    key = C.BASKET_ID if C.BASKET_ID in tx else C.TIMESTAMP
-    amount = tx[C.AMOUNT] if C.AMOUNT in tx else pd.Series(0.0, index=tx.index)  # visits alone (BG/NBD)
-    positive = amount.clip(lower=0)
-    parts = {"time": tx[C.TIMESTAMP], "spend": amount, "positive": positive}
-    if has_discount:
-        parts["discounted"] = positive.where(tx[C.DISCOUNT] > 0, 0.0)
-    # copy=False: the frame refers to the lines' columns (a copy would be the lines once more)
-    frame = pd.DataFrame({C.CUSTOMER_ID: tx[C.CUSTOMER_ID], "_key": tx[key], **parts}, copy=False)
-    b = frame.groupby([C.CUSTOMER_ID, "_key"], sort=False, observed=True).agg(
-        time=("time", "min"),
-        spend=("spend", "sum"),
-        positive=("positive", "sum"),
-        **({"discounted": ("discounted", "sum")} if has_discount else {}),
+    frame = line_frame(tx, discount=has_discount)
+    amount = "amount" if "amount" in frame else "0.0"  # visits alone (BG/NBD)
+    discounted = f", sum(CASE WHEN d > 0 THEN greatest({amount}, 0) ELSE 0 END) AS discounted" if has_discount else ""
+    sql = (
+        f"SELECT c AS {C.CUSTOMER_ID}, min(ts) AS time, sum({amount})::DOUBLE AS spend, "
+        f"sum(greatest({amount}, 0))::DOUBLE AS positive{discounted} FROM frame GROUP BY c, b"
     )
-    return _sorted(b.reset_index().drop(columns="_key"), "time")
+    return _typed(reduce(sql, {"frame": frame}, f"the baskets of {len(tx):,} lines"), tx, "time")
 
 
 def _first_bought(tx: pd.DataFrame, products: pd.DataFrame | None) -> pd.DataFrame:
     """When each customer first bought each category (each product without categories)."""
+    frames = {"frame": line_frame(tx)}
     if products is None:
-        key = tx[C.PRODUCT_ID]
+        sql = f"SELECT c AS {C.CUSTOMER_ID}, min(ts) AS first FROM frame GROUP BY c, p"
     else:
-        category = products.drop_duplicates(C.PRODUCT_ID).set_index(C.PRODUCT_ID)[C.CATEGORY]
-        key = tx[C.PRODUCT_ID].map(category)
-    frame = pd.DataFrame({C.CUSTOMER_ID: tx[C.CUSTOMER_ID], "_key": key, "first": tx[C.TIMESTAMP]}, copy=False)
-    first = frame.dropna(subset=["_key"]).groupby([C.CUSTOMER_ID, "_key"], sort=False, observed=True)["first"].min()
-    return _sorted(first.reset_index()[[C.CUSTOMER_ID, "first"]], "first")
+        frames["attribute"] = _attribute(products, C.CATEGORY)
+        sql = f"SELECT c AS {C.CUSTOMER_ID}, min(ts) AS first FROM frame JOIN attribute USING (p) GROUP BY c, a"
+    return _typed(reduce(sql, frames, f"the first purchases of {len(tx):,} lines"), tx, "first")
 
 
 def _departments(tx: pd.DataFrame, products: pd.DataFrame) -> pd.DataFrame:
     """Spend per (customer, department, moment): all lines, and the positive ones."""
-    department = products.drop_duplicates(C.PRODUCT_ID).set_index(C.PRODUCT_ID)[C.DEPARTMENT]
-    amount = tx[C.AMOUNT]
-    frame = pd.DataFrame(
-        {
-            C.CUSTOMER_ID: tx[C.CUSTOMER_ID],
-            C.DEPARTMENT: tx[C.PRODUCT_ID].map(department),
-            "time": tx[C.TIMESTAMP],
-            "amount": amount,
-            "positive": amount.where(amount > 0, 0.0),
-        },
-        copy=False,
-    ).dropna(subset=[C.DEPARTMENT])
-    d = frame.groupby([C.CUSTOMER_ID, C.DEPARTMENT, "time"], sort=False, observed=True)[["amount", "positive"]].sum()
-    return _sorted(d.reset_index(), "time")
+    frames = {"frame": line_frame(tx), "attribute": _attribute(products, C.DEPARTMENT)}
+    sql = (
+        f"SELECT c AS {C.CUSTOMER_ID}, a AS {C.DEPARTMENT}, ts AS time, sum(amount)::DOUBLE AS amount, "
+        "sum(greatest(amount, 0))::DOUBLE AS positive FROM frame JOIN attribute USING (p) GROUP BY c, a, ts"
+    )
+    d = reduce(sql, frames, f"the department spend of {len(tx):,} lines")
+    d[C.DEPARTMENT] = d[C.DEPARTMENT].astype(products[C.DEPARTMENT].dtype)
+    return _typed(d, tx, "time")
+
+
+def _attribute(products: pd.DataFrame, column: str) -> pd.DataFrame:
+    """(p, a): each product's ``column`` (its first row's), for the products that name one."""
+    named = products.drop_duplicates(C.PRODUCT_ID)
+    named = named[named[column].notna()]
+    return pd.DataFrame({"p": named[C.PRODUCT_ID].to_numpy(), "a": named[column].to_numpy()})
+
+
+def _typed(frame: pd.DataFrame, tx: pd.DataFrame, time: str) -> pd.DataFrame:
+    """A reduction in the lines' types (customer ids as in ``tx``, times as nanosecond
+    timestamps), sorted by ``time``, ties by their values: one dataset gives one table."""
+    frame[C.CUSTOMER_ID] = frame[C.CUSTOMER_ID].astype(tx[C.CUSTOMER_ID].dtype)
+    frame[time] = frame[time].to_numpy().astype("datetime64[ns]")
+    return _sorted(frame, time, by_values=True)
 
 
 def _events(offer_events: pd.DataFrame | None) -> pd.DataFrame | None:

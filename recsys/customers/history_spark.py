@@ -8,7 +8,7 @@ writes them to one directory, with ``history.json`` saying what they hold. The o
 the sign-up dates and everything else the features read are small and stay local.
 :meth:`recsys.customers.history.PurchaseHistory.read` reads the directory back.
 
-The same reductions as the pandas ones, group for group (``tests/test_history_spark.py``
+The same reductions as the local ones (in DuckDB), group for group (``tests/test_history_spark.py``
 compares the tables and the features computed from them on the same data).
 """
 

@@ -40,10 +40,11 @@ def line_frame(transactions: pd.DataFrame, *, discount: bool = False) -> pd.Data
     basket = transactions[C.BASKET_ID].to_numpy() if C.BASKET_ID in transactions else ts
     columns = {
         "c": transactions[C.CUSTOMER_ID].to_numpy(),
-        "p": transactions[C.PRODUCT_ID].to_numpy(),
         "b": basket,
         "ts": ts,
     }
+    if C.PRODUCT_ID in transactions:  # baskets alone need none (BG/NBD reads visits)
+        columns["p"] = transactions[C.PRODUCT_ID].to_numpy()
     if C.AMOUNT in transactions:  # counts alone need none (collaborative filtering reads no amounts)
         columns["amount"] = transactions[C.AMOUNT].to_numpy(np.float64)
     if C.QUANTITY in transactions:
