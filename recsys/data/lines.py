@@ -82,17 +82,13 @@ class BasketLines:
         if len(frame) < duck.ON_DISK_FROM:
             con = memory_connection().cursor()
             table = f"lines_{id(frame):x}"
-            con.register("frame", frame)
-            con.execute(f"CREATE TEMP TABLE {table} AS {query}")
-            con.unregister("frame")
+            _create(con, frame, table, query, "TEMP TABLE")
             return cls(con, table, None, len(frame))
         s = settings or DuckSettings.from_env()
         directory = tempfile.mkdtemp(prefix="recsys-lines-", dir=s.temp)
         try:
             con = connect(s, directory, database="lines.duckdb")
-            con.register("frame", frame)
-            con.execute(f"CREATE TABLE lines AS {query}")
-            con.unregister("frame")
+            _create(con, frame, "lines", query, "TABLE")
         except BaseException as e:
             shutil.rmtree(directory, ignore_errors=True)
             raised = out_of_memory(e, s, f"the basket lines of {len(frame):,} transaction lines")
@@ -108,7 +104,7 @@ class BasketLines:
         else:
             cut = pd.Timestamp(as_of).value if self.end is None else min(pd.Timestamp(as_of).value, self.end)
         with self._lock:  # one connection: its queries run one at a time
-            return self._con.execute(sql.format(t=self._table), [cut]).fetchnumpy()
+            return self._con.execute(sql.format(t=self._table, baskets=f"{self._table}_baskets"), [cut]).fetchnumpy()
 
     def pairs(self, as_of=None, *, half_life_days: float = 28.0, recent_days: float = 56.0) -> dict[str, np.ndarray]:
         """Per (customer, product) with lines strictly before ``as_of`` (None: every line):
@@ -131,7 +127,7 @@ class BasketLines:
 
     def customer_baskets(self, as_of=None) -> dict[str, np.ndarray]:
         """Per customer with lines strictly before ``as_of``: ``c`` and ``baskets`` (distinct)."""
-        return self._query("SELECT c, count(DISTINCT b) AS baskets FROM {t} WHERE ts < $1 GROUP BY c", as_of)
+        return self._query("SELECT c, count(*) AS baskets FROM {baskets} WHERE ts < $1 GROUP BY c", as_of)
 
     def buyers(self, since) -> dict[str, np.ndarray]:
         """Per product bought after ``since`` (and before the view's end): ``p`` and ``buyers``
@@ -157,6 +153,16 @@ class BasketLines:
         self.close()
 
 
+def _create(con, frame: pd.DataFrame, table: str, query: str, kind: str) -> None:
+    """The lines ``table`` from ``frame``, and beside it ``{table}_baskets``: one row per basket
+    (c, b, ts of its first line), which counts a customer's baskets before a date without
+    deduplicating the lines again at each date."""
+    con.register("frame", frame)
+    con.execute(f"CREATE {kind} {table} AS {query}")
+    con.unregister("frame")
+    con.execute(f"CREATE {kind} {table}_baskets AS SELECT c, b, min(ts) AS ts FROM {table} GROUP BY c, b")
+
+
 def _nothing() -> None:
     """A view's close: the lines belong to the set it was cut from."""
 
@@ -166,6 +172,7 @@ def _drop(con, table: str, directory: str | None) -> None:
         with contextlib.suppress(duckdb.Error):  # at exit the connection may be gone already
             if directory is None:
                 con.execute(f"DROP TABLE IF EXISTS {table}")
+                con.execute(f"DROP TABLE IF EXISTS {table}_baskets")
             con.close()
     finally:
         if directory is not None:
