@@ -90,6 +90,41 @@ def test_lines_sum_a_product_scanned_twice_and_leave_out_returns_text_baskets_an
         assert got.to_dict() == {1: 2, 2: 1}
 
 
+@pytest.mark.parametrize("text_ids", [False, True])
+def test_positioned_pairs_are_the_pairs_at_their_map_positions_in_csr_order(ds, text_ids):
+    import scipy.sparse as sp
+
+    from recsys.cf.interactions import positioned_matrices
+
+    tx = ds.transactions
+    as_of = tx[C.TIMESTAMP].quantile(0.6).floor("D")
+    # maps that leave out some ids of the lines and hold ids the lines never name
+    customers = pd.Index([*sorted(tx[C.CUSTOMER_ID].unique())[5:], 10**9])
+    products = pd.Index([*sorted(tx[C.PRODUCT_ID].unique())[:-7], 10**9 + 1])
+    if text_ids:  # ids kept as given: numbers in the lines, text in the maps
+        customers, products = customers.astype(str), products.astype(str)
+    with BasketLines.of(tx) as lines:
+        plain = pd.DataFrame(lines.pairs(as_of))
+        got = lines.pairs(as_of, rows=customers, columns=products)
+    keys = [
+        customers.get_indexer(plain["c"].astype(customers.dtype)),
+        products.get_indexer(plain["p"].astype(products.dtype)),
+    ]
+    want = plain.assign(c=keys[0], p=keys[1])[(keys[0] >= 0) & (keys[1] >= 0)].sort_values(["c", "p"])
+    assert got["c"].dtype == np.int32 and len(want) > 0 and len(want) < len(plain)
+    for name in ("c", "p", "baskets", "spend", "decayed", "recent"):
+        np.testing.assert_array_equal(got[name], want[name].to_numpy(), err_msg=name)
+    shape = (len(customers), len(products))
+    counts, spend = positioned_matrices(got, shape, ["baskets", "spend"])
+    plain_spend = sp.coo_matrix((want["spend"], (want["c"], want["p"])), shape=shape).toarray()
+    np.testing.assert_allclose(spend.toarray(), plain_spend, rtol=1e-6)
+    assert (
+        counts.has_canonical_format and counts.dtype == np.float32 and np.shares_memory(counts.indices, spend.indices)
+    )
+    (empty,) = positioned_matrices({k: v[:0] for k, v in got.items()}, shape, ["baskets"])
+    assert empty.nnz == 0 and empty.shape == shape
+
+
 def test_on_disk_lines_live_in_a_directory_removed_on_close(monkeypatch, tmp_path, ds):
     monkeypatch.setattr(duck_module, "ON_DISK_FROM", 0)
     monkeypatch.setenv("RECSYS_DUCKDB_TEMP", str(tmp_path))

@@ -399,22 +399,3 @@ def test_offers_of_the_same_name_or_products_are_one_offer():
     assert chosen + fill == [0, 2, 3]  # one of each group, best first
     chosen, fill = diverse_top([1, 0, 4, 3, 2], prepared, k=5, max_per_department=5, max_per_type=1)
     assert sorted(g[j] for j in chosen + fill) == sorted({g[1], g[4], g[2]})
-
-
-def test_summed_matrices_equal_their_plain_statement():
-    import scipy.sparse as sp
-
-    from recsys.offers.snapshot import summed_matrices
-
-    rng = np.random.default_rng(5)
-    n, shape = 5000, (40, 30)
-    r, c = rng.integers(0, shape[0], n), rng.integers(0, shape[1], n)  # many repeated pairs
-    values = [np.ones(n, np.float32), rng.gamma(2.0, 3.0, n).astype(np.float32), rng.uniform(size=n).astype(np.float32)]
-    got = summed_matrices(r, c, shape, values)
-    for m, v in zip(got, values):
-        want = sp.coo_matrix((v.astype(np.float64), (r, c)), shape=shape).toarray()
-        np.testing.assert_allclose(m.toarray(), want, rtol=1e-5)
-        assert m.dtype == np.float32 and m.has_canonical_format
-    assert np.shares_memory(got[0].indices, got[2].indices) and got[0].nnz == len(set(zip(r.tolist(), c.tolist())))
-    (empty,) = summed_matrices(r[:0], c[:0], shape, [values[0][:0]])
-    assert empty.nnz == 0 and empty.shape == shape

@@ -82,13 +82,18 @@ def _start_parent(config: TrainConfig):
 
 
 def _release_free_memory() -> None:
-    """Give the memory the stage freed back to the system (glibc keeps freed pages of a large
-    process resident otherwise): the next stage's peak is then its own, not the last one's."""
+    """Give the memory the stage freed back to the system (glibc, and Arrow's allocator behind
+    the Parquet reads and DuckDB's results, keep freed pages of a large process resident
+    otherwise: 0.46 GiB after loading ten times The Complete Journey): the next stage's peak is
+    then its own, not the last one's."""
     import contextlib
     import ctypes
     import gc
 
+    import pyarrow as pa
+
     gc.collect()
+    pa.default_memory_pool().release_unused()
     with contextlib.suppress(OSError, AttributeError):  # not glibc (macOS, musl): nothing to do
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 

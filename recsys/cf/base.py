@@ -16,7 +16,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from recsys import constants as C
-from recsys.cf.interactions import IdMap, counts_matrix
+from recsys.cf.interactions import IdMap, purchase_counts
 from recsys.data.lines import BasketLines
 from recsys.errors import RecsysError
 
@@ -69,11 +69,11 @@ class Recommender(BaseEstimator):
         if not isinstance(transactions, BasketLines):
             with BasketLines.of(transactions) as lines:
                 return self._fit_counts(lines)
-        pairs = transactions.counts()
-        if not len(pairs["c"]):
+        customers, products = transactions.ids()
+        if not len(customers):
             raise ValueError("no transactions to fit on")
-        self.customer_map_, self.product_map_ = IdMap.of(pairs["c"]), IdMap.of(pairs["p"])
-        counts = counts_matrix(pairs, self.customer_map_, self.product_map_)
+        self.customer_map_, self.product_map_ = IdMap.of(customers), IdMap.of(products)
+        counts = purchase_counts(transactions, self.customer_map_, self.product_map_)
         self.popularity_ = np.asarray((counts > 0).sum(axis=0)).ravel().astype(np.float32)
         return counts
 

@@ -49,17 +49,26 @@ def purchase_counts(transactions: pd.DataFrame | BasketLines, customers: IdMap, 
     count is over basket lines (recsys.data.lines), the reduction the offer snapshots sum too;
     ``transactions`` may be those lines already.
     """
-    if isinstance(transactions, BasketLines):
-        return counts_matrix(transactions.counts(), customers, products)
-    with BasketLines.of(transactions) as lines:
-        return counts_matrix(lines.counts(), customers, products)
+    if not isinstance(transactions, BasketLines):
+        with BasketLines.of(transactions) as lines:
+            return purchase_counts(lines, customers, products)
+    pairs = transactions.counts(rows=customers.ids, columns=products.ids)
+    (counts,) = positioned_matrices(pairs, (len(customers), len(products)), ["baskets"])
+    return counts
 
 
-def counts_matrix(pairs: dict[str, np.ndarray], customers: IdMap, products: IdMap) -> sp.csr_matrix:
-    """The CSR matrix of :meth:`BasketLines.counts` (pairs outside the maps left out)."""
-    rows, cols = customers.positions(pairs["c"]), products.positions(pairs["p"])
-    ok = (rows >= 0) & (cols >= 0)
-    m = sp.coo_matrix((pairs["baskets"][ok], (rows[ok], cols[ok])), shape=(len(customers), len(products)))
-    out = m.tocsr()
-    out.sort_indices()
+def positioned_matrices(pairs: dict[str, np.ndarray], shape: tuple[int, int], values: list[str]) -> list[sp.csr_matrix]:
+    """Float32 CSR matrices of positioned pairs (:meth:`BasketLines.positioned`: ``c`` and
+    ``p`` positions sorted by (c, p), each pair once), one per column named in ``values``; they
+    share one sparsity pattern. The entries are in CSR order already: nothing is sorted or copied
+    but the row pointers."""
+    rows = np.asarray(pairs["c"], np.intp)
+    indptr = np.zeros(shape[0] + 1, np.int64 if len(rows) >= 2**31 else np.int32)
+    np.cumsum(np.bincount(rows, minlength=shape[0]), out=indptr[1:])
+    indices = np.asarray(pairs["p"], indptr.dtype)
+    out = []
+    for name in values:
+        m = sp.csr_matrix((np.asarray(pairs[name], np.float32), indices, indptr), shape=shape)
+        m.has_sorted_indices = True  # sorted by construction: nothing may sort the shared arrays
+        out.append(m)
     return out

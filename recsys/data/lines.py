@@ -106,24 +106,73 @@ class BasketLines:
         with self._lock:  # one connection: its queries run one at a time
             return self._con.execute(sql.format(t=self._table, baskets=f"{self._table}_baskets"), [cut]).fetchnumpy()
 
-    def pairs(self, as_of=None, *, half_life_days: float = 28.0, recent_days: float = 56.0) -> dict[str, np.ndarray]:
+    def pairs(
+        self,
+        as_of=None,
+        *,
+        half_life_days: float = 28.0,
+        recent_days: float = 56.0,
+        rows: pd.Index | None = None,
+        columns: pd.Index | None = None,
+    ) -> dict[str, np.ndarray]:
         """Per (customer, product) with lines strictly before ``as_of`` (None: every line):
         ``c``, ``p``, ``baskets`` (its lines), ``spend``, ``decayed`` (each line weighted
         0.5 ** (age in days / ``half_life_days``)) and ``recent`` (its lines at most
         ``recent_days`` old), the sums as float32. Ages are counted from ``as_of`` (None: from
-        the last line)."""
-        return self._query(
+        the last line). With ``rows`` and ``columns`` see :meth:`positioned`."""
+        sql = (
             "SELECT c, p, count(*)::FLOAT AS baskets, sum(amount)::FLOAT AS spend, "
             f"sum(pow(0.5, (t.cut - ts) / {half_life_days * DAY_NS!r}))::FLOAT AS decayed, "
             f"count(*) FILTER (WHERE t.cut - ts <= {recent_days * DAY_NS!r})::FLOAT AS recent "
-            "FROM {t}, (SELECT $1::BIGINT AS cut) t WHERE ts < t.cut GROUP BY c, p",
-            as_of,
+            "FROM {t}, (SELECT $1::BIGINT AS cut) t WHERE ts < t.cut GROUP BY c, p"
         )
+        return self._query(sql, as_of) if rows is None else self.positioned(sql, as_of, rows, columns)
 
-    def counts(self, as_of=None) -> dict[str, np.ndarray]:
+    def counts(
+        self, as_of=None, *, rows: pd.Index | None = None, columns: pd.Index | None = None
+    ) -> dict[str, np.ndarray]:
         """Per (customer, product) with lines strictly before ``as_of``: ``c``, ``p`` and
-        ``baskets`` (float32), the interaction counts collaborative filtering fits on."""
-        return self._query("SELECT c, p, count(*)::FLOAT AS baskets FROM {t} WHERE ts < $1 GROUP BY c, p", as_of)
+        ``baskets`` (float32), the interaction counts collaborative filtering fits on. With
+        ``rows`` and ``columns`` see :meth:`positioned`."""
+        sql = "SELECT c, p, count(*)::FLOAT AS baskets FROM {t} WHERE ts < $1 GROUP BY c, p"
+        return self._query(sql, as_of) if rows is None else self.positioned(sql, as_of, rows, columns)
+
+    def ids(self) -> tuple[np.ndarray, np.ndarray]:
+        """The distinct customers and products of the lines seen."""
+        return self._query("SELECT DISTINCT c FROM {t} WHERE ts < $1", None)["c"], self._query(
+            "SELECT DISTINCT p FROM {t} WHERE ts < $1", None
+        )["p"]
+
+    def positioned(self, sql: str, as_of, rows: pd.Index, columns: pd.Index) -> dict[str, np.ndarray]:
+        """The per-pair query ``sql`` (columns c, p, ...) with ``c`` and ``p`` the positions
+        (int32) of its ids in ``rows`` and ``columns``, pairs of other ids left out, sorted by
+        (c, p): a CSR matrix's entries in order. DuckDB joins and sorts them within its memory
+        limit, so no sort and no id lookup of millions of pairs runs in Python's memory."""
+        keys = {"_rows": rows, "_columns": columns}
+        joins = " ".join(f"JOIN {name} ON {self._key(col, name, ids)}" for col, (name, ids) in zip("cp", keys.items()))
+        wrapped = (
+            "SELECT _rows.pos AS c, _columns.pos AS p, s.* EXCLUDE (c, p) "
+            f"FROM ({sql}) s {joins} ORDER BY _rows.pos, _columns.pos"
+        )
+        with self._lock:
+            for name, ids in keys.items():
+                frame = pd.DataFrame({"id": ids.to_numpy(), "pos": np.arange(len(ids), dtype=np.int32)})
+                self._con.register(name, frame)
+        try:
+            return self._query(wrapped, as_of)
+        finally:
+            with self._lock:
+                for name in keys:
+                    self._con.unregister(name)
+
+    def _key(self, column: str, name: str, ids: pd.Index) -> str:
+        """The join of ``column`` to the ids registered as ``name``: as they are when both are
+        integers or neither is, as text otherwise (ids are kept as given)."""
+        with self._lock:
+            kind = self._con.execute(f"SELECT typeof({column}) FROM {self._table} LIMIT 1").fetchall()
+        integer = not kind or kind[0][0] in ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UBIGINT")
+        same = integer == (ids.dtype.kind in "iu")
+        return f"s.{column} = {name}.id" if same else f"s.{column}::VARCHAR = {name}.id::VARCHAR"
 
     def customer_baskets(self, as_of=None) -> dict[str, np.ndarray]:
         """Per customer with lines strictly before ``as_of``: ``c`` and ``baskets`` (distinct)."""

@@ -15,6 +15,7 @@ import scipy.sparse as sp
 
 from recsys import constants as C
 from recsys.cf import IdMap
+from recsys.cf.interactions import positioned_matrices
 from recsys.data.lines import BasketLines
 from recsys.data.windows import before
 
@@ -88,14 +89,13 @@ def snapshot(
         else pd.concat([transactions[C.PRODUCT_ID], products[C.PRODUCT_ID]])
     )
     shape = (len(customer_map), len(product_map))
-    pairs = lines.pairs(as_of, half_life_days=HALF_LIFE_DAYS, recent_days=RECENT_DAYS)
-    r, c = customer_map.positions(pairs["c"]), product_map.positions(pairs["p"])
-    ok = (r >= 0) & (c >= 0)
-    r, c = r[ok], c[ok]
-    counts, spend, decayed = summed_matrices(r, c, shape, [pairs[k][ok] for k in ("baskets", "spend", "decayed")])
-    near = pairs["recent"][ok] > 0
-    (recent,) = summed_matrices(r[near], c[near], shape, [pairs["recent"][ok][near]])
-    del pairs, r, c, ok, near
+    pairs = lines.pairs(
+        as_of, half_life_days=HALF_LIFE_DAYS, recent_days=RECENT_DAYS, rows=customer_map.ids, columns=product_map.ids
+    )
+    counts, spend, decayed = positioned_matrices(pairs, shape, ["baskets", "spend", "decayed"])
+    near = pairs["recent"] > 0
+    (recent,) = positioned_matrices({k: pairs[k][near] for k in ("c", "p", "recent")}, shape, ["recent"])
+    del pairs, near
 
     categories, category_of = _categories(products, product_map)
     customer_baskets = _per_row(customer_map, baskets["c"], baskets["baskets"])
@@ -124,31 +124,6 @@ def _per_row(id_map: IdMap, ids: np.ndarray, values: np.ndarray) -> np.ndarray:
     out = np.zeros(len(id_map), np.float32)
     rows = id_map.positions(ids)
     out[rows[rows >= 0]] = values[rows >= 0]
-    return out
-
-
-def summed_matrices(r: np.ndarray, c: np.ndarray, shape: tuple[int, int], values: list) -> list[sp.csr_matrix]:
-    """Per array of ``values``, the matrix of its sums over each (row ``r``, column ``c``) pair,
-    in float32; the matrices share one sparsity pattern (one array of indices for all).
-
-    The pairs are sorted once (stable: equal pairs keep their order and are summed in it),
-    where building each matrix from coordinates would copy and sort them once per matrix:
-    at ten times The Complete Journey, 15 million pairs and hundreds of megabytes a matrix.
-    """
-    key = r.astype(np.int64) * shape[1] + c
-    order = np.argsort(key, kind="stable")
-    key = key[order]
-    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else np.zeros(0, np.int64)
-    key = key[starts]
-    indices = (key % shape[1]).astype(np.int32)
-    indptr = np.searchsorted(key // shape[1], np.arange(shape[0] + 1)).astype(np.int32)
-    del key
-    out = []
-    for v in values:
-        data = np.add.reduceat(v[order], starts) if len(starts) else np.zeros(0, np.float32)
-        m = sp.csr_matrix((data.astype(np.float32, copy=False), indices, indptr), shape=shape)
-        m.has_sorted_indices = True  # sorted by construction: nothing may sort the shared arrays
-        out.append(m)
     return out
 
 
