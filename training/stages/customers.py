@@ -86,7 +86,20 @@ def load(cfg: TrainConfig, track: Tracker) -> Loaded:
     track.log_params({"held_out_campaigns": ",".join(map(str, held_out)) or "none"})
     if held_out:
         logger.warning("held out for independent evaluation: campaign(s) %s (%d events dropped)", held_out, dropped)
-    return Loaded(ds, as_of, fingerprint, held_out)
+    return Loaded(_read_columns(ds), as_of, fingerprint, held_out)
+
+
+UNREAD = {C.TRANSACTIONS: (C.STORE_ID,), C.OFFER_EVENTS: (C.EVENT_ID,)}  # by no stage after load
+
+
+def _read_columns(ds: Dataset) -> Dataset:
+    """The dataset less the columns no stage reads once it is fingerprinted and the store's
+    events merged (ids of stores and events: 0.18 GiB at ten times The Complete Journey)."""
+    for table, columns in UNREAD.items():
+        frame = getattr(ds, table)
+        if frame is not None:
+            setattr(ds, table, frame.drop(columns=[c for c in columns if c in frame]))
+    return ds
 
 
 MIN_CUSTOMERS = 20  # with purchases before as_of: segments, churn folds and ALS need a few of each
