@@ -8,10 +8,13 @@ import pandas as pd
 
 def signed_log(a) -> np.ndarray:
     """``sign(a) * log1p(|a|)``: counts and amounts on a log scale, keeping their sign and 0."""
-    a = np.asarray(a, dtype=np.float64)
-    # one new array, worked on in place: the redemption model applies this to millions of
+    a = np.asarray(a)
+    if a.dtype.kind not in "f":
+        a = a.astype(np.float64)
+    # one new float64 array, worked on in place, read from the input as it is (float32 examples
+    # are not copied to float64 first): the redemption model applies this to millions of
     # examples x 13 features, where each temporary of the plain expression costs as much again
-    out = np.abs(a)
+    out = np.abs(a, dtype=np.float64)
     np.log1p(out, out=out)
     return np.copysign(out, a, out=out)
 

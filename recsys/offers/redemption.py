@@ -216,8 +216,9 @@ class RedemptionModel(BaseEstimator):
         if self.kind not in ("logistic", "gbm"):
             raise ValueError(f"kind must be 'logistic' or 'gbm', not {self.kind!r}")
         if self.learned_ and self.kind == "logistic":
+            # the scaler works in place on signed_log's new array: one copy of the examples fewer
             self.model_ = make_pipeline(
-                FunctionTransformer(signed_log), StandardScaler(), LogisticRegression(C=1.0, max_iter=2000)
+                FunctionTransformer(signed_log), StandardScaler(copy=False), LogisticRegression(C=1.0, max_iter=2000)
             )
             self.model_.fit(examples[list(OFFER_FEATURES)], y)
         elif self.learned_:
