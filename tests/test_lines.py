@@ -187,3 +187,44 @@ def test_a_view_sees_only_the_lines_before_its_end_and_models_fit_on_it_as_on_th
             np.testing.assert_array_equal(on_view.popularity_, on_table.popularity_)
         view.close()  # closes nothing: the lines stay open
         assert len(lines.counts()["c"]) > 0
+
+
+STOPPED_MID_STAGE = """
+import os, signal, sys, time
+import mlflow
+import pandas as pd
+from recsys.data import duck
+from recsys.data.lines import BasketLines
+from training.cli import terminate_as_exit
+
+duck.ON_DISK_FROM = 0  # a database file, as for large data
+t = pd.Timestamp("2024-03-01")
+tx = pd.DataFrame({"customer_id": [1, 2], "product_id": [10, 11], "basket_id": [5, 6], "timestamp": [t, t],
+                   "quantity": [1, 1], "amount": [2.0, 3.0]})
+mlflow.set_tracking_uri(sys.argv[1])
+guard = terminate_as_exit() if sys.argv[2] == "guarded" else open(os.devnull)
+with guard, mlflow.start_run(run_name="stage") as run, BasketLines.of(tx) as lines:
+    print(lines.directory, run.info.run_id, flush=True)
+    os.kill(os.getpid(), signal.SIGTERM)  # the scheduler stops the job mid-stage
+    time.sleep(30)
+"""
+
+
+@pytest.mark.parametrize("guarded", [True, False])
+def test_a_training_stopped_by_sigterm_removes_its_lines_and_fails_its_run(tmp_path, guarded):
+    import subprocess
+    import sys
+
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {**os.environ, "RECSYS_DUCKDB_TEMP": str(tmp_path)}
+    argv = [sys.executable, "-c", STOPPED_MID_STAGE, uri, "guarded" if guarded else "plain"]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+    directory, run_id = done.stdout.split()
+    status = MlflowClient(uri).get_run(run_id).info.status
+    if guarded:  # as `recsys train` runs its stages
+        assert done.returncode == 143, done.stderr
+        assert not os.path.exists(directory) and status == "FAILED"
+    else:  # the default: killed where it stood
+        assert done.returncode == -15 and os.path.isdir(directory) and status == "RUNNING"
