@@ -218,9 +218,12 @@ def test_a_training_stopped_by_sigterm_removes_its_lines_and_fails_its_run(tmp_p
     from mlflow.tracking import MlflowClient
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    env = {**os.environ, "RECSYS_DUCKDB_TEMP": str(tmp_path)}
+    from tests.procs import child_env
+
+    env = child_env(RECSYS_DUCKDB_TEMP=str(tmp_path))  # no experiment id another test left set
     argv = [sys.executable, "-c", STOPPED_MID_STAGE, uri, "guarded" if guarded else "plain"]
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip(), done.stderr  # it stopped before holding its lines: why
     directory, run_id = done.stdout.split()
     status = MlflowClient(uri).get_run(run_id).info.status
     if guarded:  # as `recsys train` runs its stages
