@@ -21,6 +21,7 @@ from recsys.customers import (
     segment_summary,
     segmentation_inputs,
 )
+from recsys.customers.features import weekly_history
 from recsys.customers.history import PurchaseHistory
 from recsys.data import Dataset, load_dataset
 from recsys.data.store_events import with_store_events
@@ -44,7 +45,10 @@ class Loaded:
 @dataclass(frozen=True)
 class Features:
     features: pd.DataFrame  # per customer: recsys.customers features, p_alive, expected_purchases
-    history: PurchaseHistory  # the lines reduced once: the churn snapshots and segmentation cut it
+    # the lines reduced once: the churn snapshots and segmentation cut it; released after the
+    # churn stage (training.pipeline.RELEASED_AFTER): None from then on
+    history: PurchaseHistory | None
+    weekly: pd.DataFrame  # each customer's spend and baskets per week before as_of, for the bundle
 
 
 @dataclass(frozen=True)
@@ -138,7 +142,7 @@ def features(cfg: TrainConfig, track: Tracker, load: Loaded) -> Features:
     track.log_params({f"bgnbd_{k}": round(v, 6) for k, v in bg.params_.items()}, parent=False)
     track.log_metrics({"features_customers": len(f), "features_mean_p_alive": float(f["p_alive"].mean())})
     track.log_table(f.describe().T, "features/describe.csv")
-    return Features(f, history)
+    return Features(f, history, weekly_history(history, load.as_of))
 
 
 def segmentation(cfg: TrainConfig, track: Tracker, load: Loaded, features: Features) -> Segmentation:

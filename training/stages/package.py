@@ -14,7 +14,6 @@ from mlflow.models import infer_signature
 
 from recsys import constants as C
 from recsys.bundle import ModelBundle
-from recsys.customers.features import weekly_history
 from recsys.evaluation import profile_sample
 from recsys.io import json_safe
 from registry.store import register_candidate
@@ -64,7 +63,6 @@ def package(
     }
     compared = {*C.GATE_METRICS, *(b for bs in (*C.GATE_BASELINES.values(), *C.OTHER_BASELINES.values()) for b in bs)}
     kept = {k: v for k, v in track.metrics.items() if k in compared or k.endswith("_seconds")}
-    history = weekly_history(features.history, load.as_of)
     profile = profile_sample(
         features.features.join(churn.customers[["churn_probability"]], how="left"), seed=cfg.seed
     )  # what the next training's drift is measured against
@@ -76,7 +74,7 @@ def package(
         config,
         kept,
         lift=evaluate.lift,
-        history=history,
+        history=features.weekly,
         profile=profile,
         churn_backtest=churn.backtest.model,
     )
