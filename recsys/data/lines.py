@@ -62,6 +62,8 @@ class BasketLines:
         self.directory = directory  # of the database file; None in memory
         self.end: int | None = None  # lines from this moment on (nanoseconds) are not seen; None: all are
         self._lock = threading.Lock()
+        # each column's type, read once: the id columns' decide how positions are joined (_key)
+        self._types = {row[0]: row[1] for row in con.execute(f"DESCRIBE {table}").fetchall()}
         self._cleanup = weakref.finalize(self, _drop, con, table, directory)
 
     def before(self, as_of) -> BasketLines:
@@ -168,9 +170,7 @@ class BasketLines:
     def _key(self, column: str, name: str, ids: pd.Index) -> str:
         """The join of ``column`` to the ids registered as ``name``: as they are when both are
         integers or neither is, as text otherwise (ids are kept as given)."""
-        with self._lock:
-            kind = self._con.execute(f"SELECT typeof({column}) FROM {self._table} LIMIT 1").fetchall()
-        integer = not kind or kind[0][0] in ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UBIGINT")
+        integer = self._types[column] in ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UBIGINT")
         same = integer == (ids.dtype.kind in "iu")
         return f"s.{column} = {name}.id" if same else f"s.{column}::VARCHAR = {name}.id::VARCHAR"
 
