@@ -134,7 +134,7 @@ def test_on_disk_lines_live_in_a_directory_removed_on_close(monkeypatch, tmp_pat
     lines = BasketLines.of(ds.transactions)
     (directory,) = tmp_path.iterdir()
     assert (directory / "lines.duckdb").exists()
-    limit = lines._con.execute("SELECT current_setting('memory_limit'), current_setting('threads')").fetchone()
+    limit = lines._db.con.execute("SELECT current_setting('memory_limit'), current_setting('threads')").fetchone()
     assert limit[1] == 1 and limit[0].replace(" ", "").lower().startswith(("286", "300"))
     lines.close()
     assert not os.listdir(tmp_path)

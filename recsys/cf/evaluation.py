@@ -17,9 +17,14 @@ from recsys.evaluation.ranking import ranking_metrics
 logger = logging.getLogger(__name__)
 
 
-def next_period_cut(transactions: pd.DataFrame, test_days: int = 28) -> pd.Timestamp:
-    """The start of the test period: the midnight ``test_days - 1`` days before the last day."""
-    return transactions[C.TIMESTAMP].max().normalize() - pd.Timedelta(days=test_days - 1)
+def next_period_cut(transactions: pd.DataFrame | BasketLines, test_days: int = 28) -> pd.Timestamp:
+    """The start of the test period: the midnight ``test_days - 1`` days before the last day
+    (of the transactions, or of the purchases their basket lines hold)."""
+    if isinstance(transactions, BasketLines):
+        last = pd.Timestamp(transactions.last())
+    else:
+        last = transactions[C.TIMESTAMP].max()
+    return last.normalize() - pd.Timedelta(days=test_days - 1)
 
 
 def next_period_split(
@@ -32,7 +37,10 @@ def next_period_split(
 
 
 def evaluate_next_period(
-    models: dict[str, Recommender], train: pd.DataFrame | BasketLines, test: pd.DataFrame, k: int = C.DEFAULT_K
+    models: dict[str, Recommender],
+    train: pd.DataFrame | BasketLines,
+    test: pd.DataFrame | BasketLines,
+    k: int = C.DEFAULT_K,
 ) -> pd.DataFrame:
     """Metrics@k of fitted ``models`` on next-period purchases of customers known in training.
 
@@ -46,6 +54,9 @@ def evaluate_next_period(
     else:
         train_customers, train_products = train[C.CUSTOMER_ID].to_numpy(), train[C.PRODUCT_ID].to_numpy()
     known = pd.Index(pd.unique(train_customers))
+    if isinstance(test, BasketLines):  # the pairs bought in the test period (lines hold no returns)
+        bought = test.counts()
+        test = pd.DataFrame({C.CUSTOMER_ID: bought["c"], C.PRODUCT_ID: bought["p"]}, copy=False)
     test = test[test[C.CUSTOMER_ID].isin(known) & (test[C.QUANTITY] > 0 if C.QUANTITY in test else True)]
     bought_test = test.groupby(C.CUSTOMER_ID)[C.PRODUCT_ID].agg(set)
     customers = bought_test.index.tolist()

@@ -1,7 +1,7 @@
 """Basket lines reduced in DuckDB: what every customer x product matrix is summed from.
 
 A basket line is one row per (customer, product, basket) bought (returns left out), carrying
-the basket's first moment and the sum of its amounts (a product scanned twice in a basket is one
+the basket's first moment, the sum of its amounts and its number of lines (a product scanned twice in a basket is one
 line). ``BasketLines.of(transactions)`` builds them once in a DuckDB database; ``pairs(as_of)``
 then sums them per (customer, product) strictly before any cut date, and ``customer_baskets``
 counts each customer's baskets. DuckDB runs these aggregations within ``RECSYS_DUCKDB_MEMORY``
@@ -10,7 +10,10 @@ customer bought), not a copy of the lines, at every cut the training takes (the 
 per past campaign, one per evaluated campaign).
 
 Large line sets live in a database file under a temporary directory (removed on ``close``); a
-request's few lines live in memory. Limits and why DuckDB: recsys.data.duck.
+request's few lines live in memory. Lines on disk can ``release`` their connection between uses
+(DuckDB's buffer pool, up to its memory limit, goes with it) and reopen it at the next query, so
+a training holds one set of lines for every stage without holding their cache through the
+model fits in between. Limits and why DuckDB: recsys.data.duck.
 """
 
 from __future__ import annotations
@@ -55,24 +58,32 @@ def line_frame(transactions: pd.DataFrame, *, discount: bool = False) -> pd.Data
 
 
 class BasketLines:
-    """Basket lines in a DuckDB table ``lines`` (c, p, b, ts, amount); see the module."""
+    """Basket lines in a DuckDB table ``lines`` (c, p, b, ts, amount, n); see the module."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, table: str, directory: str | None, n: int):
-        self._con, self._table, self.n = con, table, n
-        self.directory = directory  # of the database file; None in memory
-        self.end: int | None = None  # lines from this moment on (nanoseconds) are not seen; None: all are
-        self._lock = threading.Lock()
-        # each column's type, read once: the id columns' decide how positions are joined (_key)
-        self._types = {row[0]: row[1] for row in con.execute(f"DESCRIBE {table}").fetchall()}
-        self._cleanup = weakref.finalize(self, _drop, con, table, directory)
+    def __init__(self, db: _Database, table: str, n: int):
+        self._db, self._table, self.n = db, table, n
+        self.directory = db.directory  # of the database file; None in memory
+        self.start: int | None = None  # lines before this moment (nanoseconds) are not seen; None: all are
+        self.end: int | None = None  # lines from this moment on are not seen; None: all are
+        with db.use() as con:  # each column's type, read once: the id columns' decide how positions are joined
+            self._types = {row[0]: row[1] for row in con.execute(f"DESCRIBE {table}").fetchall()}
+        self._cleanup = weakref.finalize(self, db.drop, table)
 
     def before(self, as_of) -> BasketLines:
         """The same lines seen only strictly before ``as_of`` (a view: nothing is copied; it is
         valid while these lines are open, and closing it closes nothing)."""
+        end = pd.Timestamp(as_of).value
+        return self._view(self.start, end if self.end is None else min(end, self.end))
+
+    def since(self, start) -> BasketLines:
+        """The same lines seen only from ``start`` on (a view, as :meth:`before`)."""
+        first = pd.Timestamp(start).value
+        return self._view(first if self.start is None else max(first, self.start), self.end)
+
+    def _view(self, start: int | None, end: int | None) -> BasketLines:
         view = object.__new__(BasketLines)
         view.__dict__.update(self.__dict__)
-        end = pd.Timestamp(as_of).value
-        view.end, view._cleanup, view._owner = end if self.end is None else min(end, self.end), _nothing, self
+        view.start, view.end, view._cleanup, view._owner = start, end, _nothing, self
         return view
 
     @classmethod
@@ -80,33 +91,47 @@ class BasketLines:
         frame = line_frame(transactions)
         returns_out = "WHERE q > 0" if "q" in frame else ""
         amount = "greatest(sum(amount), 0)" if "amount" in frame else "0.0::DOUBLE"
-        query = f"SELECT c, p, b, min(ts) AS ts, {amount} AS amount FROM frame {returns_out} GROUP BY c, p, b"
+        query = (
+            f"SELECT c, p, b, min(ts) AS ts, {amount} AS amount, count(*)::INTEGER AS n "
+            f"FROM frame {returns_out} GROUP BY c, p, b"
+        )
         if len(frame) < duck.ON_DISK_FROM:
-            con = memory_connection().cursor()
+            db = _Database(memory_connection().cursor(), None, None)
             table = f"lines_{id(frame):x}"
-            _create(con, frame, table, query, "TEMP TABLE")
-            return cls(con, table, None, len(frame))
+            _create(db.con, frame, table, query, "TEMP TABLE")
+            return cls(db, table, len(frame))
         s = settings or DuckSettings.from_env()
         directory = tempfile.mkdtemp(prefix="recsys-lines-", dir=s.temp)
         try:
-            con = connect(s, directory, database="lines.duckdb")
-            _create(con, frame, "lines", query, "TABLE")
+            db = _Database(connect(s, directory, database=DATABASE), directory, s)
+            _create(db.con, frame, "lines", query, "TABLE")
         except BaseException as e:
             shutil.rmtree(directory, ignore_errors=True)
             raised = out_of_memory(e, s, f"the basket lines of {len(frame):,} transaction lines")
             if raised is e:
                 raise
             raise raised from e
-        return cls(con, "lines", directory, len(frame))
+        return cls(db, "lines", len(frame))
 
-    def _query(self, sql: str, as_of) -> dict[str, np.ndarray]:
+    def _sql(self, sql: str) -> str:
+        """``sql`` with ``{t}`` and ``{baskets}`` the lines and baskets this view sees from its start."""
+        tables = {"t": self._table, "baskets": f"{self._table}_baskets"}
+        if self.start is not None:
+            tables = {k: f"(SELECT * FROM {v} WHERE ts >= {self.start})" for k, v in tables.items()}
+        return sql.format(**tables)
+
+    def _cut(self, as_of) -> int:
         if as_of is None:
             last = self.last()
-            cut = 0 if last is None else last + 1
-        else:
-            cut = pd.Timestamp(as_of).value if self.end is None else min(pd.Timestamp(as_of).value, self.end)
-        with self._lock:  # one connection: its queries run one at a time
-            return self._con.execute(sql.format(t=self._table, baskets=f"{self._table}_baskets"), [cut]).fetchnumpy()
+            return 0 if last is None else last + 1
+        return pd.Timestamp(as_of).value if self.end is None else min(pd.Timestamp(as_of).value, self.end)
+
+    def _query(self, sql: str, as_of, con=None) -> dict[str, np.ndarray]:
+        cut = self._cut(as_of)
+        if con is not None:
+            return con.execute(self._sql(sql), [cut]).fetchnumpy()
+        with self._db.use() as own:  # one connection: its queries run one at a time
+            return own.execute(self._sql(sql), [cut]).fetchnumpy()
 
     def pairs(
         self,
@@ -139,6 +164,13 @@ class BasketLines:
         sql = "SELECT c, p, count(*)::FLOAT AS baskets FROM {t} WHERE ts < $1 GROUP BY c, p"
         return self._query(sql, as_of) if rows is None else self.positioned(sql, as_of, rows, columns)
 
+    def prices(self, as_of=None) -> pd.Series:
+        """The mean amount of a purchased transaction line per product, over the lines strictly
+        before ``as_of`` (a basket's lines of a product counted one by one, as the transactions
+        hold them)."""
+        got = self._query("SELECT p, sum(amount) / sum(n) AS price FROM {t} WHERE ts < $1 GROUP BY p", as_of)
+        return pd.Series(got["price"], index=pd.Index(got["p"], name=C.PRODUCT_ID), name=C.AMOUNT)
+
     def ids(self) -> tuple[np.ndarray, np.ndarray]:
         """The distinct customers and products of the lines seen."""
         return self._query("SELECT DISTINCT c FROM {t} WHERE ts < $1", None)["c"], self._query(
@@ -156,16 +188,15 @@ class BasketLines:
             "SELECT _rows.pos AS c, _columns.pos AS p, s.* EXCLUDE (c, p) "
             f"FROM ({sql}) s {joins} ORDER BY _rows.pos, _columns.pos"
         )
-        with self._lock:
+        cut = self._cut(as_of)
+        with self._db.use() as con:
             for name, ids in keys.items():
-                frame = pd.DataFrame({"id": ids.to_numpy(), "pos": np.arange(len(ids), dtype=np.int32)})
-                self._con.register(name, frame)
-        try:
-            return self._query(wrapped, as_of)
-        finally:
-            with self._lock:
+                con.register(name, pd.DataFrame({"id": ids.to_numpy(), "pos": np.arange(len(ids), dtype=np.int32)}))
+            try:
+                return self._query(wrapped, cut, con)
+            finally:
                 for name in keys:
-                    self._con.unregister(name)
+                    con.unregister(name)
 
     def _key(self, column: str, name: str, ids: pd.Index) -> str:
         """The join of ``column`` to the ids registered as ``name``: as they are when both are
@@ -185,11 +216,23 @@ class BasketLines:
         sql = f"SELECT p, count(DISTINCT c) AS buyers FROM {{t}} WHERE ts > {start} AND ts < $1 GROUP BY p"
         return self._query(sql, None)
 
+    def first(self) -> int | None:
+        """The first line's moment seen (integer nanoseconds); None without lines."""
+        return self._bound("min")
+
     def last(self) -> int | None:
         """The last line's moment seen (integer nanoseconds); None without lines."""
+        return self._bound("max")
+
+    def _bound(self, which: str) -> int | None:
         end = "" if self.end is None else f"WHERE ts < {self.end}"
-        with self._lock:
-            return self._con.execute(f"SELECT max(ts) FROM {self._table} {end}").fetchone()[0]
+        with self._db.use() as con:
+            return con.execute(self._sql(f"SELECT {which}(ts) FROM {{t}} {end}")).fetchall()[0][0]
+
+    def release(self) -> None:
+        """Close the connection of lines on disk until the next query reopens it: DuckDB's
+        buffer pool (up to its memory limit) is freed with it. Lines in memory keep theirs."""
+        self._db.release()
 
     def close(self) -> None:
         """Drop the lines and remove their database file."""
@@ -200,6 +243,44 @@ class BasketLines:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+DATABASE = "lines.duckdb"
+
+
+class _Database:
+    """The connection the lines and their views share, used one query at a time; on disk it
+    may be closed between uses and reopens at the next one."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, directory: str | None, settings: DuckSettings | None):
+        self.con, self.directory, self.settings = con, directory, settings
+        self.lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def use(self):
+        with self.lock:
+            if self.con is None:
+                self.con = connect(self.settings, self.directory, database=DATABASE)
+            yield self.con
+
+    def release(self) -> None:
+        with self.lock:
+            if self.directory is not None and self.con is not None:
+                self.con.close()
+                self.con = None
+
+    def drop(self, table: str) -> None:
+        try:
+            with self.lock, contextlib.suppress(duckdb.Error):  # at exit the connection may be gone already
+                if self.con is not None:
+                    if self.directory is None:
+                        self.con.execute(f"DROP TABLE IF EXISTS {table}")
+                        self.con.execute(f"DROP TABLE IF EXISTS {table}_baskets")
+                    self.con.close()
+                self.con = None
+        finally:
+            if self.directory is not None:
+                shutil.rmtree(self.directory, ignore_errors=True)
 
 
 def _create(con, frame: pd.DataFrame, table: str, query: str, kind: str) -> None:
@@ -214,15 +295,3 @@ def _create(con, frame: pd.DataFrame, table: str, query: str, kind: str) -> None
 
 def _nothing() -> None:
     """A view's close: the lines belong to the set it was cut from."""
-
-
-def _drop(con, table: str, directory: str | None) -> None:
-    try:
-        with contextlib.suppress(duckdb.Error):  # at exit the connection may be gone already
-            if directory is None:
-                con.execute(f"DROP TABLE IF EXISTS {table}")
-                con.execute(f"DROP TABLE IF EXISTS {table}_baskets")
-            con.close()
-    finally:
-        if directory is not None:
-            shutil.rmtree(directory, ignore_errors=True)

@@ -40,6 +40,17 @@ def has_control_groups(offer_events: pd.DataFrame | None) -> bool:
     return offer_events is not None and bool((offer_events[C.EVENT] == C.HELD_OUT).any())
 
 
+def experiment_transactions(transactions: pd.DataFrame, offer_events: pd.DataFrame | None) -> pd.DataFrame | None:
+    """The transactions of the customers assigned to an offer that held back a control group:
+    every line the lift of the data's experiments reads (None: no control group)."""
+    a = assignments(offer_events)
+    controlled = a[a[ARM] == CONTROL][C.OFFER_ID].unique()
+    if not len(controlled):
+        return None
+    customers = a.loc[a[C.OFFER_ID].isin(controlled), C.CUSTOMER_ID].unique()
+    return transactions[transactions[C.CUSTOMER_ID].isin(customers)].reset_index(drop=True)
+
+
 def experiment_table(
     transactions: pd.DataFrame,
     offer_events: pd.DataFrame | None,
@@ -48,18 +59,20 @@ def experiment_table(
     products: pd.DataFrame | None = None,
     window_days: int = DEFAULT_WINDOW_DAYS,
     cost: pd.Series | None = None,
+    last: pd.Timestamp | None = None,
 ) -> pd.DataFrame:
     """One row per (customer, offer) assignment whose window has ended: ``group`` (the offer),
     ``arm``, ``assigned_at``, campaign, propensity, ``pre_spend`` (spend in the window before),
     and the outcomes in ``(assigned_at, assigned_at + window]``: ``offer_spend`` (on the offer's
     products), ``total_spend``, ``visits`` (baskets), ``redemptions`` (of this offer) and
     ``cost`` (redemptions x the offer's cost per redemption: ``cost`` per offer_id, or the
-    catalog's ``cost``, else its ``value``)."""
+    catalog's ``cost``, else its ``value``). ``last``: the data's last moment, when
+    ``transactions`` are only some customers' (:func:`experiment_transactions`); else their last."""
     if window_days < 1:
         raise ValueError(f"window_days must be at least 1, not {window_days}")
     a = assignments(offer_events)
     window = pd.Timedelta(days=window_days)
-    last = transactions[C.TIMESTAMP].max()
+    last = transactions[C.TIMESTAMP].max() if last is None else last
     a = a[a[ASSIGNED_AT] + window <= last].reset_index(drop=True)
     if a.empty:
         return a.assign(

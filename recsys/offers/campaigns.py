@@ -22,6 +22,7 @@ import pandas as pd
 from recsys import constants as C
 from recsys.cf import ALSRecommender
 from recsys.constants import at_k
+from recsys.data.lines import BasketLines
 from recsys.data.windows import before
 from recsys.evaluation.bootstrap import paired_ratio_interval, percentile_interval, resample_counts
 from recsys.evaluation.ranking import user_metrics
@@ -113,25 +114,25 @@ def evaluate_campaign(
     held_out: tuple = C.CJ_HELD_OUT_CAMPAIGNS,
     held_out_ok: bool = False,
     seed: int = C.SEED,
+    lines: BasketLines | None = None,
 ) -> CampaignResult:
-    """Every ranker on one campaign's redeeming households (see the module's docstring)."""
+    """Every ranker on one campaign's redeeming households (see the module's docstring);
+    ``lines``: ``ds.transactions``' basket lines if held (the transactions are then not read)."""
     if campaign in held_out and not held_out_ok:
         raise HeldOutCampaignError(
             f"campaign {campaign} is held out for independent evaluation; "
             f"develop on {', '.join(map(str, C.CJ_DEV_CAMPAIGNS))}"
         )
+    if lines is None:
+        with basket_lines(ds.transactions) as own:
+            return evaluate_campaign(ds, campaign, k=k, als_params=als_params, held_out_ok=True, seed=seed, lines=own)
     start, offer_ids, redeemed = campaign_frame(ds.offer_events, campaign)
-    # the columns the ranker reads (not a copy) as basket lines, seen through a view ending at start
-    read = [
-        c for c in (C.CUSTOMER_ID, C.PRODUCT_ID, C.BASKET_ID, C.TIMESTAMP, C.QUANTITY, C.AMOUNT) if c in ds.transactions
-    ]
-    tx = ds.transactions[read]
-    events = before(ds.offer_events, start)
-    with basket_lines(tx) as all_lines:
-        lines = all_lines.before(start)
-        cf = ALSRecommender(**(als_params or {})).fit(lines)
-        examples = redemption_examples(tx, ds.offers, events, start, products=ds.products, cf_model=cf, lines=lines)
-        snap = snapshot(tx, start, products=ds.products, offer_events=events, product_map=cf.product_map_, lines=lines)
+    # the lines through a view ending at the campaign's first send
+    events, lines = before(ds.offer_events, start), lines.before(start)
+    cf = ALSRecommender(**(als_params or {})).fit(lines)
+    examples = redemption_examples(None, ds.offers, events, start, products=ds.products, cf_model=cf, lines=lines)
+    snap = snapshot(None, start, products=ds.products, offer_events=events, product_map=cf.product_map_, lines=lines)
+    lines.release()
     model = RedemptionModel(random_state=seed).fit(examples)
     offers = ds.offers.set_index(C.OFFER_ID).loc[offer_ids].reset_index()
     catalog = prepare_catalog(snap, offers, ds.products, cf)

@@ -30,6 +30,7 @@ from sklearn.exceptions import NotFittedError
 from recsys import constants as C
 from recsys.cf import ALSRecommender, IdMap
 from recsys.customers import default_as_of
+from recsys.data.lines import BasketLines
 from recsys.data.windows import before
 from recsys.errors import InvalidRequestError
 from recsys.offers.catalog import prepare_catalog
@@ -87,31 +88,34 @@ class OfferRanker(BaseEstimator):
         cf_model: ALSRecommender | None = None,
         churn: pd.Series | None = None,
         segments: pd.Series | None = None,
+        lines: BasketLines | None = None,
     ) -> OfferRanker:
-        """``churn``: churn probability per customer_id; ``segments``: segment name per customer_id."""
-        as_of = pd.Timestamp(as_of) if as_of is not None else default_as_of(ds.transactions)
-        tx, events = ds.transactions, before(ds.offer_events, as_of)  # lines: through a view ending at as_of
+        """``churn``: churn probability per customer_id; ``segments``: segment name per customer_id;
+        ``lines``: ``ds.transactions``' basket lines if held (the transactions are then not read)."""
+        if lines is None:
+            as_of = pd.Timestamp(as_of) if as_of is not None else default_as_of(ds.transactions)
+            with basket_lines(ds.transactions) as own:
+                return self.fit(ds, as_of, cf_model=cf_model, churn=churn, segments=segments, lines=own)
+        if as_of is None:
+            raise ValueError("as_of is needed with lines: the transactions' last day is not read")
+        as_of, lines = pd.Timestamp(as_of), lines.before(as_of)
+        events = before(ds.offer_events, as_of)
         self.as_of_, self.products_ = as_of, ds.products
-        with basket_lines(tx) as all_lines:
-            lines = all_lines.before(as_of)
-            als = ALSRecommender(**(self.als_params or {}), random_state=self.random_state)
-            self.cf_model_ = cf_model if cf_model is not None else als.fit(lines)
-            product_map = self.cf_model_.product_map_
-            self.snapshot_ = snapshot(
-                tx, as_of, products=ds.products, offer_events=events, product_map=product_map, lines=lines
-            )
-            known = {"products": ds.products, "cf_model": self.cf_model_}
-            if ds.offers is None:
-                examples = pd.DataFrame(columns=["redeemed"])
-            else:
-                examples = redemption_examples(tx, ds.offers, events, as_of, lines=lines, **known)
+        als = ALSRecommender(**(self.als_params or {}), random_state=self.random_state)
+        self.cf_model_ = cf_model if cf_model is not None else als.fit(lines)
+        known = {"products": ds.products, "lines": lines}
+        self.snapshot_ = snapshot(None, as_of, offer_events=events, product_map=self.cf_model_.product_map_, **known)
+        examples = (
+            pd.DataFrame(columns=["redeemed"])
+            if ds.offers is None
+            else redemption_examples(None, ds.offers, events, as_of, cf_model=self.cf_model_, **known)
+        )
+        self.price_ = lines.prices(as_of).reindex(self.snapshot_.product_map.ids).to_numpy(np.float64)
+        lines.release()  # DuckDB's cache is not held while the redemption model fits
         self.redemption_model_ = RedemptionModel(kind=self.redemption_kind, random_state=self.random_state).fit(
             examples
         )
         self.training_examples_ = len(examples)
-        bought = (tx[C.TIMESTAMP] < as_of) & (tx[C.QUANTITY] > 0 if C.QUANTITY in tx else True)
-        price = tx[C.AMOUNT].where(bought).groupby(tx[C.PRODUCT_ID]).mean()  # of purchases before as_of
-        self.price_ = price.reindex(self.snapshot_.product_map.ids).to_numpy(np.float64)
         self.churn_ = churn.astype("float64") if churn is not None else pd.Series(dtype="float64")
         self.segments_ = segments.astype(object) if segments is not None else pd.Series(dtype=object)
         return self

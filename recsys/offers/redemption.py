@@ -60,7 +60,7 @@ def past_campaigns(offer_events: pd.DataFrame | None, offers: pd.DataFrame, befo
 
 
 def redemption_examples(
-    transactions: pd.DataFrame,
+    transactions: pd.DataFrame | None,
     offers: pd.DataFrame,
     offer_events: pd.DataFrame | None,
     before,
@@ -69,9 +69,11 @@ def redemption_examples(
     cf_model=None,
     lines: BasketLines | None = None,
 ) -> pd.DataFrame:
-    """One row per offer sent in a finished past campaign: OFFER_FEATURES, ``redeemed``, ``campaign``."""
+    """One row per offer sent in a finished past campaign: OFFER_FEATURES, ``redeemed``, ``campaign``.
+
+    ``lines``: the basket lines of ``transactions`` (which may then be None), else built here."""
     camps = past_campaigns(offer_events, offers, before)
-    first_purchase = transactions[C.TIMESTAMP].min()
+    first_purchase = transactions[C.TIMESTAMP].min() if lines is None else pd.Timestamp(lines.first())
     if len(camps) and lines is None:
         with basket_lines(transactions) as own:  # once for every campaign's snapshot
             return redemption_examples(

@@ -63,7 +63,7 @@ def basket_lines(transactions: pd.DataFrame) -> BasketLines:
 
 
 def snapshot(
-    transactions: pd.DataFrame,
+    transactions: pd.DataFrame | None,
     as_of,
     *,
     products: pd.DataFrame | None = None,
@@ -74,7 +74,8 @@ def snapshot(
 ) -> Snapshot:
     """Sparse customer x product state from transactions strictly before ``as_of``.
 
-    ``lines`` is :func:`basket_lines` of ``transactions``, when the caller has it already.
+    ``lines`` is :func:`basket_lines` of ``transactions``, when the caller has it already
+    (``transactions`` may then be None: everything is read from the lines).
     """
     as_of = pd.Timestamp(as_of)
     if lines is None:
@@ -83,11 +84,9 @@ def snapshot(
             return snapshot(transactions, as_of, products=products, offer_events=offer_events, lines=own, **maps)
     baskets = lines.customer_baskets(as_of)
     customer_map = customer_map or IdMap.of(baskets["c"])
-    product_map = product_map or IdMap.of(
-        transactions[C.PRODUCT_ID]
-        if products is None
-        else pd.concat([transactions[C.PRODUCT_ID], products[C.PRODUCT_ID]])
-    )
+    if product_map is None:
+        bought = pd.Series(lines.ids()[1]) if transactions is None else transactions[C.PRODUCT_ID]
+        product_map = IdMap.of(bought if products is None else pd.concat([bought, products[C.PRODUCT_ID]]))
     shape = (len(customer_map), len(product_map))
     pairs = lines.pairs(
         as_of, half_life_days=HALF_LIFE_DAYS, recent_days=RECENT_DAYS, rows=customer_map.ids, columns=product_map.ids

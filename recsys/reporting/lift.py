@@ -37,9 +37,11 @@ def lift_results(
     campaign=None,
     margin: float = DEFAULT_MARGIN,
     level: float = 0.95,
+    last: pd.Timestamp | None = None,
 ) -> pd.DataFrame:
     """One row per offer and per campaign with a control group (``level`` column: offer or
-    campaign), the lift table's columns; then one row per campaign without one."""
+    campaign), the lift table's columns; then one row per campaign without one. ``last``: the
+    data's last moment when ``ds.transactions`` are only the experiments' customers'."""
     events = ds.offer_events
     a = assignments(events)
     if campaign is not None:
@@ -50,7 +52,7 @@ def lift_results(
         ev = events[events[C.OFFER_ID].isin(controlled)]
         if campaign is not None and C.CAMPAIGN_ID in ev:
             ev = ev[ev[C.CAMPAIGN_ID].astype(str) == str(campaign)]
-        e = experiment_table(ds.transactions, ev, ds.offers, products=ds.products, window_days=window_days)
+        e = experiment_table(ds.transactions, ev, ds.offers, products=ds.products, window_days=window_days, last=last)
         if len(e):
             kw = {"margin": margin, "level": level}
             rows.append(lift_table(e, **kw).assign(level="offer"))
@@ -79,10 +81,15 @@ def lift_results(
 
 
 def lift_report(
-    ds: Dataset, *, window_days: int = DEFAULT_WINDOW_DAYS, campaign=None, margin: float = DEFAULT_MARGIN
+    ds: Dataset,
+    *,
+    window_days: int = DEFAULT_WINDOW_DAYS,
+    campaign=None,
+    margin: float = DEFAULT_MARGIN,
+    last: pd.Timestamp | None = None,
 ) -> Report:
     """:func:`lift_results` as a report: ``lift.csv``, a figure of the intervals, and metrics."""
-    table = lift_results(ds, window_days=window_days, campaign=campaign, margin=margin)
+    table = lift_results(ds, window_days=window_days, campaign=campaign, margin=margin, last=last)
     measured = table[table["control"] > 0]
     note = (
         f"{len(measured)} offers and campaigns with a randomised control group"

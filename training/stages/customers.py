@@ -24,8 +24,10 @@ from recsys.customers import (
 from recsys.customers.features import weekly_history
 from recsys.customers.history import PurchaseHistory
 from recsys.data import Dataset, load_dataset
+from recsys.data.lines import BasketLines
 from recsys.data.store_events import with_store_events
 from recsys.errors import DataValidationError, Issue
+from recsys.incrementality.experiment import experiment_transactions
 from recsys.offers import held_out_for, hold_out_events
 from recsys.reporting import plots
 from training.config import TrainConfig
@@ -36,10 +38,21 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Loaded:
-    ds: Dataset  # without the events of held-out campaigns
+    # without the events of held-out campaigns; its transactions are released after the churn
+    # stage, their last reader (training.pipeline.RELEASED_AFTER): None from then on
+    ds: Dataset
     as_of: pd.Timestamp
     fingerprint: str
     held_out: tuple = ()  # campaigns whose events were dropped and that are never evaluated on
+    # the transactions' basket lines, built once (on disk beyond a few rows): cf, offers and
+    # evaluate read them instead of the transactions; removed by close()
+    lines: BasketLines | None = None
+    last: pd.Timestamp | None = None  # the last transaction's moment
+    experiment: pd.DataFrame | None = None  # the transactions the lift reads (None: no control group)
+
+    def close(self) -> None:
+        if self.lines is not None:
+            self.lines.close()
 
 
 @dataclass(frozen=True)
@@ -90,7 +103,12 @@ def load(cfg: TrainConfig, track: Tracker) -> Loaded:
     track.log_params({"held_out_campaigns": ",".join(map(str, held_out)) or "none"})
     if held_out:
         logger.warning("held out for independent evaluation: campaign(s) %s (%d events dropped)", held_out, dropped)
-    return Loaded(_read_columns(ds), as_of, fingerprint, held_out)
+    ds = _read_columns(ds)
+    lines = BasketLines.of(ds.transactions)
+    lines.release()  # its connection reopens when the cf stage reads the lines
+    tx = ds.transactions
+    last = tx[C.TIMESTAMP].max()
+    return Loaded(ds, as_of, fingerprint, held_out, lines, last, experiment_transactions(tx, ds.offer_events))
 
 
 UNREAD = {C.TRANSACTIONS: (C.STORE_ID,), C.OFFER_EVENTS: (C.EVENT_ID,)}  # by no stage after load

@@ -3,6 +3,7 @@ ranker, and the ranker on the latest finished campaigns."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -19,9 +20,8 @@ from recsys.cf import (
     next_period_cut,
 )
 from recsys.constants import at_k
-from recsys.data.windows import before
 from recsys.incrementality import has_control_groups
-from recsys.offers import OfferRanker, basket_lines, evaluate_campaign, evaluation_campaigns
+from recsys.offers import OfferRanker, evaluate_campaign, evaluation_campaigns
 from recsys.offers.campaigns import CAMPAIGN_METRICS
 from recsys.reporting import plots
 from recsys.reporting.lift import lift_report
@@ -55,23 +55,21 @@ class Evaluation:
 
 def cf(cfg: TrainConfig, track: Tracker, load: Loaded) -> CF:
     ds = load.ds
-    # the columns collaborative filtering reads (a selection, not a copy); the basket lines are
-    # built once and every model before the test period fits on a view of them
-    columns = [c for c in (C.CUSTOMER_ID, C.PRODUCT_ID, C.BASKET_ID, C.QUANTITY, C.TIMESTAMP) if c in ds.transactions]
-    tx = before(ds.transactions, load.as_of)[columns]
-    cut = next_period_cut(tx, cfg.cf_test_days)
-    test = tx[tx[C.TIMESTAMP].to_numpy() >= cut.to_datetime64()]
-    with basket_lines(tx) as lines:
-        train = lines.before(cut)
-        models = {
-            "popularity": PopularityRecommender().fit(train),
-            "repeat_purchase": RepeatPurchaseRecommender().fit(train),
-            "als": ALSRecommender(**cfg.als, random_state=cfg.seed).fit(train),
-        }
-        table = evaluate_next_period(models, train, test, k=C.DEFAULT_K)
-        t = time.perf_counter()
-        als = ALSRecommender(**cfg.als, random_state=cfg.seed).fit(lines)
-        final_fit = time.perf_counter() - t
+    # the run's basket lines seen before as_of; every model before the test period fits on a
+    # view of them, and the test period is a view too
+    lines = load.lines.before(load.as_of)
+    cut = next_period_cut(lines, cfg.cf_test_days)
+    train = lines.before(cut)
+    models = {
+        "popularity": PopularityRecommender().fit(train),
+        "repeat_purchase": RepeatPurchaseRecommender().fit(train),
+        "als": ALSRecommender(**cfg.als, random_state=cfg.seed).fit(train),
+    }
+    table = evaluate_next_period(models, train, lines.since(cut), k=C.DEFAULT_K)
+    t = time.perf_counter()
+    als = ALSRecommender(**cfg.als, random_state=cfg.seed).fit(lines)
+    final_fit = time.perf_counter() - t
+    lines.release()
     del models
     track.log_params({"cf_test_from": cut.date(), **{f"als_{k}": v for k, v in cfg.als.items()}}, parent=False)
     track.log_metrics(
@@ -99,7 +97,12 @@ def cf(cfg: TrainConfig, track: Tracker, load: Loaded) -> CF:
 def offers(cfg: TrainConfig, track: Tracker, load: Loaded, churn: Churn, cf: CF) -> Offers:
     customers = churn.customers
     ranker = OfferRanker(als_params=cfg.als, random_state=cfg.seed).fit(
-        load.ds, load.as_of, cf_model=cf.als, churn=customers["churn_probability"], segments=customers["segment"]
+        load.ds,
+        load.as_of,
+        cf_model=cf.als,
+        churn=customers["churn_probability"],
+        segments=customers["segment"],
+        lines=load.lines,
     )
     track.log_params(
         {
@@ -129,7 +132,8 @@ def _lift(cfg: TrainConfig, track: Tracker, load: Loaded) -> pd.DataFrame | None
     if not has_control_groups(load.ds.offer_events):
         track.log_params({"lift": "no control groups in the data: lift not measured"}, parent=False)
         return None
-    rep = lift_report(load.ds, window_days=cfg.lift_window_days)
+    experiment = dataclasses.replace(load.ds, transactions=load.experiment)  # the experiments' customers
+    rep = lift_report(experiment, window_days=cfg.lift_window_days, last=load.last)
     table = rep.tables["lift"].reset_index()
     measured = table[table["control"] > 0]
     track.log_metrics(
@@ -157,7 +161,7 @@ def _campaign_benchmark(cfg: TrainConfig, track: Tracker, load: Loaded) -> tuple
     mlflow.log_params({"offers_eval_campaigns": ",".join(map(str, campaigns)) or "none"})
     rows, low, high = [], {}, {}
     for c in campaigns:
-        r = evaluate_campaign(ds, c, als_params=cfg.als, held_out=tuple(load.held_out), seed=cfg.seed)
+        r = evaluate_campaign(ds, c, als_params=cfg.als, held_out=tuple(load.held_out), seed=cfg.seed, lines=load.lines)
         rows.append(r.metrics.assign(campaign=str(c)))
         for name in r.metrics.index:
             low.setdefault(name, {})[str(c)], high.setdefault(name, {})[str(c)] = r.recall_interval(name)

@@ -54,7 +54,7 @@ def package(
         "horizon_days": cfg.horizon_days,
         "data_source": load.ds.source,
         "data_fingerprint": load.fingerprint,
-        "data_last_date": str(load.ds.transactions[C.TIMESTAMP].max().date()),
+        "data_last_date": str(load.last.date()),
         "churn_eval_at": None if churn.backtest.eval_at is None else str(churn.backtest.eval_at.date()),
         "seed": cfg.seed,
         "trained_at": pd.Timestamp.now("UTC").isoformat(),
