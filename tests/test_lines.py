@@ -2,6 +2,7 @@
 memory and on disk, at any cut; the database file goes when the lines are closed."""
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,6 +12,7 @@ from recsys import constants as C
 from recsys.data import duck as duck_module
 from recsys.data.dataset import Dataset
 from recsys.data.duck import DuckSettings
+from recsys.data.lines import DAY_NS as DAY
 from recsys.data.lines import BasketLines
 from recsys.data.validate import validate_tables
 from recsys.errors import ConfigurationError
@@ -189,11 +191,66 @@ def test_a_view_sees_only_the_lines_before_its_end_and_models_fit_on_it_as_on_th
         assert len(lines.counts()["c"]) > 0
 
 
+@pytest.mark.parametrize("on_disk", [False, True])
+def test_prices_are_the_mean_amount_of_a_purchased_line_and_a_since_view_starts_at_its_start(ds, monkeypatch, on_disk):
+    monkeypatch.setattr(duck_module, "ON_DISK_FROM", 0 if on_disk else 10**9)
+    t = pd.Timestamp("2024-03-01 10:00")
+    small = pd.DataFrame(
+        {
+            C.CUSTOMER_ID: [1, 1, 1, 1, 2, 2],
+            C.PRODUCT_ID: [10, 10, 11, 12, 10, 11],
+            C.BASKET_ID: [7, 7, 7, 7, 8, 9],
+            C.TIMESTAMP: [t, t, t, t, t, t + pd.Timedelta(days=3)],
+            C.QUANTITY: [1, 2, 1, -1, 1, 1],
+            C.AMOUNT: [2.0, 4.5, -0.5, -3.0, 1.25, 1.5],
+        }
+    )
+    with BasketLines.of(small) as lines:
+        # product 10: three lines (two in one basket) of 2, 4.5 and 1.25; 11 before the cut: one
+        # line of -0.5 (its spend counts as 0, its price as it is); 12 only returned
+        assert lines.prices(t + pd.Timedelta(days=1)).to_dict() == {10: 7.75 / 3, 11: -0.5}
+        assert lines.first() == t.value and lines.since(t + pd.Timedelta(days=1)).first() == t.value + 3 * DAY
+    tx = ds.transactions
+    cut, end = (tx[C.TIMESTAMP].quantile(q).floor("D") for q in (0.5, 0.8))
+    bought = tx[(tx[C.TIMESTAMP] < end) & (tx[C.QUANTITY] > 0)]
+    with BasketLines.of(tx) as lines:
+        got = lines.prices(end)
+        want = bought.groupby(C.PRODUCT_ID)[C.AMOUNT].mean()
+        pd.testing.assert_series_equal(got.sort_index(), want.sort_index(), check_names=False, rtol=1e-9)
+        window = lines.before(end).since(cut)  # the test period of a next-period evaluation
+        plain = bought[bought[C.TIMESTAMP] >= cut]
+        pairs = _sorted(window.counts())
+        assert set(zip(pairs["c"], pairs["p"])) == set(zip(plain[C.CUSTOMER_ID], plain[C.PRODUCT_ID]))
+        assert window.first() >= cut.value and window.last() < end.value
+        assert lines.since(cut).before(end).last() == window.last()  # in either order
+        assert window.since(cut - pd.Timedelta(days=9)).first() == window.first()  # a view's start holds
+
+
+def test_released_lines_on_disk_free_their_connection_and_reopen_at_the_next_query(ds, monkeypatch, tmp_path):
+    monkeypatch.setattr(duck_module, "ON_DISK_FROM", 0)
+    monkeypatch.setenv("RECSYS_DUCKDB_TEMP", str(tmp_path))
+    with BasketLines.of(ds.transactions) as lines:
+        view = lines.before(ds.transactions[C.TIMESTAMP].quantile(0.7))
+        before = _sorted(view.pairs())
+        view.release()  # a view releases the connection it shares with its lines
+        assert lines._db.con is None and (Path(lines.directory) / "lines.duckdb").exists()
+        pd.testing.assert_frame_equal(_sorted(view.pairs()), before)
+        assert lines._db.con is not None
+        limit = lines._db.con.execute("SELECT current_setting('threads')").fetchall()[0][0]
+        assert limit == DuckSettings.from_env().threads  # reopened within the same limits
+    assert not os.listdir(tmp_path)
+    monkeypatch.setattr(duck_module, "ON_DISK_FROM", 10**9)
+    with BasketLines.of(ds.transactions) as lines:
+        lines.release()  # lines in memory would be lost: they keep their connection
+        assert lines._db.con is not None and len(lines.counts()["c"])
+
+
 STOPPED_MID_STAGE = """
 import os, signal, sys, time
 import mlflow
 import pandas as pd
 from recsys.data import duck
+from recsys.data.lines import DAY_NS as DAY
 from recsys.data.lines import BasketLines
 from training.cli import terminate_as_exit
 

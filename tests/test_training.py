@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import mlflow
 import pandas as pd
 import pytest
@@ -134,6 +136,43 @@ def test_same_data_and_seed_give_the_same_metrics(tracking, synth_dir):
     b = train(TrainConfig(**cfg)).metrics
     drop = [k for k in a if k.endswith("seconds")]
     assert {k: v for k, v in a.items() if k not in drop} == {k: v for k, v in b.items() if k not in drop}
+
+
+def test_stages_after_churn_see_the_basket_lines_not_the_released_transactions(
+    tracking, synth_dir, monkeypatch, tmp_path
+):
+    from recsys.data import duck
+    from training import pipeline
+
+    monkeypatch.setattr(duck, "ON_DISK_FROM", 0)  # the lines in a database file, as for large data
+    temp = tmp_path / "duck"
+    temp.mkdir()
+    monkeypatch.setenv("RECSYS_DUCKDB_TEMP", str(temp))
+    seen = {}
+
+    def spy(stage):
+        original = pipeline.STAGE_FUNCTIONS[stage]
+
+        def run(cfg, track, load, **results):
+            seen[stage] = (load.ds.transactions is not None, load.lines.directory, sorted(os.listdir(temp)))
+            if stage == "cf":
+                raise RuntimeError("the cf stage fails")
+            return original(cfg, track, load, **results)
+
+        return run
+
+    for stage in ("features", "churn", "cf"):
+        monkeypatch.setitem(pipeline.STAGE_FUNCTIONS, stage, spy(stage))
+    with pytest.raises(RuntimeError, match="the cf stage fails"):
+        train(TrainConfig(data=str(synth_dir), experiment="released", until="cf", **SMALL))
+    (lines,) = {directory for _, directory, _ in seen.values()}  # one set of lines for the run
+    assert [(stage, held) for stage, (held, _, _) in seen.items()] == [
+        ("features", True),
+        ("churn", True),
+        ("cf", False),
+    ]
+    assert os.path.basename(lines) in seen["cf"][2]
+    assert not os.listdir(temp)  # the lines' database is gone with the failed run
 
 
 def test_gate_compares_with_the_champion_and_rollback_restores_it(trained):

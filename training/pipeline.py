@@ -30,6 +30,7 @@ from recsys.bundle import ModelBundle
 from registry.store import tracking_uri
 from training.config import STAGES, TrainConfig
 from training.gate import GateResult
+from training.memory import release_free_memory
 from training.stages import churn, customers, offers, package
 from training.tracking import Tracker, git_commit
 
@@ -90,22 +91,6 @@ def _start_parent(config: TrainConfig):
     return mlflow.start_run(run_name="train")
 
 
-def _release_free_memory() -> None:
-    """Give the memory the stage freed back to the system (glibc, and Arrow's allocator behind
-    the Parquet reads and DuckDB's results, keep freed pages of a large process resident
-    otherwise: 0.46 GiB after loading ten times The Complete Journey): the next stage's peak is
-    then its own, not the last one's."""
-    import ctypes
-    import gc
-
-    import pyarrow as pa
-
-    gc.collect()
-    pa.default_memory_pool().release_unused()
-    with contextlib.suppress(OSError, AttributeError):  # not glibc (macOS, musl): nothing to do
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-
-
 def _released(result, fields):
     """``result`` (a dataclass) with ``fields`` set to None; ``a.b`` is field b of field a."""
     for field in fields:
@@ -135,13 +120,14 @@ def train(config: TrainConfig, progress: Callable[[str], None] | None = None) ->
             with mlflow.start_run(run_name=stage, nested=True):
                 inputs = {name: results[name] for name in STAGE_INPUTS[stage]}
                 results[stage] = STAGE_FUNCTIONS[stage](config, track, **inputs)
+                del inputs  # the results as the stage saw them: the releases below must free them
                 elapsed = time.perf_counter() - t
                 mlflow.log_metric("seconds", elapsed)
             timings[stage] = elapsed
             for name, fields in RELEASED_AFTER.get(stage, {}).items():
                 results[name] = _released(results[name], fields)
             mlflow.log_metric(f"stage_{stage}_seconds", elapsed)
-            _release_free_memory()
+            release_free_memory()  # once nothing holds what this stage and the release let go
             logger.info("stage %s: %.1f s", stage, elapsed)
         mlflow.log_metric("total_seconds", sum(timings.values()))
     packaged, registered = results.get("package"), results.get("register")

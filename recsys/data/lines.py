@@ -1,8 +1,8 @@
 """Basket lines reduced in DuckDB: what every customer x product matrix is summed from.
 
 A basket line is one row per (customer, product, basket) bought (returns left out), carrying
-the basket's first moment, the sum of its amounts and its number of lines (a product scanned twice in a basket is one
-line). ``BasketLines.of(transactions)`` builds them once in a DuckDB database; ``pairs(as_of)``
+the basket's first moment, the sum of its amounts and its number of transaction lines (a
+product scanned twice in a basket is one basket line of two). ``BasketLines.of(transactions)`` builds them once in a DuckDB database; ``pairs(as_of)``
 then sums them per (customer, product) strictly before any cut date, and ``customer_baskets``
 counts each customer's baskets. DuckDB runs these aggregations within ``RECSYS_DUCKDB_MEMORY``
 and spills to disk beyond it, so a cut's transient memory is its result (one row per pair a
@@ -90,7 +90,7 @@ class BasketLines:
     def of(cls, transactions: pd.DataFrame, settings: DuckSettings | None = None) -> BasketLines:
         frame = line_frame(transactions)
         returns_out = "WHERE q > 0" if "q" in frame else ""
-        amount = "greatest(sum(amount), 0)" if "amount" in frame else "0.0::DOUBLE"
+        amount = "sum(amount)" if "amount" in frame else "0.0::DOUBLE"
         query = (
             f"SELECT c, p, b, min(ts) AS ts, {amount} AS amount, count(*)::INTEGER AS n "
             f"FROM frame {returns_out} GROUP BY c, p, b"
@@ -143,12 +143,13 @@ class BasketLines:
         columns: pd.Index | None = None,
     ) -> dict[str, np.ndarray]:
         """Per (customer, product) with lines strictly before ``as_of`` (None: every line):
-        ``c``, ``p``, ``baskets`` (its lines), ``spend``, ``decayed`` (each line weighted
+        ``c``, ``p``, ``baskets`` (its lines), ``spend`` (each line's amount, at least 0),
+        ``decayed`` (each line weighted
         0.5 ** (age in days / ``half_life_days``)) and ``recent`` (its lines at most
         ``recent_days`` old), the sums as float32. Ages are counted from ``as_of`` (None: from
         the last line). With ``rows`` and ``columns`` see :meth:`positioned`."""
         sql = (
-            "SELECT c, p, count(*)::FLOAT AS baskets, sum(amount)::FLOAT AS spend, "
+            "SELECT c, p, count(*)::FLOAT AS baskets, sum(greatest(amount, 0))::FLOAT AS spend, "
             f"sum(pow(0.5, (t.cut - ts) / {half_life_days * DAY_NS!r}))::FLOAT AS decayed, "
             f"count(*) FILTER (WHERE t.cut - ts <= {recent_days * DAY_NS!r})::FLOAT AS recent "
             "FROM {t}, (SELECT $1::BIGINT AS cut) t WHERE ts < t.cut GROUP BY c, p"

@@ -43,6 +43,8 @@ def has_control_groups(offer_events: pd.DataFrame | None) -> bool:
 def experiment_transactions(transactions: pd.DataFrame, offer_events: pd.DataFrame | None) -> pd.DataFrame | None:
     """The transactions of the customers assigned to an offer that held back a control group:
     every line the lift of the data's experiments reads (None: no control group)."""
+    if not has_control_groups(offer_events):  # the assignments of millions of events are not cheap
+        return None
     a = assignments(offer_events)
     controlled = a[a[ARM] == CONTROL][C.OFFER_ID].unique()
     if not len(controlled):

@@ -31,6 +31,7 @@ from recsys.incrementality.experiment import experiment_transactions
 from recsys.offers import held_out_for, hold_out_events
 from recsys.reporting import plots
 from training.config import TrainConfig
+from training.memory import release_free_memory
 from training.tracking import Tracker
 
 logger = logging.getLogger(__name__)
@@ -104,6 +105,7 @@ def load(cfg: TrainConfig, track: Tracker) -> Loaded:
     if held_out:
         logger.warning("held out for independent evaluation: campaign(s) %s (%d events dropped)", held_out, dropped)
     ds = _read_columns(ds)
+    release_free_memory()  # what reading the tables left, before DuckDB builds the lines
     lines = BasketLines.of(ds.transactions)
     lines.release()  # its connection reopens when the cf stage reads the lines
     tx = ds.transactions
