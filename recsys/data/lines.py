@@ -4,10 +4,11 @@ A basket line is one row per (customer, product, basket) bought (returns left ou
 the basket's first moment, the sum of its amounts and its number of transaction lines (a
 product scanned twice in a basket is one basket line of two). ``BasketLines.of(transactions)``
 builds them once in a DuckDB database; ``pairs(as_of)`` then sums them per (customer, product)
-strictly before any cut date, and ``customer_baskets`` counts each customer's baskets. DuckDB runs these aggregations within ``RECSYS_DUCKDB_MEMORY``
-and spills to disk beyond it, so a cut's transient memory is its result (one row per pair a
-customer bought), not a copy of the lines, at every cut the training takes (the ranker's, one
-per past campaign, one per evaluated campaign).
+strictly before any cut date, and ``customer_baskets`` counts each customer's baskets. DuckDB
+runs these aggregations within ``RECSYS_DUCKDB_MEMORY`` and spills to disk beyond it, so a
+cut's transient memory is its result (one row per pair a customer bought), not a copy of the
+lines, at every cut the training takes (the ranker's, one per past campaign, one per evaluated
+campaign).
 
 Large line sets live in a database file under a temporary directory (removed on ``close``); a
 request's few lines live in memory. Lines on disk can ``release`` their connection between uses
