@@ -268,7 +268,7 @@ with guard, mlflow.start_run(run_name="stage") as run, BasketLines.of(tx) as lin
 
 
 @pytest.mark.parametrize("guarded", [True, False])
-def test_a_training_stopped_by_sigterm_removes_its_lines_and_fails_its_run(tmp_path, guarded):
+def test_a_training_stopped_by_sigterm_removes_its_lines_and_fails_its_run(tmp_path, guarded, monkeypatch):
     import subprocess
     import sys
 
@@ -286,5 +286,36 @@ def test_a_training_stopped_by_sigterm_removes_its_lines_and_fails_its_run(tmp_p
     if guarded:  # as `recsys train` runs its stages
         assert done.returncode == 143, done.stderr
         assert not os.path.exists(directory) and status == "FAILED"
-    else:  # the default: killed where it stood
+    else:  # the default: killed where it stood, its directory left behind
         assert done.returncode == -15 and os.path.isdir(directory) and status == "RUNNING"
+        # the next lines made under the same temporary directory remove what it left
+        monkeypatch.setattr(duck_module, "ON_DISK_FROM", 0)
+        monkeypatch.setenv("RECSYS_DUCKDB_TEMP", str(tmp_path))
+        one = {C.CUSTOMER_ID: [1], C.PRODUCT_ID: [10], C.BASKET_ID: [5], C.TIMESTAMP: [pd.Timestamp("2024-03-01")]}
+        with BasketLines.of(pd.DataFrame(one)):
+            assert not os.path.exists(directory)
+
+
+def test_only_the_scratch_directories_of_this_hosts_stopped_processes_are_removed(tmp_path, monkeypatch):
+    import socket
+    import subprocess
+    import sys
+
+    stopped = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    host, gone = socket.gethostname(), int(stopped.stdout)
+    owners = {
+        "recsys-lines-stopped": f"{host} {gone}",
+        "recsys-duck-stopped": f"{host} {gone}",
+        "recsys-lines-running": f"{host} {os.getpid()}",  # this process
+        "recsys-lines-elsewhere": f"another-host {gone}",  # a shared temporary directory
+        "recsys-lines-unowned": None,  # being made, or by an older version: not ours to judge
+        "other-stopped": f"{host} {gone}",  # not a directory of ours
+    }
+    for name, owner in owners.items():
+        (tmp_path / name).mkdir()
+        if owner:
+            (tmp_path / name / duck_module.OWNER).write_text(owner)
+    made = duck_module.scratch_directory("recsys-lines-", DuckSettings(temp=str(tmp_path)))
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == sorted([*(n for n in owners if not n.endswith("-stopped")), "other-stopped", Path(made).name])
+    assert (Path(made) / duck_module.OWNER).read_text().split() == [host, str(os.getpid())]

@@ -10,6 +10,11 @@ aggregations' working memory; at ten times The Complete Journey 512MB against 1G
 offer ranker's peak by 0.3 GiB for 3% more time, 256MB by 0.4 GiB for 6%),
 ``RECSYS_DUCKDB_THREADS`` (default 2, this machine's cores), ``RECSYS_DUCKDB_TEMP`` (default
 the system's temporary directory: database files and spills).
+
+Each database or spill directory names the process that made it (``owner``: host and process
+id). A process killed where nothing of it can clean up (SIGKILL, the kernel out of memory)
+leaves its directory behind; the next one made under the same temporary directory removes the
+directories of this host's processes that no longer run.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
 import tempfile
 import threading
 from dataclasses import dataclass
@@ -84,6 +90,41 @@ def out_of_memory(error: BaseException, settings: DuckSettings, what: str) -> Ba
     return error
 
 
+OWNER = "owner"  # in each scratch directory: "<host> <pid>" of the process that made it
+SCRATCH = ("recsys-lines-", "recsys-duck-")  # the prefixes of the directories made here
+
+
+def scratch_directory(prefix: str, settings: DuckSettings) -> str:
+    """A new directory under the settings' temporary directory, owned by this process; the
+    directories left by this host's processes that no longer run are removed first."""
+    base = Path(settings.temp or tempfile.gettempdir())
+    for stale in (d for p in SCRATCH for d in base.glob(f"{p}*")):
+        if _orphaned(stale):
+            shutil.rmtree(stale, ignore_errors=True)
+    directory = tempfile.mkdtemp(prefix=prefix, dir=settings.temp)
+    (Path(directory) / OWNER).write_text(f"{socket.gethostname()} {os.getpid()}\n")
+    return directory
+
+
+def _orphaned(directory: Path) -> bool:
+    """Whether ``directory`` was made by a process of this host that no longer runs (one of
+    another host, or without an owner, is never taken for orphaned)."""
+    try:
+        host, pid = (directory / OWNER).read_text().split()
+        pid = int(pid)
+    except (OSError, ValueError):
+        return False
+    if host != socket.gethostname():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # another user's process: it runs
+        return False
+    return False
+
+
 def reduce(sql: str, frames: dict[str, pd.DataFrame], what: str) -> pd.DataFrame:
     """The result of ``sql`` over ``frames`` (registered under their names, read in place): on
     this thread's small connection for small frames, else on a connection of its own within
@@ -98,7 +139,7 @@ def reduce(sql: str, frames: dict[str, pd.DataFrame], what: str) -> pd.DataFrame
         finally:
             con.close()
     settings = DuckSettings.from_env()
-    directory = tempfile.mkdtemp(prefix="recsys-duck-", dir=settings.temp)
+    directory = scratch_directory("recsys-duck-", settings)
     try:
         with connect(settings, directory) as con:
             for name, frame in frames.items():

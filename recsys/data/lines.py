@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import tempfile
 import threading
 import weakref
 
@@ -102,7 +101,7 @@ class BasketLines:
             _create(db.con, frame, table, query, "TEMP TABLE")
             return cls(db, table, len(frame))
         s = settings or DuckSettings.from_env()
-        directory = tempfile.mkdtemp(prefix="recsys-lines-", dir=s.temp)
+        directory = duck.scratch_directory("recsys-lines-", s)
         try:
             db = _Database(connect(s, directory, database=DATABASE), directory, s)
             _create(db.con, frame, "lines", query, "TABLE")
