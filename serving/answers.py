@@ -150,7 +150,8 @@ def answers(
 def _rank(
     loaded, ids: list, rows_by_customer: dict, k: int, channel: str | None, day, control, now=None
 ) -> tuple[dict, dict]:
-    events = EventArrays.from_rows({c: rows_by_customer[c] for c in ids if c in rows_by_customer})
+    mine = {c: rows_by_customer[c] for c in ids if c in rows_by_customer}
+    events = EventArrays.from_rows(mine) if mine else None
     ranker = loaded.bundle.ranker
     a, held = ranker.decide(
         ids,
@@ -165,7 +166,7 @@ def _rank(
     known = ranker.snapshot_.customer_map
     offers: dict = {c: [] for c in ids}
     fields = loaded.offer_json
-    reasons = {r: _dumps(r).decode() for r in set(a["reason"].tolist())}
+    reasons = _reason_json(a["reason"])
     for cid, rank, oid, tier, score, p, ev, reason, code in zip(
         a[C.CUSTOMER_ID].tolist(),
         a["rank"].tolist(),
@@ -195,6 +196,17 @@ def _rank(
         for c, new in zip(ids, cold)
     }
     return body, held
+
+
+_REASON_JSON: dict = {}
+
+
+def _reason_json(reasons: np.ndarray) -> dict:
+    """Each reason's JSON text (a handful of texts, encoded once)."""
+    for r in reasons.tolist():
+        if r not in _REASON_JSON:
+            _REASON_JSON[r] = _dumps(r).decode()
+    return _REASON_JSON
 
 
 def held_events(held: dict, control, campaign_of: dict, event_ids: list | None = None) -> list[dict]:

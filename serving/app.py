@@ -10,6 +10,7 @@ import os
 import secrets
 
 from flask import Flask, Response, jsonify, request, send_from_directory
+from flask.sessions import SecureCookieSessionInterface
 from flask_smorest import Api
 from werkzeug.exceptions import HTTPException
 
@@ -29,6 +30,16 @@ logger = logging.getLogger(__name__)
 API_VERSION = "1.0"
 
 
+class PageSessions(SecureCookieSessionInterface):
+    """Sessions for the page (/app) only: the API authenticates every request by its key, so
+    its requests neither read nor verify a session cookie (Flask's null session stands in)."""
+
+    def open_session(self, app, request):
+        if request.path.startswith("/app"):
+            return super().open_session(app, request)
+        return None
+
+
 class ServiceApi(Api):
     """flask-smorest's Api, documenting the service's own error body on every operation."""
 
@@ -45,6 +56,7 @@ def create_app(config: dict | None = None, *, load_model: bool = True) -> Flask:
         os.environ.setdefault(name, value)
     settings = Settings.from_env().updated(config)
     app = Flask(__name__)
+    app.session_interface = PageSessions()
     _configure(app, settings)
     metrics = Metrics()
     holder = ModelHolder(

@@ -50,6 +50,9 @@ class Loaded:
         return self._on(day)[1]
 
     def _on(self, day: pd.Timestamp) -> tuple[PreparedOffers, str | None]:
+        found = self._by_day.get(day)  # a midnight, as the service asks: found without normalizing
+        if found is not None:
+            return found
         day = pd.Timestamp(day).normalize()
         found = self._by_day.get(day)
         if found is None:

@@ -71,7 +71,7 @@ def test_blocks_are_computed_when_first_asked_for(fitted, block):
     assert table.blocks_done == 0
     known = ranker.snapshot_.customer_map.ids
     ranker.rank(known[block + 3], kept, k=3, as_of=as_of)
-    assert table.blocks_done == 1 and table._done[1]
+    assert table.blocks_done == 1 and table.blocks.done[1]
     ranker.rank(known[block + 4], kept, k=3, as_of=as_of)
     ranker.rank("nobody-known", kept, k=3, as_of=as_of)
     assert table.blocks_done == 1  # a repeat of the block and a cold start compute no block

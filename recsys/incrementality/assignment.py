@@ -10,6 +10,7 @@ share and salt) gets no offers at all, to measure the whole programme. docs/incr
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -29,8 +30,14 @@ ENVIRONMENT = {
 
 def unit_draw(salt: str, *keys) -> float:
     """A number in [0, 1) from a keyed hash (BLAKE2b, keyed with ``salt``) of ``keys``."""
-    h = hashlib.blake2b("\x1f".join(map(str, keys)).encode(), key=salt.encode()[:64], digest_size=8)
+    h = _keyed(salt).copy()  # the keyed state once per salt: a copy costs less than keying again
+    h.update("\x1f".join(map(str, keys)).encode())
     return int.from_bytes(h.digest(), "big") / _SCALE
+
+
+@functools.lru_cache(maxsize=16)
+def _keyed(salt: str):
+    return hashlib.blake2b(key=salt.encode()[:64], digest_size=8)
 
 
 @dataclass(frozen=True)

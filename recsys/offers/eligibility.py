@@ -100,7 +100,7 @@ def eligibility(
             with np.errstate(invalid="ignore"):
                 m[:, has] &= cmp(risk[:, None], bound[None, has])  # an unknown risk fails any bound
     if events is not None and len(events):
-        _apply_event_limits(m, customer_ids, prepared, as_of if decided_at is None else decided_at, events, rules)
+        event_limits(m, customer_ids, prepared, as_of if decided_at is None else decided_at, events, rules)
     return m
 
 
@@ -115,7 +115,7 @@ def _offer_rules(prepared: PreparedOffers, as_of: pd.Timestamp, channel: str | N
     return ok
 
 
-def _apply_event_limits(
+def event_limits(
     m: np.ndarray,
     customer_ids: pd.Index,
     prepared: PreparedOffers,
@@ -123,8 +123,9 @@ def _apply_event_limits(
     events: pd.DataFrame | EventArrays,
     rules: EligibilityRules,
 ) -> None:
-    """The frequency cap, the view cap and the redemptions per customer, from the events up to
-    the decision time ``as_of`` (hold-backs count for none of them)."""
+    """Take out of ``m`` (customers x offers, in place) what the frequency cap, the view cap and
+    the redemptions per customer forbid, from the events up to the decision time ``as_of``
+    (hold-backs count for none of them)."""
     if isinstance(events, pd.DataFrame):
         events = EventArrays.from_frame(events)
     counted = (events.event == C.SENT) | (events.event == C.REDEEMED) | (events.event == C.VIEWED)

@@ -8,6 +8,12 @@ import numpy as np
 from recsys import constants as C
 from recsys.offers.diversity import diverse_top
 from recsys.offers.prepared import PreparedOffers
+from recsys.offers.reasons import REASON_CODES, REASON_RETENTION_CODE, REASONS
+
+# The tiers of the order (docs/offers.md, "Order"): a lower tier always ranks first.
+TIER_RETENTION = 0  # a retention offer for a customer at risk
+TIER_STANDARD = 1  # any other eligible offer
+TIER_FILL = 2  # added to an offer's tier when the diversity caps skipped it and it fills the top k
 
 
 def order_offers(key: np.ndarray, tier: np.ndarray, two_tiers: bool = True) -> tuple[np.ndarray, list[int]]:
@@ -26,19 +32,18 @@ def order_offers(key: np.ndarray, tier: np.ndarray, two_tiers: bool = True) -> t
 
 def top_k_per_customer(
     ids: np.ndarray,
-    order: np.ndarray,
-    n_ranked: list[int],
+    orders: list[list[int]],
     prepared: PreparedOffers,
     k: int,
     caps: tuple[int, int],
     control=None,
 ) -> tuple[list, list, list, list, tuple[list, list, list]]:
-    """Each customer's top k of ``order`` under the diversity ``caps`` (per department, per type),
-    less what ``control`` holds back: row, rank, offer position and fill flag of every ranked
-    offer, and (row, offer position, propensity) of every offer held back."""
+    """Each customer's top k of its ``orders`` (eligible offer positions, best first) under the
+    diversity ``caps`` (per department, per type), less what ``control`` holds back: row, rank,
+    offer position and fill flag of every ranked offer, and (row, offer position, propensity) of
+    every offer held back."""
     cust, rank, pos, fill, held = [], [], [], [], ([], [], [])
-    for i in range(len(ids)):
-        top = order[i, : n_ranked[i]].tolist()
+    for i, top in enumerate(orders):
         if control is not None and control.active:
             chosen, filled, kept = controlled_top(ids[i], top, prepared, k, caps, control)
             held[0].extend([i] * len(kept))
@@ -87,3 +92,42 @@ def held_columns(
         C.OFFER_ID: prepared.offer_ids[np.asarray(positions, dtype=np.int64)],
         C.PROPENSITY: np.asarray(propensity, dtype=np.float64),
     }
+
+
+def choose(
+    ids: np.ndarray,
+    orders: list[list[int]],
+    scored: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    prepared: PreparedOffers,
+    k: int,
+    caps: tuple[int, int],
+    control=None,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The ranking of customers ``ids`` (RANKING_COLUMNS as column arrays) and the offers held
+    back, from each customer's ``orders`` and ``scored``: P(redeem) and reason codes
+    (customers x offers), the cold-start flag and the at-risk flag per customer. The score,
+    expected value, tier and reason of an offer are computed for the offers chosen only."""
+    p, reasons, cold, at_risk = scored
+    cust, rank, pos, fill, held = top_k_per_customer(ids, orders, prepared, k, caps, control)
+    cust, pos = np.asarray(cust, dtype=np.int64), np.asarray(pos, dtype=np.int64)
+    margin = prepared.value_to_business[pos] - prepared.cost[pos]
+    chosen_p = p[cust, pos]
+    ev = chosen_p * margin
+    # The score: expected value; for customers without history, how many customers buy the
+    # offer's products, times the margin.
+    popular = prepared.catalog.product_popularity[pos] * np.maximum(margin, 1e-6)
+    leads = at_risk[cust] & prepared.retention[pos]
+    code = np.where(leads, REASON_RETENTION_CODE, reasons[cust, pos])
+    ranked = {
+        C.CUSTOMER_ID: ids[cust],
+        "rank": np.asarray(rank, dtype=np.int64),
+        C.OFFER_ID: prepared.offer_ids[pos],
+        "tier": np.where(leads, TIER_RETENTION, TIER_STANDARD) + TIER_FILL * np.asarray(fill, dtype=np.int64),
+        "score": np.where(cold[cust], popular, ev),
+        "p_redeem": chosen_p,
+        "expected_value": ev,
+        "reason": REASONS[code],
+        "reason_code": REASON_CODES[code],
+        "cold_start": cold[cust],
+    }
+    return ranked, held_columns(ids[np.asarray(held[0], dtype=np.int64)], held[1], held[2], prepared)

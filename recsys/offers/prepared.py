@@ -3,7 +3,7 @@ arrays, computed once per catalog so that ranking a request costs only its custo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -38,6 +38,7 @@ class PreparedOffers:
     control_share: np.ndarray  # the offer's own control share, NaN for the default
     position: dict  # offer_id -> column
     scores: ScoreTable | None = None  # scores computed ahead (recsys.offers.scores), when kept
+    orders: dict = field(default_factory=dict)  # (day, channel) -> recsys.offers.orders.OrderTable, with scores
 
     @property
     def offers(self) -> pd.DataFrame:

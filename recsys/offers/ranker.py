@@ -36,20 +36,16 @@ from recsys.errors import InvalidRequestError
 from recsys.offers.catalog import prepare_catalog
 from recsys.offers.eligibility import EligibilityRules, EventArrays, eligibility
 from recsys.offers.features import affinity_features
-from recsys.offers.ordering import held_columns, order_offers, top_k_per_customer
+from recsys.offers.ordering import choose, held_columns
+from recsys.offers.orders import kept_ordered, ordered
 from recsys.offers.prepared import PreparedOffers, prepare_offers
-from recsys.offers.reasons import REASON_CODES, REASON_RETENTION_CODE, REASONS
 from recsys.offers.redemption import RedemptionModel, redemption_examples
-from recsys.offers.scores import ScoreTable, customer_scores, rows_scores
+from recsys.offers.scores import ScoreTable, rows_scores
 from recsys.offers.snapshot import basket_lines, snapshot
 
 logger = logging.getLogger(__name__)
 
 RANKING_COLUMNS = list(C.RANKED_OFFER_COLUMNS)
-# The tiers of the order (docs/offers.md, "Order"): a lower tier always ranks first.
-TIER_RETENTION = 0  # a retention offer for a customer at risk
-TIER_STANDARD = 1  # any other eligible offer
-TIER_FILL = 2  # added to an offer's tier when the diversity caps skipped it and it fills the top k
 
 
 class OfferRanker(BaseEstimator):
@@ -130,8 +126,12 @@ class OfferRanker(BaseEstimator):
             return np.array([self.segments_.get(c, None) for c in ids], dtype=object)
         return self.segments_.reindex(ids).to_numpy(dtype=object)
 
-    def _rules(self) -> EligibilityRules:
+    def eligibility_rules(self) -> EligibilityRules:
         return self.rules or EligibilityRules()
+
+    def at_risk(self, ids: pd.Index) -> np.ndarray:
+        """Per customer: at risk enough that retention offers lead (an unknown risk is not)."""
+        return np.nan_to_num(self._risk(ids), nan=0.0) >= self.eligibility_rules().at_risk_threshold
 
     def _check_fitted(self) -> None:
         # sklearn's check_is_fitted costs ~0.1 ms: too much for a one-customer ranking
@@ -176,7 +176,7 @@ class OfferRanker(BaseEstimator):
             exclude,
             risk_of=self._risk,
             segment_of=self._segment,
-            rules=self._rules(),
+            rules=self.eligibility_rules(),
             decided_at=decided_at,
         )
 
@@ -247,40 +247,21 @@ class OfferRanker(BaseEstimator):
         self._check_fitted()
         as_of = pd.Timestamp(as_of) if as_of is not None else self.as_of_
         prepared = offers if isinstance(offers, PreparedOffers) else self.prepare(offers)
-        ids = pd.Index(list(customer_ids), dtype=object) if len(customer_ids) <= 8 else pd.Index(list(customer_ids))
-        if ids.empty or not len(prepared.offer_ids):
+        values = list(customer_ids)
+        if not values or not len(prepared.offer_ids):
             return {c: np.array([]) for c in RANKING_COLUMNS}, held_columns([], [], [], prepared)
-        p, reasons, cold = customer_scores(self, ids, prepared, history)
-        margin = prepared.value_to_business - prepared.cost
-        ev = p * margin[None, :]
-        at_risk = np.nan_to_num(self._risk(ids), nan=0.0) >= self._rules().at_risk_threshold
-        # The score: expected value; for customers without history, how many customers buy the
-        # offer's products, times the margin.
-        popularity = prepared.catalog.product_popularity[None, :]
-        score = np.where(cold[:, None], popularity * np.maximum(margin, 1e-6)[None, :], ev)
-        leads = at_risk[:, None] & prepared.retention[None, :]
-        reasons[leads] = REASON_RETENTION_CODE
-        tier = np.where(leads, TIER_RETENTION, TIER_STANDARD)
+        # a request's few ids are not worth an index; many are looked up through one
+        ids = None if len(values) <= 8 else pd.Index(values)
         decided = None if decided_at is None else max(pd.Timestamp(decided_at), as_of)
-        eligible = self.eligibility(ids, prepared, as_of, channel, events, exclude, decided)
+        found = None
+        if not len(exclude) and (history is None or not len(history)):
+            found = kept_ordered(self, values if ids is None else ids, prepared, as_of, channel, events, decided)
+        if found is None:
+            ids = pd.Index(values, dtype=object) if ids is None else ids
+            found = ordered(self, ids, prepared, as_of, channel, events, exclude, history, decided)
+        id_values = np.array(values, dtype=object) if len(values) <= 8 else ids.to_numpy()
         caps = (self.max_per_department, self.max_per_type)
-        order, n_ranked = order_offers(np.where(eligible, score, -np.inf), tier, two_tiers=bool(leads.any()))
-        cust, rank, pos, fill, held = top_k_per_customer(ids.to_numpy(), order, n_ranked, prepared, k, caps, control)
-        id_values = ids.to_numpy()
-        cust, pos = np.asarray(cust, dtype=np.int64), np.asarray(pos, dtype=np.int64)
-        ranked = {
-            C.CUSTOMER_ID: id_values[cust],
-            "rank": np.asarray(rank, dtype=np.int64),
-            C.OFFER_ID: prepared.offer_ids[pos],
-            "tier": tier[cust, pos] + TIER_FILL * np.asarray(fill, dtype=np.int64),
-            "score": score[cust, pos],
-            "p_redeem": p[cust, pos],
-            "expected_value": ev[cust, pos],
-            "reason": REASONS[reasons[cust, pos]],
-            "reason_code": REASON_CODES[reasons[cust, pos]],
-            "cold_start": cold[cust],
-        }
-        return ranked, held_columns(id_values[np.asarray(held[0], dtype=np.int64)], held[1], held[2], prepared)
+        return choose(id_values, found.orders, found.scored, prepared, k, caps, control)
 
     def rank_many(self, customer_ids, offers, **kwargs) -> pd.DataFrame:
         """Top-k eligible offers per customer, one row per (customer, rank): RANKING_COLUMNS.

@@ -27,49 +27,65 @@ from recsys.offers.reasons import reason_codes
 BLOCK = 256  # customers scored together: a block costs about as much as a handful of single rows
 
 
+class Blocks:
+    """Which blocks of ``n`` rows are computed. :meth:`ensure` computes the missing blocks of the
+    rows asked for, one thread at a time: the others wait, then read them."""
+
+    def __init__(self, n: int, block: int | None = None):
+        self.n, self.block = n, block or BLOCK
+        self.done = np.zeros(-(-n // self.block), bool)
+        self.lock = threading.Lock()
+
+    def ensure(self, rows: np.ndarray, fill: Callable[[int, int], None]) -> None:
+        """``fill(lo, hi)`` for each block of ``rows`` (positions >= 0) not computed yet."""
+        if len(rows) == 1 and self.done[rows[0] // self.block]:  # one customer's request
+            return
+        blocks = np.unique(rows // self.block)
+        missing = blocks[~self.done[blocks]]
+        if not len(missing):
+            return
+        with self.lock:
+            for b in missing.tolist():
+                if not self.done[b]:
+                    fill(b * self.block, min((b + 1) * self.block, self.n))
+                    self.done[b] = True  # set after the rows are written: a reader never sees half a block
+
+
 class ScoreTable:
     """``compute(rows)`` gives ``(p, reasons)`` (rows x offers, float64 and int8) for positions
     in the ranker's customer map, -1 meaning a customer without history; :meth:`take` returns
     the rows asked for, computing the blocks they fall in on first use."""
 
     def __init__(self, n_customers: int, n_offers: int, compute: Callable, block: int | None = None):
-        self.n_customers, self.n_offers, self.block = n_customers, n_offers, block or BLOCK
+        self.n_customers, self.n_offers = n_customers, n_offers
         self._compute = compute
         self._p = np.empty((n_customers, n_offers), np.float64)  # untouched pages cost no memory
         self._reasons = np.empty((n_customers, n_offers), np.int8)
-        self._done = np.zeros(-(-n_customers // self.block), bool)
+        self.blocks = Blocks(n_customers, block)
         self._cold: tuple[np.ndarray, np.ndarray] | None = None
-        self._lock = threading.Lock()
 
     @property
     def blocks_done(self) -> int:
-        return int(self._done.sum())
+        return int(self.blocks.done.sum())
 
     def take(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """P(redeem) and reason codes of each row (len(rows) x offers, copies)."""
         rows = np.asarray(rows, dtype=np.int64)
         known = rows >= 0
-        blocks = np.unique(rows[known] // self.block)
-        missing = blocks[~self._done[blocks]]
-        if len(missing) or (self._cold is None and not known.all()):
-            self._fill(missing, cold=not known.all())
+        self.blocks.ensure(rows[known], self._fill)
+        if self._cold is None and not known.all():
+            with self.blocks.lock:
+                if self._cold is None:
+                    p, reasons = self._compute(np.array([-1]))
+                    self._cold = (p[0].copy(), reasons[0].copy())
         safe = np.where(known, rows, 0)
         p, reasons = self._p[safe], self._reasons[safe]
         if not known.all():
             p[~known], reasons[~known] = self._cold
         return p, reasons
 
-    def _fill(self, blocks: np.ndarray, cold: bool) -> None:
-        with self._lock:  # one thread computes a block; the others wait and then read it
-            for b in blocks.tolist():
-                if self._done[b]:
-                    continue
-                lo, hi = b * self.block, min((b + 1) * self.block, self.n_customers)
-                self._p[lo:hi], self._reasons[lo:hi] = self._compute(np.arange(lo, hi))
-                self._done[b] = True  # set after the rows are written: a reader never sees half a block
-            if cold and self._cold is None:
-                p, reasons = self._compute(np.array([-1]))
-                self._cold = (p[0].copy(), reasons[0].copy())
+    def _fill(self, lo: int, hi: int) -> None:
+        self._p[lo:hi], self._reasons[lo:hi] = self._compute(np.arange(lo, hi))
 
 
 def rows_scores(ranker, rows: np.ndarray, catalog, retention: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
