@@ -6,8 +6,8 @@ Targets: GET offers with the answer cache off (every request ranks, as an email 
 send asks for each customer once) >= 0.7x the hello-world's throughput and >= 10x `mlflow models
 serve`'s, p99 <= 15 ms; batch of 1,000 customers under 200 ms. The load comes from 2 client processes x 8 threads on the
 same 2-core machine: absolute numbers are lower than with a separate client, ratios are measured
-under the same load. The hello-world and the offers endpoint alternate in rounds (3 by default),
-the ratio the median of the rounds': on a shared machine the speed drifts within a minute.
+under the same load. Every ratio comes from rounds (3 by default) alternating the two servers
+compared, the median of the rounds': on a shared machine the speed drifts within a minute.
 
 GET offers asks for 500 customers at random. It is measured twice: after a warm-up in which
 the workers have answered most of them (the answer cache's hit rate is printed, from
@@ -86,32 +86,38 @@ def _customers(model: str, tmp: Path) -> list:
     return app.extensions["recsys"].model.current.bundle.customers.index.tolist()
 
 
+def rounds(args, a: tuple[int, list], b: tuple[int, list]) -> tuple[dict, dict, list[float]]:
+    """Alternating loads of two servers (port, requests), ``args.rounds`` of each, so that a
+    slower spell of the machine weighs on both alike: both pooled, and b's rate over a's per round."""
+    runs = [(load(a[0], a[1], args.seconds), load(b[0], b[1], args.seconds)) for _ in range(args.rounds)]
+    return pooled([x for x, _ in runs]), pooled([y for _, y in runs]), [y["rps"] / x["rps"] for x, y in runs]
+
+
+def _ratio(ratios: list[float]) -> str:
+    return f"median of {len(ratios)} rounds: {', '.join(f'{r:.2f}' for r in ratios)}"
+
+
 def _against_hello_world(args, hello_port: int, api_port: int, offers: list) -> dict:
     """Alternating rounds of the hello-world and GET offers; prints both, returns the offers' figures."""
     hello_requests = [("GET", "/hello", None, {})]
     load(hello_port, hello_requests, args.warmup)
     load(api_port, offers, args.warmup)
-    # Rounds alternate the two servers, so a slower spell of the machine weighs on both alike.
     before = _answers(api_port)
-    rounds = []
-    for _ in range(args.rounds):
-        rounds.append((load(hello_port, hello_requests, args.seconds), load(api_port, offers, args.seconds)))
+    hello, api, ratios = rounds(args, (hello_port, hello_requests), (api_port, offers))
     after = _answers(api_port)
     hits = after["cache"] - before["cache"]
     hit_rate = hits / max(1.0, hits + after["ranked"] - before["ranked"])
-    hello, api = pooled([h for h, _ in rounds]), pooled([a for _, a in rounds])
-    ratios = [a["rps"] / h["rps"] for h, a in rounds]
     print(
         f"hello-world (gunicorn, 2 workers): {hello['rps']:8.0f} req/s  p50 {hello['p50_ms']:6.2f} ms  "
         f"p99 {hello['p99_ms']:6.2f} ms"
     )
     print(
         f"GET offers   (gunicorn, 2 workers): {api['rps']:8.0f} req/s  p50 {api['p50_ms']:6.2f} ms  "
-        f"p99 {api['p99_ms']:6.2f} ms  ({np.median(ratios):.2f}x hello-world, median of {len(ratios)} "
-        f"rounds: {', '.join(f'{r:.2f}' for r in ratios)}; answer cache hit rate {hit_rate:.1%})"
+        f"p99 {api['p99_ms']:6.2f} ms  ({np.median(ratios):.2f}x hello-world, {_ratio(ratios)}; "
+        f"answer cache hit rate {hit_rate:.1%})"
     )
     calm = load(hello_port, hello_requests, args.seconds, processes=1, threads=2)
-    return {"hello": hello, "api": api, "hello_calm": calm}
+    return {"hello": hello, "api": api, "hello_calm": calm, "ratio": float(np.median(ratios))}
 
 
 def _batches(api_port: int, customers: list, hdr: dict, as_of: str) -> None:
@@ -140,7 +146,9 @@ def _batches(api_port: int, customers: list, hdr: dict, as_of: str) -> None:
     print(f"POST batch of {n} customers, from the answer cache: median {np.median(warm) * 1e3:.0f} ms")
 
 
-def _mlflow_serve(args, port: int, env: dict, sample: list, procs: list) -> dict:
+def _mlflow_serve(args, port: int, env: dict, sample: list, procs: list, plain: tuple[int, list]) -> None:
+    """`mlflow models serve` on the same model, in rounds alternating with the service with
+    the answer cache off (``plain``: its port and requests)."""
     ml = subprocess.Popen(
         [
             str(BIN / "mlflow"),
@@ -170,17 +178,22 @@ def _mlflow_serve(args, port: int, env: dict, sample: list, procs: list) -> dict
     frames = [{"dataframe_split": {"columns": ["customer_id"], "data": [[c]]}, "params": params} for c in sample[:100]]
     inv = [("POST", "/invocations", json.dumps(f), json_type) for f in frames]
     load(port, inv, min(args.warmup, 2))
-    return load(port, inv, args.seconds)
+    mlf, _, ratios = rounds(args, (port, inv), plain)
+    print(
+        f"mlflow models serve (2 workers):   {mlf['rps']:8.0f} req/s  p50 {mlf['p50_ms']:6.2f} ms  "
+        f"p99 {mlf['p99_ms']:6.2f} ms  (the service with the answer cache off is {np.median(ratios):.1f}x, "
+        f"{_ratio(ratios)}; target >= 10x)"
+    )
 
 
-def _cache_off(args, env: dict, tmp: Path, customers: list, offers: list, hdr: dict, cached: dict, procs: list):
+def _cache_off(args, env, tmp: Path, customers: list, offers: list, hdr: dict, cached: dict, procs: list, hello_port):
     """The service with the answer cache off: a send, then repeated load, then calm latency."""
     from serving.probe import wait_http
 
     plain_port = free_port()
     fresh = {**env, "RECSYS_ANSWER_CACHE": "0", "RECSYS_EVENTS_URL": f"sqlite:///{tmp / 'send.db'}"}
     procs.append(gunicorn("serving:create_app()", plain_port, fresh))
-    wait_http(f"http://127.0.0.1:{plain_port}/readyz", procs[0])
+    wait_http(f"http://127.0.0.1:{plain_port}/readyz", procs[-1])
     # First a send: every customer of the model once, on a fresh events store, so each
     # request ranks a customer not seen before and records its held_out events.
     everyone = [("GET", f"/v1/customers/{c}/offers?k=10&as_of={args.as_of}", None, hdr) for c in customers]
@@ -191,10 +204,10 @@ def _cache_off(args, env: dict, tmp: Path, customers: list, offers: list, hdr: d
         f"{sent['requests']} customers, answer cache off, held_out events recorded as they come)"
     )
     load(plain_port, offers, min(args.warmup, 2))
-    plain = load(plain_port, offers, args.seconds)
+    _, plain, ratios = rounds(args, (hello_port, [("GET", "/hello", None, {})]), (plain_port, offers))
     print(
         f"GET offers, answer cache off:      {plain['rps']:8.0f} req/s  p50 {plain['p50_ms']:6.2f} ms  "
-        f"p99 {plain['p99_ms']:6.2f} ms  ({plain['rps'] / cached['hello']['rps']:.2f}x hello-world; "
+        f"p99 {plain['p99_ms']:6.2f} ms  ({np.median(ratios):.2f}x hello-world, {_ratio(ratios)}; "
         "every request ranks; target >= 0.7x)"
     )
     # Latency without a queue: one client thread per worker, so a request waits for no other
@@ -205,7 +218,7 @@ def _cache_off(args, env: dict, tmp: Path, customers: list, offers: list, hdr: d
         f"p99 {calm['p99_ms']:6.2f} ms  (latency with one request per worker; target p99 <= 15 ms; "
         f"the hello-world so: p50 {hello_calm['p50_ms']:.2f} ms, p99 {hello_calm['p99_ms']:.2f} ms)"
     )
-    return plain
+    return plain_port
 
 
 def main() -> None:
@@ -234,18 +247,10 @@ def main() -> None:
         offers = [("GET", f"/v1/customers/{c}/offers?k=10&as_of={args.as_of}", None, hdr) for c in sample]
         cached = _against_hello_world(args, hello_port, api_port, offers)
         _batches(api_port, customers, hdr, args.as_of)
-        for p in procs:
-            p.terminate()
-        procs = []
-        plain = _cache_off(args, env, tmp, customers, offers, hdr, cached, procs)
-        procs[0].terminate()
-        procs = []
-        mlf = _mlflow_serve(args, mlflow_port, env, sample, procs)
-        print(
-            f"mlflow models serve (2 workers):   {mlf['rps']:8.0f} req/s  p50 {mlf['p50_ms']:6.2f} ms  "
-            f"p99 {mlf['p99_ms']:6.2f} ms  (service is {cached['api']['rps'] / mlf['rps']:.1f}x, "
-            f"{plain['rps'] / mlf['rps']:.1f}x with the answer cache off; target >= 10x with it off)"
-        )
+        procs.pop().terminate()  # the cached service; the hello-world stays for the rounds below
+        plain_port = _cache_off(args, env, tmp, customers, offers, hdr, cached, procs, hello_port)
+        procs.pop(0).terminate()
+        _mlflow_serve(args, mlflow_port, env, sample, procs, (plain_port, offers))
     finally:
         for p in procs:
             p.terminate()

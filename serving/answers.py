@@ -132,9 +132,12 @@ def answers(
     cache = loaded.answers
     # decided now (the frequency cap's window ends now): an answer is good for the day it is given
     now = pd.Timestamp.now("UTC").tz_localize(None)
-    today = now.normalize()
-    keys = [(c, day, channel, k, hash(rows_by_customer.get(c, ())), today) for c in customer_ids]
-    out: list[bytes | None] = [cache.get(key) for key in keys]
+    if cache.max_entries > 0:
+        today = now.normalize()
+        keys = [(c, day, channel, k, hash(rows_by_customer.get(c, ())), today) for c in customer_ids]
+        out: list[bytes | None] = [cache.get(key) for key in keys]
+    else:  # no answer cache: no keys to make
+        keys, out = [None] * len(customer_ids), [None] * len(customer_ids)
     missing = [i for i, f in enumerate(out) if f is None]
     if missing:
         todo = list(dict.fromkeys(customer_ids[i] for i in missing))

@@ -138,15 +138,24 @@ def _docs_assets(app: Flask) -> None:
         return send_from_directory(swagger_ui_path, filename, max_age=86400)
 
 
+SECURITY_HEADERS = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "no-referrer"),
+)
+NO_STORE = (("Cache-Control", "no-store"),)  # per customer, and changed by every event
+NOT_STORED = ("/readyz", "/healthz", "/metrics")
+
+
 def _security_headers(app: Flask) -> None:
     @app.after_request
     def headers(response: Response) -> Response:
+        # one pass over the response's headers; a header the view set stays as it set it
         h = response.headers
-        h.setdefault("X-Content-Type-Options", "nosniff")
-        h.setdefault("X-Frame-Options", "DENY")
-        h.setdefault("Referrer-Policy", "no-referrer")
-        if request.path.startswith("/v1/") or request.path in ("/readyz", "/healthz", "/metrics"):
-            h.setdefault("Cache-Control", "no-store")  # per customer, and changed by every event
+        present = {k.lower() for k, _ in h.items()}
+        path = request.path
+        wanted = SECURITY_HEADERS + NO_STORE if path.startswith("/v1/") or path in NOT_STORED else SECURITY_HEADERS
+        h.extend([(k, v) for k, v in wanted if k.lower() not in present])
         _drain_body(app)
         return response
 
@@ -157,7 +166,7 @@ def _drain_body(app: Flask) -> None:
     the start of the next request on a kept-alive connection, and that request would hang. A
     body over the size limit is not read; its connection is closed instead."""
     length = request.content_length or 0
-    chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+    chunked = "chunked" in request.environ.get("HTTP_TRANSFER_ENCODING", "").lower()
     if not length and not chunked:
         return
     stream = request.environ.get("wsgi.input")

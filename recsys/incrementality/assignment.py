@@ -15,8 +15,6 @@ import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import numpy as np
-
 _SCALE = float(2**64)
 # The environment variables of the service and the exports (docs/incrementality.md), per field.
 ENVIRONMENT = {
@@ -36,8 +34,8 @@ def unit_draw(salt: str, *keys) -> float:
 
 
 @functools.lru_cache(maxsize=16)
-def _keyed(salt: str):
-    return hashlib.blake2b(key=salt.encode()[:64], digest_size=8)
+def _keyed(salt: str, digest_size: int = 8):
+    return hashlib.blake2b(key=salt.encode()[:64], digest_size=digest_size)
 
 
 @dataclass(frozen=True)
@@ -95,7 +93,7 @@ class ControlGroups:
 
     def offer_share(self, share: float) -> float:
         """The offer's control share: its own when set (not NaN), else the default."""
-        return self.share if share is None or np.isnan(share) else float(share)
+        return self.share if share is None or share != share else float(share)  # NaN != NaN
 
     def held_out(self, customer_id, offer_id, share: float = float("nan")) -> bool:
         """Whether the customer is kept back from the offer (outside the global control group)."""
@@ -110,6 +108,6 @@ class ControlGroups:
     def event_id(self, customer_id, offer_id) -> str:
         """The held_out event's id: derived from the assignment, so recording it again, from any
         worker or export, stores it once."""
-        key = "\x1f".join(map(str, (customer_id, offer_id))).encode()
-        salt = f"{self.salt}\x1f{self.global_salt}".encode()
-        return "held-" + hashlib.blake2b(key, key=salt[:64], digest_size=16).hexdigest()
+        h = _keyed(f"{self.salt}\x1f{self.global_salt}", 16).copy()
+        h.update("\x1f".join(map(str, (customer_id, offer_id))).encode())
+        return "held-" + h.hexdigest()

@@ -48,7 +48,7 @@ def top_k_per_customer(
             chosen, filled, kept = controlled_top(ids[i], top, prepared, k, caps, control)
             held[0].extend([i] * len(kept))
             held[1].extend(kept)
-            held[2].extend(control.control_probability(prepared.control_share[j]) for j in kept)
+            held[2].extend(control.control_probability(prepared.control_share_list[j]) for j in kept)
         else:
             chosen, filled = diverse_top(top, prepared, k, *caps)
         cust += [i] * (len(chosen) + len(filled))
@@ -69,10 +69,11 @@ def controlled_top(
         return [], [], chosen + filled
     held: list[int] = []
     checked: set[int] = set()
+    offer_ids, shares = prepared.offer_id_list, prepared.control_share_list
     while True:
         new = [j for j in chosen + filled if j not in checked]
         checked.update(new)
-        out = [j for j in new if control.held_out(customer_id, prepared.offer_ids[j], prepared.control_share[j])]
+        out = [j for j in new if control.held_out(customer_id, offer_ids[j], shares[j])]
         if not out:
             return chosen, filled, held
         held += out

@@ -53,6 +53,9 @@ class PreparedOffers:
         self.n_types = max(self.type_code) + 1 if self.type_code else 1
         self.any_blank_department = any(self.department_blank)
         self.group_code = same_offer_groups(self.catalog.offers)
+        # Python values for the control draws (one customer's draws index them a few at a time)
+        self.offer_id_list = self.offer_ids.tolist()
+        self.control_share_list = self.control_share.tolist()
 
 
 def same_offer_groups(offers: pd.DataFrame) -> list[int]:
