@@ -40,6 +40,22 @@ def test_health_and_readiness_need_no_key(client):
     assert client.get("/readyz").json["status"] == "ready"
 
 
+def test_every_response_carries_the_security_headers_once(client, service):
+    api = client.get(f"/v1/customers/C000001/offers?as_of={during(service[0])}", headers=H(service))
+    asset = client.get("/docs/static/swagger-ui.css")
+    page = client.get("/app/login")
+    for response in (api, asset, page):
+        assert response.status_code == 200
+        for name, value in (("X-Content-Type-Options", "nosniff"), ("X-Frame-Options", "DENY")):
+            assert response.headers.getlist(name) == [value]
+        assert response.headers.getlist("Referrer-Policy") == ["no-referrer"]
+    # per customer and changed by every event: never stored; a view's own caching stays its own
+    assert api.headers.getlist("Cache-Control") == ["no-store"]
+    assert "max-age=86400" in asset.headers.getlist("Cache-Control")[0]
+    # the API opens no session: its answers set no cookie
+    assert "Set-Cookie" not in api.headers
+
+
 def test_keys_and_roles(client, service):
     r = client.get("/v1/segments")
     assert r.status_code == 401 and r.json["error"]["code"] == "unauthorized"
