@@ -1,7 +1,8 @@
 """The exports on Spark: the same decisions as inference.exports, computed on a cluster.
 
 The model bundle (a directory, as the registry's loader downloads it) is shipped to every
-executor with ``SparkContext.addFile`` and loaded once per Python worker; customers and their
+executor with ``SparkContext.addFile``, under a name of its content (:func:`ship_bundle`), and
+loaded once per Python worker; customers and their
 offer events are split into buckets by a hash of the customer id and cogrouped, so each task
 ranks its customers with only their events, through :func:`inference.exports.decide_chunk`,
 the function the local export calls. Rows are the local export's, in another order; the result
@@ -14,8 +15,14 @@ dependencies installed (or shipped with ``--py-files``/an environment archive).
 
 from __future__ import annotations
 
+import atexit
+import hashlib
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
+import joblib
 import numpy as np
 import pandas as pd
 
@@ -23,7 +30,36 @@ from recsys import constants as C
 from recsys.spark import spark_session
 
 BUCKET = "_bucket"
-_LOADED: dict[str, object] = {}  # per executor process: bundle directory -> ModelBundle
+_LOADED: dict = {}  # per executor process: shipped bundle name -> ModelBundle (and its prepared catalogs)
+_STAGED: dict[str, Path] = {}  # on the driver: shipped bundle name -> the directory shipped under it
+
+
+def ship_bundle(spark, bundle_dir: Path) -> str:
+    """Ship ``bundle_dir`` to every executor under ``recsys-bundle-<digest of its bundle.json>``
+    (which lists every file's SHA-256): the name an executor loads it by. A bundle shipped by
+    its directory's name would collide with another of the same name (a registry download, a
+    retrained bundle written to the same folder) in a session that lives on: Spark keeps the
+    first file of a name, and a worker the bundle it loaded. The copy is made of hard links
+    where the file system allows (copies otherwise), once per bundle and driver process, and
+    removed when the process ends."""
+    digest = hashlib.sha256((bundle_dir / "bundle.json").read_bytes()).hexdigest()[:24]
+    name = f"recsys-bundle-{digest}"
+    staged = _STAGED.get(name)
+    if staged is None or not staged.is_dir():
+        root = Path(tempfile.mkdtemp(prefix="recsys-spark-"))
+        atexit.register(shutil.rmtree, root, ignore_errors=True)
+        staged = root / name
+        shutil.copytree(bundle_dir, staged, copy_function=_link_or_copy)
+        _STAGED[name] = staged
+    spark.sparkContext.addFile(str(staged), recursive=True)  # the same path again is no new file
+    return name
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:  # another file system, or links not allowed
+        shutil.copy2(src, dst)
 
 
 def _bundle(name: str):
@@ -117,14 +153,14 @@ def export_offers_spark(
     valid = valid_offers(local.catalog if catalog is None else catalog, as_of)
     ids = customers[[C.CUSTOMER_ID]] if customers is not None else local.customers.index.to_frame(index=False)
     buckets = buckets or max(2, spark.sparkContext.defaultParallelism * 4)
-    name = bundle_dir.name
-    spark.sparkContext.addFile(str(bundle_dir), recursive=True)
+    name = ship_bundle(spark, bundle_dir)
+    catalog_key = joblib.hash(valid)  # another catalog of the same day is prepared anew
 
     def decide(ids_part: pd.DataFrame, events_part: pd.DataFrame) -> pd.DataFrame:
         if ids_part.empty:  # a bucket of events only
             return sample.iloc[:0]
         bundle = _bundle(name)
-        key = ("prepared", name, as_of)
+        key = ("prepared", name, as_of, catalog_key)
         if key not in _LOADED:
             _LOADED[key] = bundle.ranker.prepare(valid)
         part = pd.Index(ids_part[C.CUSTOMER_ID])
@@ -169,12 +205,11 @@ def _one_frame(ranked: pd.DataFrame, kept: pd.DataFrame) -> pd.DataFrame:
 
 def _sample_rows(bundle, valid, ids, events, k, channel, as_of, control, decided_at, decide_chunk) -> pd.DataFrame:
     """A few customers' rows, decided on the driver: the Spark schema of the result."""
+    prepared = bundle.ranker.prepare(valid)  # once for every try below
     for n in (20, 200, len(ids)):
         few = pd.Index(ids[C.CUSTOMER_ID].iloc[:n])
         mine = events[events[C.CUSTOMER_ID].isin(few)] if events is not None else None
-        ranked, kept = decide_chunk(
-            bundle, bundle.ranker.prepare(valid), valid, few, mine, k, channel, as_of, control, decided_at
-        )
+        ranked, kept = decide_chunk(bundle, prepared, valid, few, mine, k, channel, as_of, control, decided_at)
         out = _one_frame(ranked, kept)
         if len(out) and out.notna().any().all():
             return out
@@ -191,8 +226,7 @@ def export_at_risk_spark(bundle_dir: str | Path, *, min_risk: float = C.HIGH_RIS
     bundle_dir = Path(bundle_dir).resolve()
     local = ModelBundle.load(bundle_dir)
     local.at_risk(min_risk=min_risk, segment=segment)  # a bad segment fails here, on the driver, by name
-    name = bundle_dir.name
-    spark.sparkContext.addFile(str(bundle_dir), recursive=True)
+    name = ship_bundle(spark, bundle_dir)
     sample = _plain(export_at_risk(local, min_risk=0.0).head(50))
     ordered = ["_value", "_position"]
     schema = spark_schema(sample.assign(_value=0.0, _position=0))

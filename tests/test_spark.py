@@ -99,3 +99,31 @@ def test_spark_output_must_be_a_parquet_dataset(synth_bundle_dir, tmp_path):
         env=_env(tmp_path),
     )
     assert done.returncode == 2 and "Parquet dataset" in done.stderr
+
+
+def test_bundles_of_one_name_in_one_session_each_rank_as_their_own(synth_bundle_dir, lift_bundle, tmp_path):
+    other = lift_bundle[1]
+    """Two bundles in folders of the same name (two registry downloads, a retrained bundle
+    written over the last), exported in one Spark session: each gives its own local list."""
+    from inference.exports import export_at_risk
+    from inference.spark import export_at_risk_spark
+    from recsys.spark import spark_session
+
+    first, second = tmp_path / "a" / "bundle", tmp_path / "b" / "bundle"
+    shutil.copytree(synth_bundle_dir, first)
+    shutil.copytree(other, second)
+    spark = spark_session("recsys-test-bundles")
+    try:
+        for path in (first, second, first):
+            local = export_at_risk(ModelBundle.load(path), min_risk=0.2)
+            found = export_at_risk_spark(path, min_risk=0.2, spark=spark).toPandas()[list(local.columns)]
+            assert len(local) > 20
+            pd.testing.assert_frame_equal(local.reset_index(drop=True), found.reset_index(drop=True), check_dtype=False)
+        # a bundle retrained into the same folder is shipped anew
+        shutil.rmtree(first)
+        shutil.copytree(other, first)
+        local = export_at_risk(ModelBundle.load(first), min_risk=0.2)
+        found = export_at_risk_spark(first, min_risk=0.2, spark=spark).toPandas()[list(local.columns)]
+        pd.testing.assert_frame_equal(local.reset_index(drop=True), found.reset_index(drop=True), check_dtype=False)
+    finally:
+        spark.stop()
