@@ -114,13 +114,27 @@ def _check_sample(bundle, ids, catalog, events, as_of, work, args) -> None:
     same = len(a) == len(b) and all(
         np.allclose(a[c], b[c], equal_nan=True)
         if pd.api.types.is_float_dtype(a[c])
-        else (a[c].astype(str) == b[c].astype(str)).all()
+        else (_text(a[c]) == _text(b[c])).all()
         for c in a.columns
     )
     print(
         f"local export of {len(sample):,} sampled customers: {len(a):,} rows in {local_s:.1f} s; "
         f"Spark's rows for them: {len(b):,}; identical: {same}"
     )
+
+
+def _text(column: pd.Series) -> np.ndarray:
+    """Values as text, every kind of missing value (None, NaN, pd.NA) as one: a text column read
+    back from Spark's Parquet holds NaN where the local frame's string column holds <NA>, and
+    pandas' astype(str) keeps a missing value missing (never equal to another)."""
+    return np.array([MISSING if _missing(v) else str(v) for v in column.tolist()], dtype=object)
+
+
+MISSING = "\x00missing"
+
+
+def _missing(v) -> bool:
+    return v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and v != v)
 
 
 if __name__ == "__main__":
