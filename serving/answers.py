@@ -60,18 +60,27 @@ class HeldOutRecorder:
     again (the same customer asking again) costs no write. The store keeps each once whatever
     the process (the event id is derived from the assignment).
 
+    A request returns once its events are committed. The requests of a process commit together
+    (group commit): while one thread writes, the others' events gather, and the next writer
+    stores them all in one transaction; a request whose events another thread committed
+    returns at once. A send's many concurrent requests so cost a few transactions, not one each.
+
     With the store unreachable the answer is still given (the offers stay held back) and the
-    events wait in memory (at most ``MAX_PENDING``) to be written with the next ones."""
+    events wait in memory (at most ``MAX_PENDING``) to be written with the next ones; requests
+    that waited behind the failed write do not try again (``health``, a
+    serving.dependencies.Dependency, says the store failed)."""
 
     MAX_REMEMBERED = 1_000_000
     MAX_PENDING = 100_000
 
-    def __init__(self, store, health=None):
+    def __init__(self, store, health):
         self.store = store
-        self.health = health  # serving.dependencies.Dependency of the store, or None
+        self.health = health
         self._seen: set = set()
         self._pending: list[dict] = []
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards _pending, _seen and _failures
+        self._writing = threading.Lock()  # one writer at a time in this process
+        self._failures = 0
 
     def __call__(self, held: dict, control, campaign_of: dict) -> None:
         """Record the held-back (customer, offer) pairs of a decision (``ranker.decide``'s second
@@ -82,23 +91,30 @@ class HeldOutRecorder:
             return
         new = held_events({k: v[fresh] for k, v in held.items()}, control, campaign_of, [ids[i] for i in fresh])
         with self._lock:
-            batch, self._pending = self._pending + new, []
-        if not batch:
-            return
+            self._pending += new
+            failures = self._failures
+        with self._writing:
+            with self._lock:
+                if self._failures != failures:  # the store failed while this request waited
+                    return
+                batch, self._pending = self._pending, []
+            if batch:
+                self._write(batch)
+
+    def _write(self, batch: list[dict]) -> None:
         try:
             self.store.record(batch)  # the first worker to record an assignment wins
         except Exception as exc:
-            if self.health is None:
-                raise
             self.health.failed(exc)
             with self._lock:
                 self._pending = (batch + self._pending)[-self.MAX_PENDING :]
+                self._failures += 1
             return
-        if self.health is not None:
-            self.health.succeeded()
-        if len(self._seen) > self.MAX_REMEMBERED:
-            self._seen = set()
-        self._seen.update(e[C.EVENT_ID] for e in batch)
+        self.health.succeeded()
+        with self._lock:
+            if len(self._seen) > self.MAX_REMEMBERED:
+                self._seen = set()
+            self._seen.update(e[C.EVENT_ID] for e in batch)
 
     @property
     def pending(self) -> int:
