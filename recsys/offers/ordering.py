@@ -95,6 +95,14 @@ def held_columns(
     }
 
 
+def objective(p, margin, popularity, cold) -> tuple[np.ndarray, np.ndarray]:
+    """The score an order sorts by, and the expected value P(redeem) x margin (broadcast
+    alike): the expected value; for customers without history (``cold``), how many customers
+    buy the offer's products, times the margin."""
+    ev = p * margin
+    return np.where(cold, popularity * np.maximum(margin, 1e-6), ev), ev
+
+
 def choose(
     ids: np.ndarray,
     orders: list[list[int]],
@@ -113,10 +121,7 @@ def choose(
     cust, pos = np.asarray(cust, dtype=np.int64), np.asarray(pos, dtype=np.int64)
     margin = prepared.value_to_business[pos] - prepared.cost[pos]
     chosen_p = p[cust, pos]
-    ev = chosen_p * margin
-    # The score: expected value; for customers without history, how many customers buy the
-    # offer's products, times the margin.
-    popular = prepared.catalog.product_popularity[pos] * np.maximum(margin, 1e-6)
+    score, ev = objective(chosen_p, margin, prepared.catalog.product_popularity[pos], cold[cust])
     leads = at_risk[cust] & prepared.retention[pos]
     code = np.where(leads, REASON_RETENTION_CODE, reasons[cust, pos])
     ranked = {
@@ -124,7 +129,7 @@ def choose(
         "rank": np.asarray(rank, dtype=np.int64),
         C.OFFER_ID: prepared.offer_ids[pos],
         "tier": np.where(leads, TIER_RETENTION, TIER_STANDARD) + TIER_FILL * np.asarray(fill, dtype=np.int64),
-        "score": np.where(cold[cust], popular, ev),
+        "score": score,
         "p_redeem": chosen_p,
         "expected_value": ev,
         "reason": REASONS[code],

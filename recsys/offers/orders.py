@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from recsys.offers.eligibility import event_limits
-from recsys.offers.ordering import TIER_RETENTION, TIER_STANDARD, order_offers
+from recsys.offers.ordering import TIER_RETENTION, TIER_STANDARD, objective, order_offers
 from recsys.offers.prepared import PreparedOffers
 from recsys.offers.scores import Blocks, customer_scores
 
@@ -50,8 +50,7 @@ def _order_matrix(ranker, ids, prepared, as_of, channel, events, exclude=(), his
     p, reasons, cold = customer_scores(ranker, ids, prepared, history)
     margin = prepared.value_to_business - prepared.cost
     at_risk = ranker.at_risk(ids)
-    popularity = prepared.catalog.product_popularity[None, :]
-    score = np.where(cold[:, None], popularity * np.maximum(margin, 1e-6)[None, :], p * margin[None, :])
+    score, _ = objective(p, margin[None, :], prepared.catalog.product_popularity[None, :], cold[:, None])
     leads = at_risk[:, None] & prepared.retention[None, :]
     eligible = ranker.eligibility(ids, prepared, as_of, channel, events, exclude, decided)
     tier = np.where(leads, TIER_RETENTION, TIER_STANDARD)
