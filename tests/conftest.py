@@ -192,3 +192,34 @@ def keyed_service(bundle_dir, tmp, **config):
         }
     )
     return app, keys
+
+
+@pytest.fixture(scope="module")
+def offer_ranker(synth):
+    """A ranker fitted on the synthetic data with churn risks, and the latest campaign's offers plus a
+    retention offer (from risk 0.6): (dataset, ranker, catalog, as_of)."""
+    import numpy as np
+
+    from recsys import constants as C
+    from recsys.data.dataset import Dataset
+    from recsys.data.validate import validate_tables
+    from recsys.offers import OfferRanker
+
+    ds = Dataset(**validate_tables(synth[0])[0])
+    as_of = ds.offers[C.START_DATE].max()
+    customers = ds.customers[C.CUSTOMER_ID]
+    churn = pd.Series(np.random.default_rng(3).uniform(size=len(customers)), index=customers.to_numpy())
+    ranker = OfferRanker(als_params={"factors": 16, "iterations": 10}).fit(ds, as_of=as_of, churn=churn)
+    current = ds.offers[ds.offers[C.START_DATE] == as_of]
+    products = ds.transactions[C.PRODUCT_ID].value_counts().index[:5].tolist()
+    retention = {
+        C.OFFER_ID: "come-back",
+        C.NAME: "come back",
+        C.OFFER_TYPE: "amount_off",
+        C.VALUE: 2.0,
+        C.PRODUCT_IDS: products,
+        C.START_DATE: as_of - pd.Timedelta(days=30),
+        C.END_DATE: as_of + pd.Timedelta(days=30),
+        C.MIN_CHURN_RISK: 0.6,
+    }
+    return ds, ranker, pd.concat([current, pd.DataFrame([retention])], ignore_index=True), as_of

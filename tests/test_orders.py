@@ -10,8 +10,6 @@ from recsys import constants as C
 from recsys.incrementality import ControlGroups
 from recsys.offers import orders, scores
 
-from .test_scores import fitted  # noqa: F401  (the fitted ranker and its catalog)
-
 
 @pytest.fixture
 def block(monkeypatch):
@@ -40,8 +38,8 @@ def _events(plain: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
 
 
 @pytest.mark.parametrize("channel", [None, "email", "web"])
-def test_kept_orders_rank_as_computed_orders(fitted, block, channel):  # noqa: F811
-    _, ranker, catalog, as_of = fitted
+def test_kept_orders_rank_as_computed_orders(offer_ranker, block, channel):
+    _, ranker, catalog, as_of = offer_ranker
     known = list(ranker.snapshot_.customer_map.ids)
     assert len(known) > 2 * block  # several blocks, the last one short
     control = ControlGroups(share=0.2)
@@ -63,8 +61,8 @@ def test_kept_orders_rank_as_computed_orders(fitted, block, channel):  # noqa: F
         pd.testing.assert_frame_equal(one, want, check_dtype=False)
 
 
-def test_retention_offers_lead_for_customers_at_risk_in_kept_orders(fitted):  # noqa: F811
-    _, ranker, catalog, as_of = fitted
+def test_retention_offers_lead_for_customers_at_risk_in_kept_orders(offer_ranker):
+    _, ranker, catalog, as_of = offer_ranker
     kept = ranker.prepare(catalog, keep_scores=True)
     known = ranker.snapshot_.customer_map.ids
     # at risk, and in the retention offer's risk range (from 0.6)
@@ -76,8 +74,8 @@ def test_retention_offers_lead_for_customers_at_risk_in_kept_orders(fitted):  # 
     assert (firsts[C.OFFER_ID] == "come-back").all() and (firsts["tier"] == 0).all()
 
 
-def test_orders_are_kept_per_day_and_channel_a_block_at_a_time(fitted, block, monkeypatch):  # noqa: F811
-    _, ranker, catalog, as_of = fitted
+def test_orders_are_kept_per_day_and_channel_a_block_at_a_time(offer_ranker, block, monkeypatch):
+    _, ranker, catalog, as_of = offer_ranker
     kept = ranker.prepare(catalog, keep_scores=True)
     known = ranker.snapshot_.customer_map.ids
     ranker.rank(known[block + 1], kept, k=3, as_of=as_of)

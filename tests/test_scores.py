@@ -6,34 +6,10 @@ import pandas as pd
 import pytest
 
 from recsys import constants as C
-from recsys.data.dataset import Dataset
-from recsys.data.validate import validate_tables
 from recsys.incrementality import ControlGroups
-from recsys.offers import RANKING_COLUMNS, OfferRanker, scores
+from recsys.offers import RANKING_COLUMNS, scores
 from recsys.offers.reasons import REASON_RETENTION
 from recsys.offers.scores import ScoreTable
-
-
-@pytest.fixture(scope="module")
-def fitted(synth):
-    ds = Dataset(**validate_tables(synth[0])[0])
-    as_of = ds.offers[C.START_DATE].max()
-    customers = ds.customers[C.CUSTOMER_ID]
-    churn = pd.Series(np.random.default_rng(3).uniform(size=len(customers)), index=customers.to_numpy())
-    ranker = OfferRanker(als_params={"factors": 16, "iterations": 10}).fit(ds, as_of=as_of, churn=churn)
-    current = ds.offers[ds.offers[C.START_DATE] == as_of]
-    products = ds.transactions[C.PRODUCT_ID].value_counts().index[:5].tolist()
-    retention = {
-        C.OFFER_ID: "come-back",
-        C.NAME: "come back",
-        C.OFFER_TYPE: "amount_off",
-        C.VALUE: 2.0,
-        C.PRODUCT_IDS: products,
-        C.START_DATE: as_of - pd.Timedelta(days=30),
-        C.END_DATE: as_of + pd.Timedelta(days=30),
-        C.MIN_CHURN_RISK: 0.6,
-    }
-    return ds, ranker, pd.concat([current, pd.DataFrame([retention])], ignore_index=True), as_of
 
 
 def _ids(ranker) -> list:
@@ -47,8 +23,8 @@ def block(monkeypatch):
     return 64
 
 
-def test_kept_scores_rank_as_computed_scores(fitted, block):
-    _, ranker, catalog, as_of = fitted
+def test_kept_scores_rank_as_computed_scores(offer_ranker, block):
+    _, ranker, catalog, as_of = offer_ranker
     ids = _ids(ranker)
     assert len(ids) > 2 * block  # several blocks, the last one short
     control = ControlGroups(share=0.2)
@@ -64,8 +40,8 @@ def test_kept_scores_rank_as_computed_scores(fitted, block):
         pd.testing.assert_frame_equal(one[RANKING_COLUMNS], want, check_dtype=False)
 
 
-def test_blocks_are_computed_when_first_asked_for(fitted, block):
-    _, ranker, catalog, as_of = fitted
+def test_blocks_are_computed_when_first_asked_for(offer_ranker, block):
+    _, ranker, catalog, as_of = offer_ranker
     kept = ranker.prepare(catalog, keep_scores=True)
     table = kept.scores
     assert table.blocks_done == 0
@@ -79,8 +55,8 @@ def test_blocks_are_computed_when_first_asked_for(fitted, block):
     assert table.blocks_done == 3
 
 
-def test_customers_with_later_history_are_scored_from_it(fitted):
-    ds, ranker, catalog, as_of = fitted
+def test_customers_with_later_history_are_scored_from_it(offer_ranker):
+    ds, ranker, catalog, as_of = offer_ranker
     known = ranker.snapshot_.customer_map.ids[5]
     hist = ds.transactions[ds.transactions[C.CUSTOMER_ID] == known].assign(**{C.CUSTOMER_ID: "late-joiner"})
     kept = ranker.prepare(catalog, keep_scores=True)
