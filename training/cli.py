@@ -113,6 +113,14 @@ def terminate_as_exit():
     help="With --engine spark: the directory the cluster writes the history's tables to, on a path "
     "both reach (default: a temporary directory, removed after the run).",
 )
+@click.option(
+    "--max-examples",
+    type=click.IntRange(min=0),
+    default=C.MAX_REDEMPTION_EXAMPLES,
+    show_default=True,
+    help="Past sent offers the redemption model learns from: beyond it, every redemption and a "
+    "weighted random share of the other offers (0: every sent offer).",
+)
 @events_option("read with the dataset's offer_events")
 @fail_on_bad_data
 def train(
@@ -133,6 +141,7 @@ def train(
     force_promote,
     engine,
     aggregates,
+    max_examples,
     events_url,
 ):
     """Train, evaluate, package, register and (if it passes the quality gate) promote a model.
@@ -164,6 +173,7 @@ def train(
         events_url=events_url or None,
         engine=engine,
         aggregates=aggregates,
+        max_examples=max_examples or None,
     )
     click.echo(f"tracking: {tracking_uri()}  experiment: {experiment}", err=True)
     _print_result(_run(cfg))

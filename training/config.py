@@ -36,6 +36,9 @@ class TrainConfig:
     # RECSYS_SPARK_MASTER; the tables go to `aggregates`, default a temporary directory).
     engine: str = "local"
     aggregates: str | None = None
+    # past sent offers the redemption model learns from, beyond which the unredeemed are sampled
+    # and weighted (None: all; recsys.offers.redemption)
+    max_examples: int | None = C.MAX_REDEMPTION_EXAMPLES
     model_name: str = C.MODEL_NAME
     until: str | None = None
     register: bool = True

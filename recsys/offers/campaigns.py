@@ -28,7 +28,7 @@ from recsys.evaluation.bootstrap import paired_ratio_interval, percentile_interv
 from recsys.evaluation.ranking import user_metrics
 from recsys.offers.catalog import prepare_catalog
 from recsys.offers.features import affinity_features, feature_matrix
-from recsys.offers.redemption import RedemptionModel, redemption_examples
+from recsys.offers.redemption import MAX_EXAMPLES, RedemptionModel, redemption_examples
 from recsys.offers.snapshot import basket_lines, snapshot
 
 logger = logging.getLogger(__name__)
@@ -115,9 +115,11 @@ def evaluate_campaign(
     held_out_ok: bool = False,
     seed: int = C.SEED,
     lines: BasketLines | None = None,
+    max_examples: int | None = MAX_EXAMPLES,
 ) -> CampaignResult:
     """Every ranker on one campaign's redeeming households (see the module's docstring);
-    ``lines``: ``ds.transactions``' basket lines if held (the transactions are then not read)."""
+    ``lines``: ``ds.transactions``' basket lines if held (the transactions are then not read);
+    ``max_examples``: the redemption model's, as ``OfferRanker``'s."""
     if campaign in held_out and not held_out_ok:
         raise HeldOutCampaignError(
             f"campaign {campaign} is held out for independent evaluation; "
@@ -125,12 +127,17 @@ def evaluate_campaign(
         )
     if lines is None:
         with basket_lines(ds.transactions) as own:
-            return evaluate_campaign(ds, campaign, k=k, als_params=als_params, held_out_ok=True, seed=seed, lines=own)
+            return evaluate_campaign(
+                ds, campaign, k=k, als_params=als_params, held_out_ok=True, seed=seed, lines=own, max_examples=max_examples
+            )
     start, offer_ids, redeemed = campaign_frame(ds.offer_events, campaign)
     # the lines through a view ending at the campaign's first send
     events, lines = before(ds.offer_events, start), lines.before(start)
     cf = ALSRecommender(**(als_params or {})).fit(lines)
-    examples = redemption_examples(None, ds.offers, events, start, products=ds.products, cf_model=cf, lines=lines)
+    examples = redemption_examples(
+        None, ds.offers, events, start, products=ds.products, cf_model=cf, lines=lines, max_examples=max_examples,
+        random_state=seed,
+    )
     snap = snapshot(None, start, products=ds.products, offer_events=events, product_map=cf.product_map_, lines=lines)
     lines.release()
     model = RedemptionModel(random_state=seed).fit(examples)

@@ -39,7 +39,7 @@ from recsys.offers.features import affinity_features
 from recsys.offers.ordering import choose, held_columns
 from recsys.offers.orders import kept_ordered, ordered
 from recsys.offers.prepared import PreparedOffers, prepare_offers
-from recsys.offers.redemption import RedemptionModel, redemption_examples
+from recsys.offers.redemption import MAX_EXAMPLES, RedemptionModel, redemption_examples
 from recsys.offers.scores import ScoreTable, rows_scores
 from recsys.offers.snapshot import basket_lines, snapshot
 
@@ -53,7 +53,9 @@ class OfferRanker(BaseEstimator):
 
     Parameters: ``als_params`` (for the ALS model fitted when none is given), ``redemption_kind``
     (``logistic`` or ``gbm``), ``max_per_department`` and ``max_per_type`` (the diversity caps),
-    ``rules`` (:class:`EligibilityRules`), ``random_state``.
+    ``rules`` (:class:`EligibilityRules`), ``max_examples`` (past sent offers the redemption
+    model learns from, beyond which those not redeemed are sampled and weighted; None: all),
+    ``random_state``.
 
     Fitted: ``as_of_``, ``cf_model_`` (ALS), ``snapshot_`` (customer x product state at
     ``as_of_``), ``redemption_model_``, ``training_examples_``, ``price_`` (mean price per
@@ -67,6 +69,7 @@ class OfferRanker(BaseEstimator):
         max_per_department: int = 3,
         max_per_type: int = 4,
         rules: EligibilityRules | None = None,
+        max_examples: int | None = MAX_EXAMPLES,
         random_state: int = C.SEED,
     ):
         self.als_params = als_params
@@ -74,6 +77,7 @@ class OfferRanker(BaseEstimator):
         self.max_per_department = max_per_department
         self.max_per_type = max_per_type
         self.rules = rules
+        self.max_examples = max_examples
         self.random_state = random_state
 
     def fit(
@@ -104,7 +108,9 @@ class OfferRanker(BaseEstimator):
         examples = (
             pd.DataFrame(columns=["redeemed"])
             if ds.offers is None
-            else redemption_examples(None, ds.offers, events, as_of, cf_model=self.cf_model_, **known)
+            else redemption_examples(
+                None, ds.offers, events, as_of, cf_model=self.cf_model_, **known, **self._sampling()
+            )
         )
         self.price_ = lines.prices(as_of).reindex(self.snapshot_.product_map.ids).to_numpy(np.float64)
         lines.release()  # DuckDB's cache is not held while the redemption model fits
@@ -115,6 +121,10 @@ class OfferRanker(BaseEstimator):
         self.churn_ = churn.astype("float64") if churn is not None else pd.Series(dtype="float64")
         self.segments_ = segments.astype(object) if segments is not None else pd.Series(dtype=object)
         return self
+
+    def _sampling(self) -> dict:
+        # a bundle pickled before max_examples existed keeps every example when refitted
+        return {"max_examples": getattr(self, "max_examples", None), "random_state": self.random_state}
 
     def _risk(self, ids: pd.Index) -> np.ndarray:
         if len(ids) <= 8:

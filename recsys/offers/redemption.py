@@ -5,6 +5,11 @@ Training examples come from campaigns that ended before the training date: every
 a row, with features computed as of the send time and label 1 when the customer redeemed it
 by the campaign's end. A campaign is a ``campaign_id`` of ``offer_events`` or, without one,
 the offers sent on one day.
+
+Past campaigns grow with the customers: ten times The Complete Journey sent 5.4 million offers.
+Beyond ``max_examples`` sent offers the examples keep every redemption and a random share of
+the offers not redeemed, weighted by the inverse of that share (case-control sampling), so the
+fitted P(redeem) stays calibrated while memory and fitting time stay bounded.
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ logger = logging.getLogger(__name__)
 # campaigns and rank worse than the heuristic (docs/offers.md).
 MIN_POSITIVES_PER_FEATURE = 10
 MIN_POSITIVES = MIN_POSITIVES_PER_FEATURE * len(OFFER_FEATURES)
+MAX_EXAMPLES = C.MAX_REDEMPTION_EXAMPLES
+EXAMPLE_COLUMNS = [*OFFER_FEATURES, "redeemed", "weight", "campaign", C.CUSTOMER_ID, C.OFFER_ID]
 
 
 def past_campaigns(offer_events: pd.DataFrame | None, offers: pd.DataFrame, before) -> pd.DataFrame:
@@ -68,16 +75,22 @@ def redemption_examples(
     products: pd.DataFrame | None = None,
     cf_model=None,
     lines: BasketLines | None = None,
+    max_examples: int | None = MAX_EXAMPLES,
+    random_state: int = C.SEED,
 ) -> pd.DataFrame:
-    """One row per offer sent in a finished past campaign: OFFER_FEATURES, ``redeemed``, ``campaign``.
+    """One row per offer sent in a finished past campaign (EXAMPLE_COLUMNS): OFFER_FEATURES,
+    ``redeemed``, ``weight`` (the sent offers a row stands for), ``campaign`` and the pair.
 
-    ``lines``: the basket lines of ``transactions`` (which may then be None), else built here."""
+    ``lines``: the basket lines of ``transactions`` (which may then be None), else built here.
+    ``max_examples``: beyond it, every redemption and a random share of the rest, drawn with
+    ``random_state`` (:func:`sample_negatives`); None keeps every sent offer."""
+    kept = {"max_examples": max_examples, "random_state": random_state}
     camps = past_campaigns(offer_events, offers, before)
     first_purchase = transactions[C.TIMESTAMP].min() if lines is None else pd.Timestamp(lines.first())
     if len(camps) and lines is None:
         with basket_lines(transactions) as own:  # once for every campaign's snapshot
             return redemption_examples(
-                transactions, offers, offer_events, before, products=products, cf_model=cf_model, lines=own
+                transactions, offers, offer_events, before, products=products, cf_model=cf_model, lines=own, **kept
             )
     if len(camps):
         # The events once, sorted by time with the campaign key beside them: each campaign's cuts
@@ -90,7 +103,9 @@ def redemption_examples(
             continue
         usable.append((camp, _campaign_pairs(offer_events, camp)))
     if not usable:
-        return pd.DataFrame(columns=[*OFFER_FEATURES, "redeemed", "campaign", C.CUSTOMER_ID, C.OFFER_ID])
+        return pd.DataFrame(columns=EXAMPLE_COLUMNS)
+    # drawn before any feature is computed: the features of dropped offers are never made
+    usable = list(zip([c for c, _ in usable], sample_negatives([p for _, p in usable], **kept)))
     # every campaign's features written into one array: no frame per campaign, no concatenation
     # (5.4M sent offers at ten times The Complete Journey)
     features = np.empty((sum(len(p) for _, p in usable), len(OFFER_FEATURES)), np.float32)
@@ -115,10 +130,39 @@ def redemption_examples(
     sent = pd.concat([p for _, p in usable], ignore_index=True)
     X = pd.DataFrame(features, columns=list(OFFER_FEATURES), copy=False)
     X["redeemed"] = sent["redeemed"].astype("int64").to_numpy()
+    X["weight"] = sent["weight"].to_numpy(np.float64)
     X["campaign"] = pd.array(np.repeat([c.campaign for c, _ in usable], [len(p) for _, p in usable]), dtype="str")
     X[C.CUSTOMER_ID] = sent[C.CUSTOMER_ID].to_numpy()
     X[C.OFFER_ID] = sent[C.OFFER_ID].to_numpy()
     return X
+
+
+def sample_negatives(
+    pairs: list[pd.DataFrame], max_examples: int | None, random_state: int = C.SEED
+) -> list[pd.DataFrame]:
+    """Each campaign's sent pairs with ``weight``, at most ``max_examples`` rows in all.
+
+    Every redeemed pair is kept (weight 1); beyond ``max_examples`` each other pair is kept
+    with probability ``rate``, the share that fills ``max_examples`` (at least as many as the
+    redemptions when those alone exceed it), and weighs 1/rate: the weighted examples estimate
+    the same redemption rate and the same logistic model as all of them. The draws follow the
+    campaigns' order and ``random_state``."""
+    total = sum(len(p) for p in pairs)
+    positives = int(sum((p["redeemed"].to_numpy() > 0).sum() for p in pairs))
+    negatives = total - positives
+    if max_examples is not None and max_examples < 1:
+        raise ValueError(f"max_examples must be a positive number of examples or None, not {max_examples!r}")
+    if max_examples is None or total <= max_examples or negatives == 0:
+        return [p.assign(weight=1.0) for p in pairs]
+    rate = max(max_examples - positives, min(negatives, positives)) / negatives
+    rng = np.random.default_rng(random_state)
+    logger.info("%d offers sent, %d redeemed: %.4f of the others kept as examples", total, positives, rate)
+    out = []
+    for p in pairs:
+        redeemed = p["redeemed"].to_numpy() > 0
+        keep = redeemed | (rng.random(len(p)) < rate)
+        out.append(p[keep].assign(weight=np.where(redeemed[keep], 1.0, 1.0 / rate)).reset_index(drop=True))
+    return out
 
 
 def _pair_features(snap, catalog, recipients: pd.Index, r, o, cf_model, out: np.ndarray, chunk: int = 2000) -> None:
@@ -191,7 +235,8 @@ class RedemptionModel(BaseEstimator):
     ``learning_rate`` and ``max_iter``, ``min_positives``, ``random_state``.
 
     Fitted: ``learned_`` (False: the heuristic is in use), ``model_`` (None with the
-    heuristic), ``n_examples_``, ``n_positives_``.
+    heuristic), ``n_examples_``, ``n_positives_``, ``negative_rate_`` (the share of unredeemed
+    sent offers among the examples: below 1 when they were sampled, and weighted).
     """
 
     def __init__(
@@ -211,9 +256,14 @@ class RedemptionModel(BaseEstimator):
         self.random_state = random_state
 
     def fit(self, examples: pd.DataFrame, y=None) -> RedemptionModel:
+        """``examples``: OFFER_FEATURES and ``redeemed``, with ``weight`` per row when sampled
+        (:func:`redemption_examples`)."""
         y = examples["redeemed"].to_numpy() if y is None else np.asarray(y)
+        weight = examples["weight"].to_numpy(np.float64) if "weight" in examples else None
         self.n_examples_ = len(y)
         self.n_positives_ = int(np.sum(y))
+        # the share of the offers not redeemed that the examples kept (1: all of them)
+        self.negative_rate_ = float(1.0 / weight[y == 0].max()) if weight is not None and (y == 0).any() else 1.0
         self.learned_ = self.n_positives_ >= self.min_positives and self.n_positives_ < self.n_examples_
         if self.kind not in ("logistic", "gbm"):
             raise ValueError(f"kind must be 'logistic' or 'gbm', not {self.kind!r}")
@@ -222,7 +272,7 @@ class RedemptionModel(BaseEstimator):
             self.model_ = make_pipeline(
                 FunctionTransformer(signed_log), StandardScaler(copy=False), LogisticRegression(C=1.0, max_iter=2000)
             )
-            self.model_.fit(examples[list(OFFER_FEATURES)], y)
+            self.model_.fit(examples[list(OFFER_FEATURES)], y, logisticregression__sample_weight=weight)
         elif self.learned_:
             self.model_ = HistGradientBoostingClassifier(
                 max_leaf_nodes=self.max_leaf_nodes,
@@ -235,7 +285,7 @@ class RedemptionModel(BaseEstimator):
                 n_iter_no_change=30,
                 random_state=self.random_state,
             )
-            self.model_.fit(examples[list(OFFER_FEATURES)], y)
+            self.model_.fit(examples[list(OFFER_FEATURES)], y, sample_weight=weight)
         else:
             logger.info(
                 "%d past redemptions (< %d): P(redeem) from the heuristic", self.n_positives_, self.min_positives

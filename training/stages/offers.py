@@ -96,7 +96,7 @@ def cf(cfg: TrainConfig, track: Tracker, load: Loaded) -> CF:
 
 def offers(cfg: TrainConfig, track: Tracker, load: Loaded, churn: Churn, cf: CF) -> Offers:
     customers = churn.customers
-    ranker = OfferRanker(als_params=cfg.als, random_state=cfg.seed).fit(
+    ranker = OfferRanker(als_params=cfg.als, max_examples=cfg.max_examples, random_state=cfg.seed).fit(
         load.ds,
         load.as_of,
         cf_model=cf.als,
@@ -115,6 +115,7 @@ def offers(cfg: TrainConfig, track: Tracker, load: Loaded, churn: Churn, cf: CF)
         {
             "offers_training_examples": ranker.training_examples_,
             "offers_training_redemptions": ranker.redemption_model_.n_positives_,
+            "offers_training_negative_rate": ranker.redemption_model_.negative_rate_,
         }
     )
     return Offers(ranker)
@@ -161,7 +162,15 @@ def _campaign_benchmark(cfg: TrainConfig, track: Tracker, load: Loaded) -> tuple
     mlflow.log_params({"offers_eval_campaigns": ",".join(map(str, campaigns)) or "none"})
     rows, low, high = [], {}, {}
     for c in campaigns:
-        r = evaluate_campaign(ds, c, als_params=cfg.als, held_out=tuple(load.held_out), seed=cfg.seed, lines=load.lines)
+        r = evaluate_campaign(
+            ds,
+            c,
+            als_params=cfg.als,
+            held_out=tuple(load.held_out),
+            seed=cfg.seed,
+            lines=load.lines,
+            max_examples=cfg.max_examples,
+        )
         rows.append(r.metrics.assign(campaign=str(c)))
         for name in r.metrics.index:
             low.setdefault(name, {})[str(c)], high.setdefault(name, {})[str(c)] = r.recall_interval(name)
