@@ -23,7 +23,8 @@ from recsys.offers import (
 )
 from recsys.offers.campaigns import HeldOutCampaignError, evaluate_campaign
 from recsys.offers.diversity import diverse_top
-from recsys.offers.redemption import RedemptionModel, past_campaigns, redemption_examples
+from recsys.offers.examples import past_campaigns, redemption_examples
+from recsys.offers.redemption import RedemptionModel
 
 ALS_SMALL = {"factors": 16, "iterations": 10}
 

@@ -9,7 +9,8 @@ from recsys import constants as C
 from recsys.data.dataset import Dataset
 from recsys.data.validate import validate_tables
 from recsys.offers import OFFER_FEATURES, OfferRanker
-from recsys.offers.redemption import RedemptionModel, redemption_examples, sample_negatives
+from recsys.offers.examples import redemption_examples, sample_negatives
+from recsys.offers.redemption import RedemptionModel
 from recsys.transforms import signed_log
 
 KEY = ["campaign", C.CUSTOMER_ID, C.OFFER_ID]
@@ -27,14 +28,18 @@ def before(ds):
 
 @pytest.fixture(scope="module")
 def every(ds, before):
-    return redemption_examples(ds.transactions, ds.offers, ds.offer_events, before, products=ds.products, max_examples=None)
+    return redemption_examples(
+        ds.transactions, ds.offers, ds.offer_events, before, products=ds.products, max_examples=None
+    )
 
 
 def test_sampled_examples_keep_every_redemption_and_weigh_the_others_by_their_share(ds, before, every):
     assert (every["weight"] == 1.0).all()
     positives, negatives = int(every["redeemed"].sum()), int((every["redeemed"] == 0).sum())
     cap = positives + negatives // 4
-    ex = redemption_examples(ds.transactions, ds.offers, ds.offer_events, before, products=ds.products, max_examples=cap)
+    ex = redemption_examples(
+        ds.transactions, ds.offers, ds.offer_events, before, products=ds.products, max_examples=cap
+    )
     assert int(ex["redeemed"].sum()) == positives
     assert (ex.loc[ex["redeemed"] == 1, "weight"] == 1.0).all()
     rate = (cap - positives) / negatives
@@ -47,7 +52,9 @@ def test_sampled_examples_keep_every_redemption_and_weigh_the_others_by_their_sh
     for name in OFFER_FEATURES:
         np.testing.assert_array_equal(both[name], both[f"{name}_all"], err_msg=name)
     # the same seed draws the same examples; another seed others
-    again = redemption_examples(ds.transactions, ds.offers, ds.offer_events, before, products=ds.products, max_examples=cap)
+    again = redemption_examples(
+        ds.transactions, ds.offers, ds.offer_events, before, products=ds.products, max_examples=cap
+    )
     pd.testing.assert_frame_equal(ex, again)
     other = redemption_examples(
         ds.transactions, ds.offers, ds.offer_events, before, products=ds.products, max_examples=cap, random_state=7

@@ -142,19 +142,21 @@ def test_stages_after_churn_see_the_basket_lines_not_the_released_transactions(
     tracking, synth_dir, monkeypatch, tmp_path
 ):
     from recsys.data import duck
+    from recsys.data.line_file import LineFile
     from training import pipeline
 
     monkeypatch.setattr(duck, "ON_DISK_FROM", 0)  # the lines in a database file, as for large data
     temp = tmp_path / "duck"
     temp.mkdir()
     monkeypatch.setenv("RECSYS_DUCKDB_TEMP", str(temp))
-    seen = {}
+    seen, kinds = {}, {}
 
     def spy(stage):
         original = pipeline.STAGE_FUNCTIONS[stage]
 
         def run(cfg, track, load, **results):
             seen[stage] = (load.ds.transactions is not None, load.lines.directory, sorted(os.listdir(temp)))
+            kinds[stage] = (type(load.ds.transactions), load.stage)
             if stage == "cf":
                 raise RuntimeError("the cf stage fails")
             return original(cfg, track, load, **results)
@@ -172,7 +174,11 @@ def test_stages_after_churn_see_the_basket_lines_not_the_released_transactions(
         ("cf", False),
     ]
     assert os.path.basename(lines) in seen["cf"][2]
-    assert not os.listdir(temp)  # the lines' database is gone with the failed run
+    # a Parquet source's transactions validated in batches and kept on disk, never as a frame
+    (stage,) = {s for _, s in kinds.values()}
+    assert kinds["features"][0] is LineFile and kinds["churn"][0] is LineFile
+    assert os.path.basename(stage) in seen["features"][2] and os.path.isdir(stage) is False
+    assert not os.listdir(temp)  # the lines' database and the staged lines are gone with the failed run
 
 
 def test_gate_compares_with_the_champion_and_rollback_restores_it(trained):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import pandas as pd
 
 from recsys import constants as C
+from recsys.data.line_file import time_span
 from recsys.errors import DataValidationError, Issue
 
 FEATURE_DAYS = 28  # history before the first snapshot, so that its features mean something
@@ -33,27 +34,29 @@ def required_days(horizon_days: int) -> dict[str, int]:
     }
 
 
-def history_days(transactions: pd.DataFrame, as_of: pd.Timestamp) -> int:
-    """Whole days from the first transaction to ``as_of`` (or the last transaction, if earlier)."""
-    t = transactions[C.TIMESTAMP]
-    before = t[t < as_of]
-    if before.empty:
+def history_days(transactions, as_of: pd.Timestamp) -> int:
+    """Whole days from the first transaction to ``as_of`` (or the last transaction, if earlier);
+    ``transactions``: a frame or a LineFile."""
+    first, last = time_span(transactions)
+    if first is None or not first < pd.Timestamp(as_of):
         return 0
-    end = min(pd.Timestamp(as_of), t.max()).normalize()
-    return int((end - before.min().normalize()).days)
+    end = min(pd.Timestamp(as_of), last).normalize()
+    return int((end - first.normalize()).days)
 
 
 class InsufficientHistoryError(DataValidationError):
     """Too little history for a churn model of the asked horizon (a data problem: exit 2)."""
 
 
-def check_history(transactions: pd.DataFrame, as_of: pd.Timestamp, horizon_days: int) -> str:
+def check_history(transactions, as_of: pd.Timestamp, horizon_days: int) -> str:
     """The churn mode this history allows; raises InsufficientHistoryError below the minimum."""
     days = history_days(transactions, as_of)
     need = required_days(horizon_days)
     if days < need[NOT_EVALUATED]:
-        t = transactions[C.TIMESTAMP]
-        span = f"{t.min():%Y-%m-%d} to {min(pd.Timestamp(as_of), t.max()):%Y-%m-%d}" if len(t) else "no transactions"
+        first, last = time_span(transactions)
+        span = (
+            f"{first:%Y-%m-%d} to {min(pd.Timestamp(as_of), last):%Y-%m-%d}" if first is not None else "no transactions"
+        )
         longest = days - FEATURE_DAYS
         hint = (
             f"; use --horizon-days {longest} or less, or more history" if longest >= 7 else "; more history is needed"

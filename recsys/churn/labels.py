@@ -14,6 +14,7 @@ import pandas as pd
 from recsys import constants as C
 from recsys.customers import customer_profile
 from recsys.customers.history import PurchaseHistory
+from recsys.data.line_file import time_span
 
 logger = logging.getLogger(__name__)
 
@@ -46,8 +47,9 @@ def churn_snapshots(
 ) -> list[pd.Timestamp]:
     """At most ``count`` snapshots every ``every_days``, ending with the latest whose label window
     closes by the last transaction, the first 28 days after the first (so features have history)."""
-    last = min(as_of, transactions[C.TIMESTAMP].max()).normalize() - pd.Timedelta(days=horizon_days)
-    first_possible = transactions[C.TIMESTAMP].min().normalize() + pd.Timedelta(days=28)
+    first_line, last_line = time_span(transactions)
+    last = min(as_of, last_line).normalize() - pd.Timedelta(days=horizon_days)
+    first_possible = first_line.normalize() + pd.Timedelta(days=28)
     first = max(first_possible, last - pd.Timedelta(days=every_days * (count - 1)))
     snaps = snapshot_dates(first, last, every_days)
     if not snaps or snaps[-1] != last:
@@ -66,7 +68,7 @@ def training_set(
     Every snapshot's label window must lie inside the data. ``history``: the dataset's
     PurchaseHistory when the caller has it (built here otherwise, once for every snapshot).
     """
-    last = ds.transactions[C.TIMESTAMP].max()
+    last = time_span(ds.transactions)[1]
     history = history or PurchaseHistory.of(ds.transactions, ds.products, ds.customers, ds.offer_events)
     frames = []
     for s in snapshots:

@@ -30,6 +30,7 @@ import pandas as pd
 
 from recsys import constants as C
 from recsys.data.duck import reduce
+from recsys.data.line_file import customer_dtype
 from recsys.data.lines import line_frame
 
 
@@ -47,7 +48,8 @@ class PurchaseHistory:
     def of(
         cls, transactions, products=None, customers=None, offer_events=None, *, baskets_only: bool = False
     ) -> PurchaseHistory:
-        """The history of ``transactions`` (a PurchaseHistory is returned as it is). With
+        """The history of ``transactions`` (a frame, or a LineFile of lines on disk; a
+        PurchaseHistory is returned as it is). With
         ``baskets_only`` only the baskets are built (what labels and BG/NBD read)."""
         if isinstance(transactions, PurchaseHistory):
             return transactions
@@ -157,7 +159,7 @@ def _read_table(path, like: pd.DataFrame | None) -> pd.DataFrame:
         if pd.api.types.is_datetime64_any_dtype(col.dtype):
             frame[name] = col.astype("datetime64[ns]")
     if like is not None and C.CUSTOMER_ID in like:
-        frame[C.CUSTOMER_ID] = frame[C.CUSTOMER_ID].astype(like[C.CUSTOMER_ID].dtype)
+        frame[C.CUSTOMER_ID] = frame[C.CUSTOMER_ID].astype(customer_dtype(like))
     return frame
 
 
@@ -208,7 +210,7 @@ def _attribute(products: pd.DataFrame, column: str) -> pd.DataFrame:
 def _typed(frame: pd.DataFrame, tx: pd.DataFrame, time: str) -> pd.DataFrame:
     """A reduction in the lines' types (customer ids as in ``tx``, times as nanosecond
     timestamps), sorted by ``time``, ties by their values: one dataset gives one table."""
-    frame[C.CUSTOMER_ID] = frame[C.CUSTOMER_ID].astype(tx[C.CUSTOMER_ID].dtype)
+    frame[C.CUSTOMER_ID] = frame[C.CUSTOMER_ID].astype(customer_dtype(tx))
     frame[time] = frame[time].to_numpy().astype("datetime64[ns]")
     return _sorted(frame, time, by_values=True)
 

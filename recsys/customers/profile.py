@@ -10,14 +10,15 @@ from recsys import constants as C
 from recsys.customers.bgnbd import BGNBD, rfm_summary
 from recsys.customers.features import build_features, department_shares
 from recsys.customers.history import PurchaseHistory
+from recsys.data.line_file import time_span
 
 # A little L2 on BG/NBD's log-parameters keeps the fit finite on short or sparse histories.
 BGNBD_PENALIZER = 0.001
 
 
-def default_as_of(transactions: pd.DataFrame) -> pd.Timestamp:
-    """The day after the last transaction: every purchase counts."""
-    return transactions[C.TIMESTAMP].max().normalize() + pd.Timedelta(days=1)
+def default_as_of(transactions) -> pd.Timestamp:
+    """The day after the last transaction (of a frame or a LineFile): every purchase counts."""
+    return time_span(transactions)[1].normalize() + pd.Timedelta(days=1)
 
 
 def bgnbd_scores(

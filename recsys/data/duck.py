@@ -125,8 +125,25 @@ def _orphaned(directory: Path) -> bool:
     return False
 
 
-def reduce(sql: str, frames: dict[str, pd.DataFrame], what: str) -> pd.DataFrame:
-    """The result of ``sql`` over ``frames`` (registered under their names, read in place): on
+def register(con: duckdb.DuckDBPyConnection, name: str, frame) -> None:
+    """``frame`` under ``name``: a pandas frame read in place, or a LineView (lines on disk:
+    recsys.data.line_file) as a view of its query."""
+    if hasattr(frame, "sql"):
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {frame.sql}")
+    else:
+        con.register(name, frame)
+
+
+def unregister(con: duckdb.DuckDBPyConnection, name: str, frame) -> None:
+    if hasattr(frame, "sql"):
+        con.execute(f"DROP VIEW IF EXISTS {name}")
+    else:
+        con.unregister(name)
+
+
+def reduce(sql: str, frames: dict, what: str) -> pd.DataFrame:
+    """The result of ``sql`` over ``frames`` (registered under their names, read in place: frames
+    or LineViews, see :func:`register`): on
     this thread's small connection for small frames, else on a connection of its own within
     the settings' limits, its spill directory removed after."""
     rows = max((len(f) for f in frames.values()), default=0)
@@ -134,16 +151,19 @@ def reduce(sql: str, frames: dict[str, pd.DataFrame], what: str) -> pd.DataFrame
         con = memory_connection().cursor()
         try:
             for name, frame in frames.items():
-                con.register(name, frame)
+                register(con, name, frame)
             return con.execute(sql).df()
         finally:
+            for name, frame in frames.items():  # a view outlives its cursor on the thread's connection
+                if hasattr(frame, "sql"):
+                    unregister(con, name, frame)
             con.close()
     settings = DuckSettings.from_env()
     directory = scratch_directory("recsys-duck-", settings)
     try:
         with connect(settings, directory) as con:
             for name, frame in frames.items():
-                con.register(name, frame)
+                register(con, name, frame)
             return con.execute(sql).df()
     except BaseException as e:
         raised = out_of_memory(e, settings, what)

@@ -7,8 +7,7 @@ builds them once in a DuckDB database; ``pairs(as_of)`` then sums them per (cust
 strictly before any cut date, and ``customer_baskets`` counts each customer's baskets. DuckDB
 runs these aggregations within ``RECSYS_DUCKDB_MEMORY`` and spills to disk beyond it, so a
 cut's transient memory is its result (one row per pair a customer bought), not a copy of the
-lines, at every cut the training takes (the ranker's, one per past campaign, one per evaluated
-campaign).
+lines, at every cut the training takes.
 
 Large line sets live in a database file under a temporary directory (removed on ``close``); a
 request's few lines live in memory. Lines on disk can ``release`` their connection between uses
@@ -31,14 +30,17 @@ import pandas as pd
 from recsys import constants as C
 from recsys.data import duck
 from recsys.data.duck import DuckSettings, connect, memory_connection, out_of_memory
+from recsys.data.line_file import LineFile, LineView
 
 DAY_NS = 86_400 * 10**9
 
 
-def line_frame(transactions: pd.DataFrame, *, discount: bool = False) -> pd.DataFrame:
+def line_frame(transactions: pd.DataFrame | LineFile, *, discount: bool = False) -> pd.DataFrame | LineView:
     """The columns of ``transactions`` DuckDB reads (c, p, b, ts, amount, q, and with
     ``discount`` d), without copying them: moments as integer nanoseconds (exact; DuckDB's own
-    timestamps hold microseconds), the basket id or, without one, the moment."""
+    timestamps hold microseconds), the basket id or, without one, the moment; of a LineFile, a view."""
+    if isinstance(transactions, LineFile):
+        return transactions.view(discount=discount)
     ts = transactions[C.TIMESTAMP].to_numpy().astype("datetime64[ns]", copy=False).view("i8")
     basket = transactions[C.BASKET_ID].to_numpy() if C.BASKET_ID in transactions else ts
     columns = {
@@ -87,7 +89,7 @@ class BasketLines:
         return view
 
     @classmethod
-    def of(cls, transactions: pd.DataFrame, settings: DuckSettings | None = None) -> BasketLines:
+    def of(cls, transactions: pd.DataFrame | LineFile, settings: DuckSettings | None = None) -> BasketLines:
         frame = line_frame(transactions)
         returns_out = "WHERE q > 0" if "q" in frame else ""
         amount = "sum(amount)" if "amount" in frame else "0.0::DOUBLE"
@@ -288,9 +290,9 @@ def _create(con, frame: pd.DataFrame, table: str, query: str, kind: str) -> None
     """The lines ``table`` from ``frame``, and beside it ``{table}_baskets``: one row per basket
     (c, b, ts of its first line), which counts a customer's baskets before a date without
     deduplicating the lines again at each date."""
-    con.register("frame", frame)
+    duck.register(con, "frame", frame)
     con.execute(f"CREATE {kind} {table} AS {query}")
-    con.unregister("frame")
+    duck.unregister(con, "frame", frame)
     con.execute(f"CREATE {kind} {table}_baskets AS SELECT c, b, min(ts) AS ts FROM {table} GROUP BY c, b")
 
 

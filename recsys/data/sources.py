@@ -56,6 +56,15 @@ def read_tables(source: str | os.PathLike, tables: tuple[str, ...] = TABLES) -> 
     return _read_directory(Path(source), tables)
 
 
+def parquet_table(path: Path, name: str) -> Path | None:
+    """The Parquet file (or dataset directory) of table ``name`` in the directory ``path``; None
+    when the table is not there as Parquet alone (read_tables then reads or reports it)."""
+    if not path.is_dir():
+        return None
+    found = [path / f"{name}.{fmt}" for fmt in FILE_FORMATS if (path / f"{name}.{fmt}").exists()]
+    return found[0] if len(found) == 1 and found[0].suffix == ".parquet" else None
+
+
 def _read_directory(path: Path, tables: tuple[str, ...]) -> RawTables:
     if not path.exists():
         raise DataSourceError(f"data source {path} does not exist")

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from recsys import constants as C
+from recsys.data.line_file import LineFile
 from recsys.incrementality.lift import ARM, CONTROL, GROUP, TREATED
 
 DEFAULT_WINDOW_DAYS = 14
@@ -40,7 +41,9 @@ def has_control_groups(offer_events: pd.DataFrame | None) -> bool:
     return offer_events is not None and bool((offer_events[C.EVENT] == C.HELD_OUT).any())
 
 
-def experiment_transactions(transactions: pd.DataFrame, offer_events: pd.DataFrame | None) -> pd.DataFrame | None:
+def experiment_transactions(
+    transactions: pd.DataFrame | LineFile, offer_events: pd.DataFrame | None
+) -> pd.DataFrame | None:
     """The transactions of the customers assigned to an offer that held back a control group:
     every line the lift of the data's experiments reads (None: no control group)."""
     if not has_control_groups(offer_events):  # the assignments of millions of events are not cheap
@@ -50,6 +53,8 @@ def experiment_transactions(transactions: pd.DataFrame, offer_events: pd.DataFra
     if not len(controlled):
         return None
     customers = a.loc[a[C.OFFER_ID].isin(controlled), C.CUSTOMER_ID].unique()
+    if isinstance(transactions, LineFile):  # lines on disk: only these customers' are read
+        return transactions.frame(customers).reset_index(drop=True)
     return transactions[transactions[C.CUSTOMER_ID].isin(customers)].reset_index(drop=True)
 
 

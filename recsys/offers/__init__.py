@@ -14,17 +14,12 @@ from recsys.offers.campaigns import (
 )
 from recsys.offers.catalog import Catalog, no_valid_offer, prepare_catalog
 from recsys.offers.eligibility import EligibilityRules, EventArrays
+from recsys.offers.examples import past_campaigns, redemption_examples
 from recsys.offers.features import OFFER_FEATURES, affinity_features, feature_matrix
 from recsys.offers.prepared import PreparedOffers
 from recsys.offers.ranker import RANKING_COLUMNS, OfferRanker
 from recsys.offers.reasons import REASON_CF, REASON_HISTORY, REASON_POPULAR, REASON_RETENTION
-from recsys.offers.redemption import (
-    MIN_POSITIVES,
-    RedemptionModel,
-    heuristic_p_redeem,
-    past_campaigns,
-    redemption_examples,
-)
+from recsys.offers.redemption import MIN_POSITIVES, RedemptionModel, heuristic_p_redeem
 from recsys.offers.snapshot import Snapshot, basket_lines, snapshot
 
 __all__ = [

@@ -27,8 +27,9 @@ from recsys.data.windows import before
 from recsys.evaluation.bootstrap import paired_ratio_interval, percentile_interval, resample_counts
 from recsys.evaluation.ranking import user_metrics
 from recsys.offers.catalog import prepare_catalog
+from recsys.offers.examples import MAX_EXAMPLES, redemption_examples
 from recsys.offers.features import affinity_features, feature_matrix
-from recsys.offers.redemption import MAX_EXAMPLES, RedemptionModel, redemption_examples
+from recsys.offers.redemption import RedemptionModel
 from recsys.offers.snapshot import basket_lines, snapshot
 
 logger = logging.getLogger(__name__)
@@ -126,17 +127,16 @@ def evaluate_campaign(
             f"develop on {', '.join(map(str, C.CJ_DEV_CAMPAIGNS))}"
         )
     if lines is None:
+        options = {"k": k, "als_params": als_params, "held_out_ok": True, "seed": seed, "max_examples": max_examples}
         with basket_lines(ds.transactions) as own:
-            return evaluate_campaign(
-                ds, campaign, k=k, als_params=als_params, held_out_ok=True, seed=seed, lines=own, max_examples=max_examples
-            )
+            return evaluate_campaign(ds, campaign, lines=own, **options)
     start, offer_ids, redeemed = campaign_frame(ds.offer_events, campaign)
     # the lines through a view ending at the campaign's first send
     events, lines = before(ds.offer_events, start), lines.before(start)
     cf = ALSRecommender(**(als_params or {})).fit(lines)
+    sampling = {"max_examples": max_examples, "random_state": seed}
     examples = redemption_examples(
-        None, ds.offers, events, start, products=ds.products, cf_model=cf, lines=lines, max_examples=max_examples,
-        random_state=seed,
+        None, ds.offers, events, start, products=ds.products, cf_model=cf, lines=lines, **sampling
     )
     snap = snapshot(None, start, products=ds.products, offer_events=events, product_map=cf.product_map_, lines=lines)
     lines.release()
@@ -147,7 +147,21 @@ def evaluate_campaign(
     feats = affinity_features(snap, catalog, snap.customer_map.positions(households), cf_model=cf)
     scores = _ranker_scores(feats, model, (len(households), len(offers)), seed)
     relevant = redeemed.groupby(C.CUSTOMER_ID)[C.OFFER_ID].agg(set).reindex(households)
-    ids = np.asarray(offer_ids, dtype=object)
+    table, per_household = _campaign_metrics(scores, np.asarray(offer_ids, dtype=object), households, relevant, k)
+    return CampaignResult(
+        campaign,
+        start,
+        table,
+        len(households),
+        len(offers),
+        len(examples),
+        int(examples["redeemed"].sum()) if len(examples) else 0,
+        per_household,
+    )
+
+
+def _campaign_metrics(scores: dict, ids: np.ndarray, households: pd.Index, relevant: pd.Series, k: int):
+    """Each ranker's metrics@k (a table by ranker) and each household's recall per ranker."""
     rows, per_household = [], {}
     for name, s in scores.items():
         order = np.argsort(-np.asarray(s), axis=1, kind="stable")[:, :k]
@@ -162,16 +176,7 @@ def evaluate_campaign(
         m = per.mean()
         rows.append({"ranker": name, **{at_k(metric, k): m[metric] for metric in CAMPAIGN_METRICS}})
         per_household[name] = per["recall"]
-    return CampaignResult(
-        campaign,
-        start,
-        pd.DataFrame(rows).set_index("ranker"),
-        len(households),
-        len(offers),
-        len(examples),
-        int(examples["redeemed"].sum()) if len(examples) else 0,
-        pd.DataFrame(per_household, index=households).dropna(),
-    )
+    return pd.DataFrame(rows).set_index("ranker"), pd.DataFrame(per_household, index=households).dropna()
 
 
 def _ranker_scores(feats: dict, model: RedemptionModel, shape: tuple[int, int], seed: int) -> dict[str, np.ndarray]:

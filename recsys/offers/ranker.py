@@ -35,11 +35,12 @@ from recsys.data.windows import before
 from recsys.errors import InvalidRequestError
 from recsys.offers.catalog import prepare_catalog
 from recsys.offers.eligibility import EligibilityRules, EventArrays, eligibility
+from recsys.offers.examples import MAX_EXAMPLES, redemption_examples
 from recsys.offers.features import affinity_features
 from recsys.offers.ordering import choose, held_columns
 from recsys.offers.orders import kept_ordered, ordered
 from recsys.offers.prepared import PreparedOffers, prepare_offers
-from recsys.offers.redemption import MAX_EXAMPLES, RedemptionModel, redemption_examples
+from recsys.offers.redemption import RedemptionModel
 from recsys.offers.scores import ScoreTable, rows_scores
 from recsys.offers.snapshot import basket_lines, snapshot
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,8 @@ from recsys.customers import (
 from recsys.customers.features import weekly_history
 from recsys.customers.history import PurchaseHistory
 from recsys.data import Dataset, load_dataset
+from recsys.data.duck import DuckSettings, scratch_directory
+from recsys.data.line_file import LineFile, time_span
 from recsys.data.lines import BasketLines
 from recsys.data.store_events import with_store_events
 from recsys.errors import DataValidationError, Issue
@@ -50,10 +53,15 @@ class Loaded:
     lines: BasketLines | None = None
     last: pd.Timestamp | None = None  # the last transaction's moment
     experiment: pd.DataFrame | None = None  # the transactions the lift reads (None: no control group)
+    # where a Parquet source's transactions were validated in batches and kept (ds.transactions
+    # is then their LineFile, recsys.data.line_file); removed by close()
+    stage: str | None = None
 
     def close(self) -> None:
         if self.lines is not None:
             self.lines.close()
+        if self.stage is not None:
+            shutil.rmtree(self.stage, ignore_errors=True)
 
 
 @dataclass(frozen=True)
@@ -71,16 +79,29 @@ class Segmentation:
     clusters: pd.Series  # behavioural cluster per customer
 
 
-def training_data(cfg: TrainConfig) -> tuple[Dataset, int, int, int]:
+def training_data(cfg: TrainConfig, stage: str | None = None) -> tuple[Dataset, int, int, int]:
     """The dataset a run trains on: the data with the events store's events, less the held-out
-    campaigns' events; (dataset, store events added, store events of unknown offers, dropped)."""
-    ds, added, unknown = with_store_events(load_dataset(cfg.data), cfg.events_url)
+    campaigns' events; (dataset, store events added, store events of unknown offers, dropped).
+    ``stage``: where a Parquet source's transactions are validated in batches and kept on disk
+    (recsys.data.load_dataset)."""
+    ds, added, unknown = with_store_events(load_dataset(cfg.data, stage=stage), cfg.events_url)
     ds, dropped = hold_out_events(ds, held_out_for(ds, cfg.held_out_campaigns))
     return ds, added, unknown, dropped
 
 
 def load(cfg: TrainConfig, track: Tracker) -> Loaded:
-    ds, added, unknown, dropped = training_data(cfg)
+    # A Parquet source's lines are validated a batch at a time into a file here, never held
+    # whole: at a hundred times The Complete Journey they are 8 GiB as a frame (docs/scale.md).
+    stage = scratch_directory("recsys-lines-", DuckSettings.from_env())
+    try:
+        return _load(cfg, track, stage)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+
+
+def _load(cfg: TrainConfig, track: Tracker, stage: str) -> Loaded:
+    ds, added, unknown, dropped = training_data(cfg, stage)
     held_out = held_out_for(ds, cfg.held_out_campaigns)
     as_of = pd.Timestamp(cfg.as_of) if cfg.as_of else default_as_of(ds.transactions)
     check_trainable(ds, as_of, cfg.horizon_days)  # before any work: exit 2 naming what is missing
@@ -109,8 +130,12 @@ def load(cfg: TrainConfig, track: Tracker) -> Loaded:
     lines = BasketLines.of(ds.transactions)
     lines.release()  # its connection reopens when the cf stage reads the lines
     tx = ds.transactions
-    last = tx[C.TIMESTAMP].max()
-    return Loaded(ds, as_of, fingerprint, held_out, lines, last, experiment_transactions(tx, ds.offer_events))
+    last = time_span(tx)[1]
+    experiment = experiment_transactions(tx, ds.offer_events)
+    on_disk = stage if isinstance(tx, LineFile) else None
+    if on_disk is None:
+        shutil.rmtree(stage, ignore_errors=True)
+    return Loaded(ds, as_of, fingerprint, held_out, lines, last, experiment, on_disk)
 
 
 UNREAD = {C.TRANSACTIONS: (C.STORE_ID,), C.OFFER_EVENTS: (C.EVENT_ID,)}  # by no stage after load
@@ -121,7 +146,7 @@ def _read_columns(ds: Dataset) -> Dataset:
     events merged (ids of stores and events: 0.18 GiB at ten times The Complete Journey)."""
     for table, columns in UNREAD.items():
         frame = getattr(ds, table)
-        if frame is not None:
+        if frame is not None and not isinstance(frame, LineFile):  # on disk: unread columns cost no memory
             setattr(ds, table, frame.drop(columns=[c for c in columns if c in frame]))
     return ds
 
@@ -134,7 +159,12 @@ def check_trainable(ds: Dataset, as_of: pd.Timestamp, horizon_days: int) -> None
     horizon, too few customers, no offer catalog."""
     check_history(ds.transactions, as_of, horizon_days)
     issues = []
-    buyers = ds.transactions.loc[ds.transactions[C.TIMESTAMP] < as_of, C.CUSTOMER_ID].nunique()
+    tx = ds.transactions
+    buyers = (
+        tx.buyers_before(as_of)
+        if isinstance(tx, LineFile)
+        else tx.loc[tx[C.TIMESTAMP] < as_of, C.CUSTOMER_ID].nunique()
+    )
     if buyers < MIN_CUSTOMERS:
         issues.append(
             Issue(
