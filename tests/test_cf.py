@@ -183,3 +183,42 @@ def test_recommender_contract(name, split, tmp_path):
             type(model).load(tmp_path / name)
         return
     assert type(model).load(path).recommend_many(customers, 7) == model.recommend_many(customers, 7)
+
+
+@pytest.mark.parametrize("exclude", [False, True])
+@pytest.mark.parametrize("n", [1, 10, 60])
+def test_repeat_purchases_from_each_row_are_the_dense_ranking(split, exclude, n):
+    """The repeat-purchase baseline ranks from each customer's row of counts; the base class
+    ranks every product's score (``_scores``): the same lists, ties included, unknown ids too."""
+    from recsys.cf.base import Recommender
+
+    train, _, _ = split
+    model = RepeatPurchaseRecommender().fit(train)
+    customers = [*model.customer_map_.ids[:400], "nobody"]
+    dense = Recommender.recommend_many(model, customers, n, exclude_purchased=exclude)
+    assert model.recommend_many(customers, n, exclude_purchased=exclude) == dense
+    bought = np.diff(model.user_counts_.indptr)[:400]
+    if n == 10:  # customers with fewer products than asked for (filled with popular ones) and more
+        assert (bought < n).any() and (bought > n).any()
+
+
+@pytest.mark.parametrize("exclude", [False, True])
+def test_als_top_products_are_the_best_scores(split, als, exclude):
+    """ALS ranks through implicit's top-k: the products and order of scoring every product
+    (the base class), on data without ties; and the n best scores whatever the ties."""
+    from recsys.cf.base import Recommender
+
+    customers = list(als.customer_map_.ids[:300])
+    fast = als.recommend_many(customers, 10, exclude_purchased=exclude)
+    assert fast == Recommender.recommend_many(als, customers, 10, exclude_purchased=exclude)
+    rows = als.customer_map_.positions(customers)
+    scores = als._scores(rows)
+    if exclude:
+        bought = als.user_counts_[rows].tocoo()
+        scores[bought.row, bought.col] = -np.inf
+    picked = np.take_along_axis(scores, als.product_map_.positions(np.ravel(fast)).reshape(len(rows), 10), axis=1)
+    np.testing.assert_allclose(picked, -np.sort(-scores, axis=1)[:, :10], rtol=1e-6)
+    every = len(als.product_map_)  # more than there are unpurchased products: the base class ranks
+    assert als.recommend_many(customers[:5], every, exclude_purchased=exclude) == Recommender.recommend_many(
+        als, customers[:5], every, exclude_purchased=exclude
+    )

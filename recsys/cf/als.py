@@ -114,6 +114,24 @@ class ALSRecommender(Recommender):
     def _scores(self, rows: np.ndarray) -> np.ndarray:
         return self.user_factors_[rows] @ self.item_factors_.T
 
+    def _top_rows(self, rows: np.ndarray, n: int, exclude_purchased: bool) -> np.ndarray:
+        """The ``n`` best products of each customer row by implicit's top-k over the factors (its
+        threads, no customers x products scores kept: about four times faster than scoring and
+        partitioning every product, most of the next-period evaluation at ten times The Complete
+        Journey). Exact ties may come in another order than the base class's; with fewer
+        unpurchased products than ``n`` the base class ranks (it returns purchased ones last)."""
+        from implicit.cpu.topk import topk
+
+        n = min(n, len(self.item_factors_))
+        bought = self.user_counts_[rows] if exclude_purchased else None
+        with threadpool_limits(1, "blas"):
+            ids, _ = topk(
+                self.item_factors_, self.user_factors_[rows], n, filter_query_items=bought, num_threads=self.num_threads
+            )
+        if (ids < 0).any():
+            return super()._top_rows(rows, n, exclude_purchased)
+        return ids
+
     def _implicit_model(self):
         from implicit.cpu.als import AlternatingLeastSquares
 

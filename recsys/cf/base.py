@@ -43,7 +43,8 @@ class Recommender(BaseEstimator):
     """Base class: shared fitting of id maps and counts, and batched top-n recommendation.
 
     Subclasses implement ``fit`` (calling :meth:`_fit_counts`) and ``_scores(rows)``, the
-    customers x products score matrix of the given customer rows.
+    customers x products score matrix of the given customer rows (a new array, or a read-only
+    view: recommending may write into it).
 
     Fitted attributes: ``customer_map_`` and ``product_map_`` (:class:`IdMap`), ``user_counts_``
     (customers x products basket counts), ``popularity_`` (customers buying each product).
@@ -92,11 +93,15 @@ class Recommender(BaseEstimator):
         known = np.flatnonzero(rows >= 0)
         for start in range(0, len(known), chunk):
             idx = known[start : start + chunk]
-            scores = self._scores(rows[idx]).astype(np.float32, copy=True)
-            if exclude_purchased:
-                bought = self.user_counts_[rows[idx]].tocoo()
-                scores[bought.row, bought.col] = -np.inf
-            top = _top_n(scores, n)
-            for i, r in zip(idx, top):
+            for i, r in zip(idx, self._top_rows(rows[idx], n, exclude_purchased)):
                 out[i] = products[r].tolist()
         return out
+
+    def _top_rows(self, rows: np.ndarray, n: int, exclude_purchased: bool) -> np.ndarray:
+        """Positions of the ``n`` best products of each customer row, from :meth:`_scores`."""
+        scores = self._scores(rows).astype(np.float32, copy=False)  # new: no copy needed
+        if exclude_purchased:
+            scores = scores if scores.flags.writeable else scores.copy()
+            bought = self.user_counts_[rows].tocoo()
+            scores[bought.row, bought.col] = -np.inf
+        return _top_n(scores, n)

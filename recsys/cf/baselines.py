@@ -69,7 +69,40 @@ class RepeatPurchaseRecommender(Recommender):
         self.user_counts_ = self._fit_counts(transactions)
         return self
 
+    def _tiebreak(self) -> np.ndarray:
+        return self.popularity_ / (self.popularity_.max() + 1.0)  # < 1: breaks ties only
+
     def _scores(self, rows: np.ndarray) -> np.ndarray:
         counts = self.user_counts_[rows].toarray()
-        pop = self.popularity_ / (self.popularity_.max() + 1.0)  # < 1: breaks ties only
-        return counts + pop[None, :]
+        return counts + self._tiebreak()[None, :]
+
+    def recommend_many(
+        self, customer_ids, n: int = C.DEFAULT_K, exclude_purchased: bool = False, chunk: int = 512
+    ) -> list[list]:
+        """The order of :meth:`_scores` from each customer's own row of counts: the products it
+        bought (a count of 1 or more) by count plus the tie-breaker, then the others by the
+        tie-breaker alone (below 1), ties by position; with ``exclude_purchased`` the others
+        only. No customers x products matrix is made (at ten times The Complete Journey that
+        was a fifth of the next-period evaluation's time)."""
+        check_is_fitted(self, "customer_map_")
+        rows = self.customer_map_.positions(list(customer_ids))
+        products = self.product_map_.ids.to_numpy()
+        counts = self.user_counts_
+        tiebreak = self._tiebreak().astype(np.float32)
+        longest = int(np.diff(counts.indptr).max()) if counts.nnz else 0
+        others = _top_n(tiebreak[None, :], n + longest)[0]  # by the tie-breaker, ties by position
+        popular = products[_top_n(self.popularity_[None, :], n)[0]].tolist()
+        out = []
+        for r in rows:
+            if r < 0:
+                out.append(popular)
+                continue
+            cols = counts.indices[counts.indptr[r] : counts.indptr[r + 1]]
+            rest = others[~np.isin(others, cols)]
+            if exclude_purchased:
+                out.append(products[rest[:n]].tolist())
+                continue
+            score = (counts.data[counts.indptr[r] : counts.indptr[r + 1]] + tiebreak[cols]).astype(np.float32)
+            own = cols[np.lexsort((cols, -score))][:n]
+            out.append(products[np.concatenate([own, rest[: n - len(own)]])].tolist())
+        return out
