@@ -133,12 +133,21 @@ def train(data: Path, work: Path, extra: list[str]) -> dict:
     sampler.stop.set()
     wall = time.time() - t0
     if code not in (0, 3):  # 3: trained and registered, the quality gate refused promotion
+        # how far it got: each stage begun, its time and peak (a stage still running when the
+        # process died, of the kernel's out-of-memory killer say, has no time)
         tail = (work / "train.log").read_text().splitlines()[-15:]
-        raise SystemExit(f"recsys train on {data} exited {code}:\n" + "\n".join(tail))
+        reached = {
+            n: {"seconds": round(v["seconds"]), "peak GiB": round(v["peak"] / GIB, 2)}
+            for n, v in _stages(work, sampler).items()
+        }
+        raise SystemExit(
+            f"recsys train on {data} exited {code} after {wall:.0f} s, peak {sampler.peak() / GIB:.2f} GiB; "
+            f"stages: {json.dumps(reached)}\n" + "\n".join(tail)
+        )
     return {"wall": wall, "peak": sampler.peak(), "exit": code, **_runs(work, sampler)}
 
 
-def _runs(work: Path, sampler: Sampler) -> dict:
+def _stages(work: Path, sampler: Sampler) -> dict:
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(f"sqlite:///{work / 'mlflow.db'}")
@@ -147,8 +156,16 @@ def _runs(work: Path, sampler: Sampler) -> dict:
     for run in runs:
         name = run.info.run_name
         if name in STAGES:
-            start, end = run.info.start_time / 1e3, (run.info.end_time or 0) / 1e3
+            start, end = run.info.start_time / 1e3, (run.info.end_time or time.time() * 1e3) / 1e3
             stages[name] = {"seconds": run.data.metrics.get("seconds", 0.0), "peak": sampler.peak(start, end)}
+    return stages
+
+
+def _runs(work: Path, sampler: Sampler) -> dict:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{work / 'mlflow.db'}")
+    stages = _stages(work, sampler)
     versions = client.search_model_versions("name='loyalty-offers'")
     version = max(versions, key=lambda v: int(v.version))
     bundle = _bundle_dir(work, version)
