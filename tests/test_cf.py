@@ -1,6 +1,7 @@
 """Collaborative filtering: planted preferences recovered, persistence, cold start, weighting."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.sparse as sp
 
@@ -12,6 +13,7 @@ from recsys.cf import (
     PopularityRecommender,
     RepeatPurchaseRecommender,
     evaluate_next_period,
+    next_period_cut,
     next_period_split,
     select_als,
 )
@@ -222,3 +224,33 @@ def test_als_top_products_are_the_best_scores(split, als, exclude):
     assert als.recommend_many(customers[:5], every, exclude_purchased=exclude) == Recommender.recommend_many(
         als, customers[:5], every, exclude_purchased=exclude
     )
+
+
+@pytest.mark.parametrize("on_disk", [False, True])
+def test_next_period_on_basket_lines_is_the_plain_statement_of_their_pairs(ds, monkeypatch, on_disk):
+    """On basket lines the evaluation asks DuckDB for the distinct ids and the new pairs; the
+    same metrics come from frames of the views' own pairs (every training pair in memory)."""
+    from recsys.data import duck
+    from recsys.data.lines import BasketLines
+
+    if on_disk:
+        monkeypatch.setattr(duck, "ON_DISK_FROM", 0)
+    with BasketLines.of(ds.transactions) as lines:
+        cut = next_period_cut(lines, 28)
+        train, test = lines.before(cut), lines.since(cut)
+        models = {"repeat": RepeatPurchaseRecommender().fit(train), "als": ALSRecommender(**ALS_SMALL).fit(train)}
+        got = evaluate_next_period(models, train, test, k=10)
+
+        def frame(view):
+            pairs = view.counts()
+            return pd.DataFrame({C.CUSTOMER_ID: pairs["c"], C.PRODUCT_ID: pairs["p"]})
+
+        want = evaluate_next_period(models, frame(train), frame(test), k=10)
+        fresh = test.new_pairs(train)
+    pd.testing.assert_frame_equal(got, want)
+    assert got.set_index(["model", "task"]).loc[("als", "discovery"), "recall_at_10"] > 0
+    # the new pairs: bought in the test period, never before the cut
+    t = ds.transactions[ds.transactions[C.QUANTITY] > 0]
+    before = set(zip(t.loc[t[C.TIMESTAMP] < cut, C.CUSTOMER_ID], t.loc[t[C.TIMESTAMP] < cut, C.PRODUCT_ID]))
+    after = set(zip(t.loc[t[C.TIMESTAMP] >= cut, C.CUSTOMER_ID], t.loc[t[C.TIMESTAMP] >= cut, C.PRODUCT_ID]))
+    assert set(zip(fresh["c"], fresh["p"])) == after - before

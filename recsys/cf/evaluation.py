@@ -48,19 +48,23 @@ def evaluate_next_period(
     repeat past purchases) and ``discovery`` (only products new to the customer are relevant and
     past purchases are excluded from the recommendations).
     """
-    if isinstance(train, BasketLines):
-        pairs = train.counts()
-        train_customers, train_products = pairs["c"], pairs["p"]
+    lines = isinstance(train, BasketLines) and isinstance(test, BasketLines)
+    if lines:  # distinct ids and the new pairs from DuckDB: no copy of every training pair
+        train_customers, train_products = train.ids()
+        fresh = test.new_pairs(train)
+        bought = test.counts()
+        test = pd.DataFrame({C.CUSTOMER_ID: bought["c"], C.PRODUCT_ID: bought["p"]}, copy=False)
     else:
         train_customers, train_products = train[C.CUSTOMER_ID].to_numpy(), train[C.PRODUCT_ID].to_numpy()
     known = pd.Index(pd.unique(train_customers))
-    if isinstance(test, BasketLines):  # the pairs bought in the test period (lines hold no returns)
-        bought = test.counts()
-        test = pd.DataFrame({C.CUSTOMER_ID: bought["c"], C.PRODUCT_ID: bought["p"]}, copy=False)
     test = test[test[C.CUSTOMER_ID].isin(known) & (test[C.QUANTITY] > 0 if C.QUANTITY in test else True)]
     bought_test = test.groupby(C.CUSTOMER_ID)[C.PRODUCT_ID].agg(set)
     customers = bought_test.index.tolist()
-    new = _new_products(bought_test, train_customers, train_products)
+    if lines:
+        by = pd.Series(fresh["p"], index=fresh["c"]).groupby(level=0).agg(set)
+        new = [by.get(c, set()) for c in customers]
+    else:
+        new = _new_products(bought_test, train_customers, train_products)
     catalog = len(pd.unique(train_products))
     rows = []
     for name, model in models.items():

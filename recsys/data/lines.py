@@ -4,10 +4,8 @@ A basket line is one row per (customer, product, basket) bought (returns left ou
 the basket's first moment, the sum of its amounts and its number of transaction lines (a
 product scanned twice in a basket is one basket line of two). ``BasketLines.of(transactions)``
 builds them once in a DuckDB database; ``pairs(as_of)`` then sums them per (customer, product)
-strictly before any cut date, and ``customer_baskets`` counts each customer's baskets. DuckDB
-runs these aggregations within ``RECSYS_DUCKDB_MEMORY`` and spills to disk beyond it, so a
-cut's transient memory is its result (one row per pair a customer bought), not a copy of the
-lines, at every cut the training takes.
+strictly before any cut date, within ``RECSYS_DUCKDB_MEMORY`` (spilling to disk beyond it): a
+cut's transient memory is its result, not a copy of the lines.
 
 Large line sets live in a database file under a temporary directory (removed on ``close``); a
 request's few lines live in memory. Lines on disk can ``release`` their connection between uses
@@ -18,18 +16,16 @@ model fits in between. Limits and why DuckDB: recsys.data.duck.
 
 from __future__ import annotations
 
-import contextlib
 import shutil
-import threading
 import weakref
 
-import duckdb
 import numpy as np
 import pandas as pd
 
 from recsys import constants as C
 from recsys.data import duck
 from recsys.data.duck import DuckSettings, connect, memory_connection, out_of_memory
+from recsys.data.line_db import DATABASE, LineDatabase
 from recsys.data.line_file import LineFile, LineView
 
 DAY_NS = 86_400 * 10**9
@@ -62,7 +58,7 @@ def line_frame(transactions: pd.DataFrame | LineFile, *, discount: bool = False)
 class BasketLines:
     """Basket lines in a DuckDB table ``lines`` (c, p, b, ts, amount, n); see the module."""
 
-    def __init__(self, db: _Database, table: str, n: int):
+    def __init__(self, db: LineDatabase, table: str, n: int):
         self._db, self._table, self.n = db, table, n
         self.directory = db.directory  # of the database file; None in memory
         self.start: int | None = None  # lines before this moment (nanoseconds) are not seen; None: all are
@@ -98,14 +94,14 @@ class BasketLines:
             f"FROM frame {returns_out} GROUP BY c, p, b"
         )
         if len(frame) < duck.ON_DISK_FROM:
-            db = _Database(memory_connection().cursor(), None, None)
+            db = LineDatabase(memory_connection().cursor(), None, None)
             table = f"lines_{id(frame):x}"
             _create(db.con, frame, table, query, "TEMP TABLE")
             return cls(db, table, len(frame))
         s = settings or DuckSettings.from_env()
         directory = duck.scratch_directory("recsys-lines-", s)
         try:
-            db = _Database(connect(s, directory, database=DATABASE), directory, s)
+            db = LineDatabase(connect(s, directory, database=DATABASE), directory, s)
             _create(db.con, frame, "lines", query, "TABLE")
         except BaseException as e:
             shutil.rmtree(directory, ignore_errors=True)
@@ -176,9 +172,19 @@ class BasketLines:
 
     def ids(self) -> tuple[np.ndarray, np.ndarray]:
         """The distinct customers and products of the lines seen."""
-        return self._query("SELECT DISTINCT c FROM {t} WHERE ts < $1", None)["c"], self._query(
-            "SELECT DISTINCT p FROM {t} WHERE ts < $1", None
-        )["p"]
+        q = "SELECT DISTINCT {0} FROM {{t}} WHERE ts < $1"
+        return self._query(q.format("c"), None)["c"], self._query(q.format("p"), None)["p"]
+
+    def new_pairs(self, earlier: BasketLines) -> dict[str, np.ndarray]:
+        """``c`` and ``p`` of the pairs this view buys and ``earlier`` (a view of the same lines)
+        never does: an anti-join in DuckDB, no set of every earlier pair in memory."""
+        since = f"ts >= {self.start} AND " if self.start is not None else ""
+        before = f"ts >= {earlier.start} AND " if earlier.start is not None else ""
+        sql = (
+            f"SELECT DISTINCT c, p FROM {self._table} n WHERE {since}ts < $1 AND NOT EXISTS (SELECT 1 FROM "
+            f"{self._table} o WHERE {before}o.ts < {earlier._cut(None)} AND o.c = n.c AND o.p = n.p)"
+        )
+        return self._query(sql, None)
 
     def positioned(self, sql: str, as_of, rows: pd.Index, columns: pd.Index) -> dict[str, np.ndarray]:
         """The per-pair query ``sql`` (columns c, p, ...) with ``c`` and ``p`` the positions
@@ -246,44 +252,6 @@ class BasketLines:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-DATABASE = "lines.duckdb"
-
-
-class _Database:
-    """The connection the lines and their views share, used one query at a time; on disk it
-    may be closed between uses and reopens at the next one."""
-
-    def __init__(self, con: duckdb.DuckDBPyConnection, directory: str | None, settings: DuckSettings | None):
-        self.con, self.directory, self.settings = con, directory, settings
-        self.lock = threading.Lock()
-
-    @contextlib.contextmanager
-    def use(self):
-        with self.lock:
-            if self.con is None:
-                self.con = connect(self.settings, self.directory, database=DATABASE)
-            yield self.con
-
-    def release(self) -> None:
-        with self.lock:
-            if self.directory is not None and self.con is not None:
-                self.con.close()
-                self.con = None
-
-    def drop(self, table: str) -> None:
-        try:
-            with self.lock, contextlib.suppress(duckdb.Error):  # at exit the connection may be gone already
-                if self.con is not None:
-                    if self.directory is None:
-                        self.con.execute(f"DROP TABLE IF EXISTS {table}")
-                        self.con.execute(f"DROP TABLE IF EXISTS {table}_baskets")
-                    self.con.close()
-                self.con = None
-        finally:
-            if self.directory is not None:
-                shutil.rmtree(self.directory, ignore_errors=True)
 
 
 def _create(con, frame: pd.DataFrame, table: str, query: str, kind: str) -> None:
