@@ -157,21 +157,25 @@ def test_stages_after_churn_see_the_basket_lines_not_the_released_transactions(
         def run(cfg, track, load, **results):
             seen[stage] = (load.ds.transactions is not None, load.lines.directory, sorted(os.listdir(temp)))
             kinds[stage] = (type(load.ds.transactions), load.stage)
-            if stage == "cf":
-                raise RuntimeError("the cf stage fails")
+            if stage == "offers":
+                snapshots[stage] = results["churn"].backtest.data  # the churn stage's stacked snapshots
+                raise RuntimeError("the offers stage fails")
             return original(cfg, track, load, **results)
 
         return run
 
-    for stage in ("features", "churn", "cf"):
+    snapshots = {}
+    for stage in ("features", "churn", "cf", "offers"):
         monkeypatch.setitem(pipeline.STAGE_FUNCTIONS, stage, spy(stage))
-    with pytest.raises(RuntimeError, match="the cf stage fails"):
-        train(TrainConfig(data=str(synth_dir), experiment="released", until="cf", **SMALL))
+    with pytest.raises(RuntimeError, match="the offers stage fails"):
+        train(TrainConfig(data=str(synth_dir), experiment="released", until="offers", **SMALL))
+    assert snapshots == {"offers": None}  # released after the churn stage: packaging reads none of them
     (lines,) = {directory for _, directory, _ in seen.values()}  # one set of lines for the run
     assert [(stage, held) for stage, (held, _, _) in seen.items()] == [
         ("features", True),
         ("churn", True),
         ("cf", False),
+        ("offers", False),
     ]
     assert os.path.basename(lines) in seen["cf"][2]
     # a Parquet source's transactions validated in batches and kept on disk, never as a frame
