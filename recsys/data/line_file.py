@@ -50,8 +50,7 @@ class LineFile:
 
     path: Path
     rows: int
-    columns: tuple[str, ...]  # the file's, contract names
-    dtypes: dict  # the pandas dtype of each column, as validated
+    dtypes: dict  # the pandas dtype of each of the file's columns (contract names), as validated
     first: pd.Timestamp | None  # the first and last lines' moments (None: no line)
     last: pd.Timestamp | None
     customers: np.ndarray  # every customer id of the lines, once each
@@ -62,8 +61,12 @@ class LineFile:
     def __len__(self) -> int:
         return self.rows
 
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(self.dtypes)
+
     def __contains__(self, column: str) -> bool:
-        return column in self.columns
+        return column in self.dtypes
 
     def _source(self) -> str:
         return "read_parquet('" + str(self.path).replace("'", "''") + "')"
@@ -174,7 +177,6 @@ class LineFileWriter:
         return LineFile(
             self.path,
             self._rows,
-            tuple(self._dtypes),
             self._dtypes,
             self._first,
             self._last,
