@@ -66,6 +66,34 @@ def test_snapshot_sums_equal_the_plain_statement_in_memory_and_on_disk(ds, monke
             np.testing.assert_allclose(snap.customer_lines, sums.groupby(level=0)["counts"].sum().to_numpy())
 
 
+@pytest.mark.parametrize("on_disk", [False, True])
+def test_a_snapshot_of_some_customers_holds_their_rows_of_the_snapshot_of_everyone(ds, monkeypatch, on_disk):
+    monkeypatch.setattr(duck_module, "ON_DISK_FROM", 0 if on_disk else 10**9)
+    tx, events = ds.transactions, ds.offer_events
+    as_of = tx[C.TIMESTAMP].quantile(0.7).floor("D")
+    ids = np.sort(tx[C.CUSTOMER_ID].unique())
+    # a campaign's recipients: some customers with baskets, one who bought nothing yet, one unknown
+    late = tx.groupby(C.CUSTOMER_ID)[C.TIMESTAMP].min().loc[lambda t: t >= as_of].index
+    some = pd.Index([*ids[::7][:40], *late[:1], 10**9])
+    with basket_lines(tx) as lines:
+        known = {"products": ds.products, "offer_events": events, "lines": lines}
+        everyone = snapshot(None, as_of, **known)
+        few = snapshot(None, as_of, customers=some, **known)
+    assert len(late) and late[0] not in few.customer_map.ids and 10**9 not in few.customer_map.ids
+    assert list(few.customer_map.ids) == sorted(set(some) & set(everyone.customer_map.ids))
+    rows = everyone.customer_map.positions(few.customer_map.ids)
+    for name in ("counts", "spend", "decayed", "recent", "category_counts"):
+        want, got = getattr(everyone, name)[rows], getattr(few, name)
+        assert (got != want).nnz == 0 and got.nnz == want.nnz > 0, name
+    for name in ("customer_baskets", "customer_redemptions", "customer_lines"):
+        np.testing.assert_array_equal(getattr(few, name), getattr(everyone, name)[rows], err_msg=name)
+    assert few.customer_redemptions.sum() > 0
+    # popularity is every customer's, not the few's
+    np.testing.assert_array_equal(few.product_popularity, everyone.product_popularity)
+    assert list(few.product_map.ids) == list(everyone.product_map.ids)
+    pd.testing.assert_frame_equal(few.offer_history, everyone.offer_history)
+
+
 def test_lines_sum_a_product_scanned_twice_and_leave_out_returns_text_baskets_and_none():
     t = pd.Timestamp("2024-03-01 10:00")
     tx = pd.DataFrame(
@@ -92,8 +120,9 @@ def test_lines_sum_a_product_scanned_twice_and_leave_out_returns_text_baskets_an
         assert got.to_dict() == {1: 2, 2: 1}
 
 
+@pytest.mark.parametrize("rows_only", [False, True])
 @pytest.mark.parametrize("text_ids", [False, True])
-def test_positioned_pairs_are_the_pairs_at_their_map_positions_in_csr_order(ds, text_ids):
+def test_positioned_pairs_are_the_pairs_at_their_map_positions_in_csr_order(ds, text_ids, rows_only):
     import scipy.sparse as sp
 
     from recsys.cf.interactions import positioned_matrices
@@ -107,7 +136,7 @@ def test_positioned_pairs_are_the_pairs_at_their_map_positions_in_csr_order(ds, 
         customers, products = customers.astype(str), products.astype(str)
     with BasketLines.of(tx) as lines:
         plain = pd.DataFrame(lines.pairs(as_of))
-        got = lines.pairs(as_of, rows=customers, columns=products)
+        got = lines.pairs(as_of, rows=customers, columns=products, rows_only=rows_only)
     keys = [
         customers.get_indexer(plain["c"].astype(customers.dtype)),
         products.get_indexer(plain["p"].astype(products.dtype)),

@@ -31,6 +31,11 @@ from recsys.data.line_file import LineFile, LineView
 DAY_NS = 86_400 * 10**9
 
 
+def _recent(days: float) -> str:
+    """The condition on a line ``ts`` of being at most ``days`` old at the cut ``t.cut``."""
+    return f"t.cut - ts <= {days * DAY_NS!r}"
+
+
 def line_frame(transactions: pd.DataFrame | LineFile, *, discount: bool = False) -> pd.DataFrame | LineView:
     """The columns of ``transactions`` DuckDB reads (c, p, b, ts, amount, q, and with
     ``discount`` d), without copying them: moments as integer nanoseconds (exact; DuckDB's own
@@ -111,11 +116,14 @@ class BasketLines:
             raise raised from e
         return cls(db, "lines", len(frame))
 
-    def _sql(self, sql: str) -> str:
-        """``sql`` with ``{t}`` and ``{baskets}`` the lines and baskets this view sees from its start."""
+    def _sql(self, sql: str, within: str | None = None) -> str:
+        """``sql`` with ``{t}`` and ``{baskets}`` the lines and baskets this view sees from its
+        start (and, with ``within``, those of its rows that meet that condition)."""
         tables = {"t": self._table, "baskets": f"{self._table}_baskets"}
-        if self.start is not None:
-            tables = {k: f"(SELECT * FROM {v} WHERE ts >= {self.start})" for k, v in tables.items()}
+        conditions = [f"ts >= {self.start}"] * (self.start is not None) + [within] * (within is not None)
+        if conditions:
+            where = " AND ".join(conditions)
+            tables = {k: f"(SELECT * FROM {v} WHERE {where})" for k, v in tables.items()}
         return sql.format(**tables)
 
     def _cut(self, as_of) -> int:
@@ -124,12 +132,12 @@ class BasketLines:
             return 0 if last is None else last + 1
         return pd.Timestamp(as_of).value if self.end is None else min(pd.Timestamp(as_of).value, self.end)
 
-    def _query(self, sql: str, as_of, con=None) -> dict[str, np.ndarray]:
+    def _query(self, sql: str, as_of, con=None, within: str | None = None) -> dict[str, np.ndarray]:
         cut = self._cut(as_of)
         if con is not None:
-            return con.execute(self._sql(sql), [cut]).fetchnumpy()
+            return con.execute(self._sql(sql, within), [cut]).fetchnumpy()
         with self._db.use() as own:  # one connection: its queries run one at a time
-            return own.execute(self._sql(sql), [cut]).fetchnumpy()
+            return own.execute(self._sql(sql, within), [cut]).fetchnumpy()
 
     def pairs(
         self,
@@ -139,6 +147,7 @@ class BasketLines:
         recent_days: float = 56.0,
         rows: pd.Index | None = None,
         columns: pd.Index | None = None,
+        rows_only: bool = False,
     ) -> dict[str, np.ndarray]:
         """Per (customer, product) with lines strictly before ``as_of`` (None: every line):
         ``c``, ``p``, ``baskets`` (its lines), ``spend`` (each line's amount, at least 0),
@@ -149,10 +158,22 @@ class BasketLines:
         sql = (
             "SELECT c, p, count(*)::FLOAT AS baskets, sum(greatest(amount, 0))::FLOAT AS spend, "
             f"sum(pow(0.5, (t.cut - ts) / {half_life_days * DAY_NS!r}))::FLOAT AS decayed, "
-            f"count(*) FILTER (WHERE t.cut - ts <= {recent_days * DAY_NS!r})::FLOAT AS recent "
+            f"count(*) FILTER (WHERE {_recent(recent_days)})::FLOAT AS recent "
             "FROM {t}, (SELECT $1::BIGINT AS cut) t WHERE ts < t.cut GROUP BY c, p"
         )
-        return self._query(sql, as_of) if rows is None else self.positioned(sql, as_of, rows, columns)
+        if rows is None:
+            return self._query(sql, as_of)
+        return self.positioned(sql, as_of, rows, columns, rows_only=rows_only)
+
+    def recent_buyers(self, as_of=None, *, recent_days: float = 56.0) -> dict[str, np.ndarray]:
+        """Per product: ``p`` and ``buyers``, the distinct customers with a line strictly before
+        ``as_of`` and at most ``recent_days`` old (the customers whose :meth:`pairs` have
+        ``recent`` > 0), counted over every customer."""
+        sql = (
+            "SELECT p, count(DISTINCT c) AS buyers FROM {t}, (SELECT $1::BIGINT AS cut) t "
+            f"WHERE ts < t.cut AND {_recent(recent_days)} GROUP BY p"
+        )
+        return self._query(sql, as_of)
 
     def counts(
         self, as_of=None, *, rows: pd.Index | None = None, columns: pd.Index | None = None
@@ -186,33 +207,42 @@ class BasketLines:
         )
         return self._query(sql, None)
 
-    def positioned(self, sql: str, as_of, rows: pd.Index, columns: pd.Index) -> dict[str, np.ndarray]:
+    def positioned(
+        self, sql: str, as_of, rows: pd.Index, columns: pd.Index, *, rows_only: bool = False
+    ) -> dict[str, np.ndarray]:
         """The per-pair query ``sql`` (columns c, p, ...) with ``c`` and ``p`` the positions
         (int32) of its ids in ``rows`` and ``columns``, pairs of other ids left out, sorted by
         (c, p): a CSR matrix's entries in order. DuckDB joins and sorts them within its memory
-        limit, so no sort and no id lookup of millions of pairs runs in Python's memory."""
+        limit, so no sort and no id lookup of millions of pairs runs in Python's memory.
+
+        ``rows_only``: the lines of other customers are left out before ``sql`` sums them, not
+        after (the same result; faster when ``rows`` are a few of the customers, such as one
+        campaign's recipients, slower when they are most of them)."""
         keys = {"_rows": rows, "_columns": columns}
-        joins = " ".join(f"JOIN {name} ON {self._key(col, name, ids)}" for col, (name, ids) in zip("cp", keys.items()))
+        sides = {name: self._sides(col, ids) for col, (name, ids) in zip("cp", keys.items())}
+        joins = " ".join(f"JOIN {name} ON s.{column} = {name}.{id_}" for name, (column, id_) in sides.items())
         wrapped = (
             "SELECT _rows.pos AS c, _columns.pos AS p, s.* EXCLUDE (c, p) "
             f"FROM ({sql}) s {joins} ORDER BY _rows.pos, _columns.pos"
         )
         cut = self._cut(as_of)
+        column, id_ = sides["_rows"]
+        within = f"{column} IN (SELECT {id_} FROM _rows)" if rows_only else None
         with self._db.use() as con:
             for name, ids in keys.items():
                 con.register(name, pd.DataFrame({"id": ids.to_numpy(), "pos": np.arange(len(ids), dtype=np.int32)}))
             try:
-                return self._query(wrapped, cut, con)
+                return self._query(wrapped, cut, con, within=within)
             finally:
                 for name in keys:
                     con.unregister(name)
 
-    def _key(self, column: str, name: str, ids: pd.Index) -> str:
-        """The join of ``column`` to the ids registered as ``name``: as they are when both are
+    def _sides(self, column: str, ids: pd.Index) -> tuple[str, str]:
+        """``column`` and the registered ``id`` as they are compared: as they are when both are
         integers or neither is, as text otherwise (ids are kept as given)."""
         integer = self._types[column] in ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UBIGINT")
         same = integer == (ids.dtype.kind in "iu")
-        return f"s.{column} = {name}.id" if same else f"s.{column}::VARCHAR = {name}.id::VARCHAR"
+        return (column, "id") if same else (f"{column}::VARCHAR", "id::VARCHAR")
 
     def customer_baskets(self, as_of=None) -> dict[str, np.ndarray]:
         """Per customer with lines strictly before ``as_of``: ``c`` and ``baskets`` (distinct)."""

@@ -138,12 +138,13 @@ def evaluate_campaign(
     examples = redemption_examples(
         None, ds.offers, events, start, products=ds.products, cf_model=cf, lines=lines, **sampling
     )
-    snap = snapshot(None, start, products=ds.products, offer_events=events, product_map=cf.product_map_, lines=lines)
+    households = pd.Index(sorted(redeemed[C.CUSTOMER_ID].unique()))
+    known = {"products": ds.products, "offer_events": events, "product_map": cf.product_map_, "lines": lines}
+    snap = snapshot(None, start, customers=households, **known)  # the redeeming households' rows alone
     lines.release()
     model = RedemptionModel(random_state=seed).fit(examples)
     offers = ds.offers.set_index(C.OFFER_ID).loc[offer_ids].reset_index()
     catalog = prepare_catalog(snap, offers, ds.products, cf)
-    households = pd.Index(sorted(redeemed[C.CUSTOMER_ID].unique()))
     feats = affinity_features(snap, catalog, snap.customer_map.positions(households), cf_model=cf)
     scores = _ranker_scores(feats, model, (len(households), len(offers)), seed)
     relevant = redeemed.groupby(C.CUSTOMER_ID)[C.OFFER_ID].agg(set).reindex(households)

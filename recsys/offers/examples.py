@@ -119,6 +119,7 @@ def _campaign_features(usable, transactions, offers, offer_events, products, cf_
             offer_events=_until(offer_events, camp.sent_at),
             product_map=cf_model.product_map_ if cf_model is not None else None,
             lines=lines,
+            customers=recipients,  # their rows alone are read
         )
         catalog = prepare_catalog(snap, camp_offers, products, cf_model)
         r = recipients.get_indexer(pairs[C.CUSTOMER_ID])

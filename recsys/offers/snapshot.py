@@ -71,35 +71,37 @@ def snapshot(
     customer_map: IdMap | None = None,
     product_map: IdMap | None = None,
     lines: BasketLines | None = None,
+    customers: pd.Index | None = None,
 ) -> Snapshot:
     """Sparse customer x product state from transactions strictly before ``as_of``.
 
     ``lines`` is :func:`basket_lines` of ``transactions``, when the caller has it already
-    (``transactions`` may then be None: everything is read from the lines).
+    (``transactions`` may then be None: everything is read from the lines). ``customers``: the
+    rows of only these customers (those with a basket before ``as_of``), each row the same as in
+    the snapshot of everyone, and product popularity still over every customer: a past
+    campaign's recipients are a few of them.
     """
     as_of = pd.Timestamp(as_of)
     if lines is None:
         with basket_lines(before(transactions, as_of)) as own:
-            maps = {"customer_map": customer_map, "product_map": product_map}
+            maps = {"customer_map": customer_map, "product_map": product_map, "customers": customers}
             return snapshot(transactions, as_of, products=products, offer_events=offer_events, lines=own, **maps)
     baskets = lines.customer_baskets(as_of)
+    everyone = len(baskets["c"])
+    if customers is not None:
+        customer_map = IdMap.of(pd.Index(baskets["c"]).intersection(customers))
     customer_map = customer_map or IdMap.of(baskets["c"])
     if product_map is None:
         bought = pd.Series(lines.ids()[1]) if transactions is None else transactions[C.PRODUCT_ID]
         product_map = IdMap.of(bought if products is None else pd.concat([bought, products[C.PRODUCT_ID]]))
-    shape = (len(customer_map), len(product_map))
-    pairs = lines.pairs(
-        as_of, half_life_days=HALF_LIFE_DAYS, recent_days=RECENT_DAYS, rows=customer_map.ids, columns=product_map.ids
-    )
-    counts, spend, decayed = positioned_matrices(pairs, shape, ["baskets", "spend", "decayed"])
-    near = pairs["recent"] > 0
-    (recent,) = positioned_matrices({k: pairs[k][near] for k in ("c", "p", "recent")}, shape, ["recent"])
-    del pairs, near
-
+    counts, spend, decayed, recent = _sums(lines, as_of, customer_map, product_map, rows_only=customers is not None)
     categories, category_of = _categories(products, product_map)
     customer_baskets = _per_row(customer_map, baskets["c"], baskets["baskets"])
     redemptions, history = _offer_history(offer_events, as_of, customer_map)
-    popularity = np.asarray((recent > 0).sum(axis=0)).ravel() / max(len(customer_map), 1)
+    if customers is None:
+        popularity = np.asarray((recent > 0).sum(axis=0)).ravel() / max(len(customer_map), 1)
+    else:
+        popularity = _recent_popularity(lines, as_of, product_map, everyone)
     return Snapshot(
         as_of,
         customer_map,
@@ -116,6 +118,32 @@ def snapshot(
         history,
         np.asarray(counts.sum(axis=1)).ravel().astype(np.float32),
     )
+
+
+def _sums(lines: BasketLines, as_of, customer_map: IdMap, product_map: IdMap, rows_only: bool) -> list:
+    """The counts, spend, decayed and recent matrices of the customers and products of the maps."""
+    shape = (len(customer_map), len(product_map))
+    pairs = lines.pairs(
+        as_of,
+        half_life_days=HALF_LIFE_DAYS,
+        recent_days=RECENT_DAYS,
+        rows=customer_map.ids,
+        columns=product_map.ids,
+        rows_only=rows_only,
+    )
+    sums = positioned_matrices(pairs, shape, ["baskets", "spend", "decayed"])
+    near = pairs["recent"] > 0
+    return [*sums, *positioned_matrices({k: pairs[k][near] for k in ("c", "p", "recent")}, shape, ["recent"])]
+
+
+def _recent_popularity(lines: BasketLines, as_of: pd.Timestamp, product_map: IdMap, customers: int) -> np.ndarray:
+    """Each product's share of the ``customers`` buying it in the last RECENT_DAYS: the
+    popularity of a snapshot of everyone, from a count of buyers instead of its rows."""
+    buyers = lines.recent_buyers(as_of, recent_days=RECENT_DAYS)
+    counts = np.zeros(len(product_map), np.int64)
+    at = product_map.positions(buyers["p"])
+    counts[at[at >= 0]] = buyers["buyers"][at >= 0]
+    return counts / max(customers, 1)
 
 
 def _per_row(id_map: IdMap, ids: np.ndarray, values: np.ndarray) -> np.ndarray:
