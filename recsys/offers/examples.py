@@ -178,10 +178,14 @@ def _pair_features(snap, catalog, recipients: pd.Index, r, o, cf_model, out: np.
 
 def _by_time(offer_events: pd.DataFrame) -> pd.DataFrame:
     """The events a campaign's examples read, sorted by time, with ``_campaign``: the key
-    :func:`past_campaigns` gives campaigns (the campaign id as text; None without campaign ids)."""
+    :func:`past_campaigns` gives campaigns (the campaign id as text; None without campaign ids).
+    The event and the key are categories: every campaign compares its key and every snapshot
+    counts the events per offer and kind, over all events before it (56 million at a hundred
+    times The Complete Journey), which codes make about twice as fast as text."""
     ev = offer_events[[C.CUSTOMER_ID, C.OFFER_ID, C.EVENT, C.TIMESTAMP]].copy()
+    ev[C.EVENT] = ev[C.EVENT].astype("category")
     by_id = C.CAMPAIGN_ID in offer_events and offer_events[C.CAMPAIGN_ID].notna().all()
-    ev["_campaign"] = offer_events[C.CAMPAIGN_ID].astype("string") if by_id else None
+    ev["_campaign"] = offer_events[C.CAMPAIGN_ID].astype("string").astype("category") if by_id else None
     return ev.sort_values(C.TIMESTAMP, kind="stable").reset_index(drop=True)
 
 
