@@ -66,6 +66,24 @@ def test_customers_with_later_history_are_scored_from_it(offer_ranker):
     assert not warm["cold_start"].any() and kept.scores.blocks_done == 0
 
 
+def test_later_history_changes_the_customers_features_not_the_offers_popularity_or_redemption_rate(offer_ranker):
+    """Regression: a customer's later purchases were made into a snapshot of that customer alone
+    and the catalog prepared again from it, so the offers' product popularity was the share of
+    that one customer buying each product and their redemption rate that of no event at all."""
+    ds, ranker, catalog, _ = offer_ranker
+    known = ranker.snapshot_.customer_map.ids[5]
+    hist = ds.transactions[ds.transactions[C.CUSTOMER_ID] == known].assign(**{C.CUSTOMER_ID: "late-joiner"})
+    prepared = ranker.prepare(catalog)
+    feats, _, cold = ranker.score(pd.Index(["late-joiner"]), prepared, history=hist)
+    own, _, _ = ranker.score(pd.Index([known]), prepared)
+    assert not cold.any() and feats["hist_count"].sum() > 0
+    for name in ("product_popularity", "offer_redemption_rate", "offer_products"):
+        np.testing.assert_array_equal(feats[name][0], getattr(prepared.catalog, name), err_msg=name)
+        np.testing.assert_array_equal(feats[name][0], own[name][0], err_msg=name)
+    popularity = prepared.catalog.product_popularity
+    assert ((popularity > 0) & (popularity < 1)).any()  # shares of every customer, not of one
+
+
 def test_table_rows_and_the_shared_cold_row():
     calls = []
 

@@ -33,7 +33,6 @@ from recsys.customers import default_as_of
 from recsys.data.lines import BasketLines
 from recsys.data.windows import before
 from recsys.errors import InvalidRequestError
-from recsys.offers.catalog import prepare_catalog
 from recsys.offers.eligibility import EligibilityRules, EventArrays, eligibility
 from recsys.offers.examples import MAX_EXAMPLES, redemption_examples
 from recsys.offers.features import affinity_features
@@ -216,10 +215,10 @@ class OfferRanker(BaseEstimator):
                     for c in ids
                 ]
             )
-            catalog = prepare_catalog(snap, prepared.catalog.offers, self.products_, self.cf_model_)
-        else:
-            catalog = prepared.catalog
-        feats = affinity_features(snap, catalog, rows, cf_model=self.cf_model_, user_vectors=user_vectors)
+        # The catalog stays the one prepared against the model's snapshot (the history's has the
+        # same products and categories): the offers' popularity and redemption rate are over
+        # every customer and event, not over this history.
+        feats = affinity_features(snap, prepared.catalog, rows, cf_model=self.cf_model_, user_vectors=user_vectors)
         p = self.redemption_model_.predict_pairs(feats)
         return feats, p, rows < 0
 
