@@ -92,6 +92,8 @@ def test_a_snapshot_of_some_customers_holds_their_rows_of_the_snapshot_of_everyo
     np.testing.assert_array_equal(few.product_popularity, everyone.product_popularity)
     assert list(few.product_map.ids) == list(everyone.product_map.ids)
     pd.testing.assert_frame_equal(few.offer_history, everyone.offer_history)
+    with pytest.raises(ValueError, match="not both"):
+        snapshot(tx, as_of, customers=some, customer_map=everyone.customer_map)
 
 
 def test_lines_sum_a_product_scanned_twice_and_leave_out_returns_text_baskets_and_none():

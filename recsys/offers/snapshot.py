@@ -82,6 +82,8 @@ def snapshot(
     campaign's recipients are a few of them.
     """
     as_of = pd.Timestamp(as_of)
+    if customers is not None and customer_map is not None:
+        raise ValueError("snapshot takes customers or a customer_map, not both")
     if lines is None:
         with basket_lines(before(transactions, as_of)) as own:
             maps = {"customer_map": customer_map, "product_map": product_map, "customers": customers}
