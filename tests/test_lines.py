@@ -257,6 +257,38 @@ def test_prices_are_the_mean_amount_of_a_purchased_line_and_a_since_view_starts_
         assert window.since(cut - pd.Timedelta(days=9)).first() == window.first()  # a view's start holds
 
 
+def _plain_recent_buyers(tx: pd.DataFrame, start, cut, days: float) -> dict:
+    bought = tx[(tx[C.QUANTITY] > 0) & (tx[C.TIMESTAMP] < cut) & (tx[C.TIMESTAMP] >= start)]
+    bought = bought.groupby([C.CUSTOMER_ID, C.PRODUCT_ID, C.BASKET_ID])[C.TIMESTAMP].min().reset_index()
+    recent = bought[(cut - bought[C.TIMESTAMP]) <= pd.Timedelta(days=days)]
+    return recent.groupby(C.PRODUCT_ID)[C.CUSTOMER_ID].nunique().to_dict()
+
+
+@pytest.mark.parametrize("on_disk", [False, True])
+def test_recent_buyers_are_counted_once_per_start_and_cut_for_the_lines_and_all_their_views(ds, monkeypatch, on_disk):
+    monkeypatch.setattr(duck_module, "ON_DISK_FROM", 0 if on_disk else 10**9)
+    tx = ds.transactions
+    start, cut, end = (tx[C.TIMESTAMP].quantile(q).floor("D") for q in (0.2, 0.6, 0.8))
+    first = tx[C.TIMESTAMP].min()
+    with BasketLines.of(tx) as lines:
+        got = lines.recent_buyers(cut, recent_days=30)
+        assert dict(zip(got["p"].tolist(), got["buyers"].tolist())) == _plain_recent_buyers(tx, first, cut, 30)
+        # a view ending later, or ending at the cut, sees the same lines before it: the count kept
+        assert lines.before(end).recent_buyers(cut, recent_days=30) is got
+        assert lines.before(cut).recent_buyers(end, recent_days=30) is got
+        with pytest.raises(ValueError, match="read-only"):
+            got["buyers"][0] = 0
+        # another cut, another window, another start: each its own count
+        for view, at, days, since in (
+            (lines, end, 30, first),
+            (lines, cut, 10, first),
+            (lines.since(start), cut, 30, start),
+        ):
+            other = view.recent_buyers(at, recent_days=days)
+            assert other is not got
+            assert dict(zip(other["p"].tolist(), other["buyers"].tolist())) == _plain_recent_buyers(tx, since, at, days)
+
+
 def test_released_lines_on_disk_free_their_connection_and_reopen_at_the_next_query(ds, monkeypatch, tmp_path):
     monkeypatch.setattr(duck_module, "ON_DISK_FROM", 0)
     monkeypatch.setenv("RECSYS_DUCKDB_TEMP", str(tmp_path))

@@ -70,6 +70,7 @@ class BasketLines:
         self.end: int | None = None  # lines from this moment on are not seen; None: all are
         with db.use() as con:  # each column's type, read once: the id columns' decide how positions are joined
             self._types = {row[0]: row[1] for row in con.execute(f"DESCRIBE {table}").fetchall()}
+        self._buyers: dict = {}  # recent_buyers per (start, cut, days): shared by the views (lines never change)
         self._cleanup = weakref.finalize(self, db.drop, table)
 
     def before(self, as_of) -> BasketLines:
@@ -168,12 +169,22 @@ class BasketLines:
     def recent_buyers(self, as_of=None, *, recent_days: float = 56.0) -> dict[str, np.ndarray]:
         """Per product: ``p`` and ``buyers``, the distinct customers with a line strictly before
         ``as_of`` and at most ``recent_days`` old (the customers whose :meth:`pairs` have
-        ``recent`` > 0), counted over every customer."""
-        sql = (
-            "SELECT p, count(DISTINCT c) AS buyers FROM {t}, (SELECT $1::BIGINT AS cut) t "
-            f"WHERE ts < t.cut AND {_recent(recent_days)} GROUP BY p"
-        )
-        return self._query(sql, as_of)
+        ``recent`` > 0), counted over every customer.
+
+        Kept per start, cut and ``recent_days`` for these lines and all their views, read-only: a
+        training asks for the same past campaigns' cuts in each pass of redemption examples
+        (the ranker's, and each evaluated campaign's), and each count reads every recent line."""
+        key = (self.start, self._cut(as_of), float(recent_days))
+        if key not in self._buyers:
+            sql = (
+                "SELECT p, count(DISTINCT c) AS buyers FROM {t}, (SELECT $1::BIGINT AS cut) t "
+                f"WHERE ts < t.cut AND {_recent(recent_days)} GROUP BY p"
+            )
+            found = self._query(sql, as_of)
+            for column in found.values():
+                column.setflags(write=False)
+            self._buyers[key] = found
+        return self._buyers[key]
 
     def counts(
         self, as_of=None, *, rows: pd.Index | None = None, columns: pd.Index | None = None
