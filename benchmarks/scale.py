@@ -8,8 +8,11 @@ synthetic generator's data with N customers instead.
 
 Each size trains in a fresh process (``recsys train``, default options, its own tracking store
 under the work directory) while a sampler reads the resident memory of the process and its
-children every 0.2 s; the peak is their sum. Per stage: wall time and the peak within the stage
-(from the nested MLflow runs' start and end). Then ``recsys serve`` (gunicorn, 2 workers) starts
+children every 0.2 s; the peak is their sum. The CPU time is the training process's and its
+children's, user and system, from the kernel's accounting when it exits; CPU time over wall
+time is how many of the machine's cores the training kept busy on average. Per stage: wall
+time, the peak and the CPU time within the stage (from the nested MLflow runs' start and end;
+the CPU time from the same samples). Then ``recsys serve`` (gunicorn, 2 workers) starts
 on the registered version: seconds until ``/readyz`` answers, and each worker's RSS and PSS
 (proportional set size: shared pages split between the processes that share them).
 
@@ -25,6 +28,7 @@ import argparse
 import contextlib
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -85,7 +89,8 @@ def synthetic(dest: Path, customers: int) -> Path:
 
 
 class Sampler(threading.Thread):
-    """Resident memory of a process and its children, summed, every ``every`` seconds."""
+    """Resident memory and CPU time (user and system seconds) of a process and its children,
+    summed, every ``every`` seconds."""
 
     def __init__(self, pid: int, every: float = 0.2):
         super().__init__(daemon=True)
@@ -95,17 +100,25 @@ class Sampler(threading.Thread):
         while not self.stop.is_set():
             try:
                 procs = [self.proc, *self.proc.children(recursive=True)]
-                rss = 0
+                rss = cpu = 0
                 for p in procs:
                     with contextlib.suppress(psutil.Error):
                         rss += p.memory_info().rss
-                self.samples.append((time.time(), rss))
+                        times = p.cpu_times()
+                        cpu += times.user + times.system
+                self.samples.append((time.time(), rss, cpu))
             except psutil.Error:
                 return
             self.stop.wait(self.every)
 
     def peak(self, start: float = 0.0, end: float = float("inf")) -> int:
-        return max((rss for t, rss in self.samples if start <= t <= end), default=0)
+        return max((rss for t, rss, _ in self.samples if start <= t <= end), default=0)
+
+    def cpu(self, start: float, end: float) -> float:
+        """CPU seconds between the last samples at or before ``start`` and ``end``."""
+        at = [cpu for t, _, cpu in self.samples if t <= start] or [0.0]
+        upto = [cpu for t, _, cpu in self.samples if t <= end] or [0.0]
+        return upto[-1] - at[-1]
 
 
 def _env(work: Path) -> dict:
@@ -124,14 +137,15 @@ def train(data: Path, work: Path, extra: list[str]) -> dict:
     work.mkdir(parents=True)
     env = _env(work)
     command = [str(BIN / "recsys"), "train", "--data", str(data), "--events", "", *extra]
-    t0 = time.time()
+    t0, before = time.time(), resource.getrusage(resource.RUSAGE_CHILDREN)
     with open(work / "train.log", "w") as log:
         proc = subprocess.Popen(command, cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
         sampler = Sampler(proc.pid)
         sampler.start()
         code = proc.wait()
     sampler.stop.set()
-    wall = time.time() - t0
+    wall, after = time.time() - t0, resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)  # the process tree's, at its exit
     if code not in (0, 3):  # 3: trained and registered, the quality gate refused promotion
         # how far it got: each stage begun, its time and peak (a stage still running when the
         # process died, of the kernel's out-of-memory killer say, has no time)
@@ -144,7 +158,7 @@ def train(data: Path, work: Path, extra: list[str]) -> dict:
             f"recsys train on {data} exited {code} after {wall:.0f} s, peak {sampler.peak() / GIB:.2f} GiB; "
             f"stages: {json.dumps(reached)}\n" + "\n".join(tail)
         )
-    return {"wall": wall, "peak": sampler.peak(), "exit": code, **_runs(work, sampler)}
+    return {"wall": wall, "peak": sampler.peak(), "cpu": cpu, "exit": code, **_runs(work, sampler)}
 
 
 def _stages(work: Path, sampler: Sampler) -> dict:
@@ -157,7 +171,11 @@ def _stages(work: Path, sampler: Sampler) -> dict:
         name = run.info.run_name
         if name in STAGES:
             start, end = run.info.start_time / 1e3, (run.info.end_time or time.time() * 1e3) / 1e3
-            stages[name] = {"seconds": run.data.metrics.get("seconds", 0.0), "peak": sampler.peak(start, end)}
+            stages[name] = {
+                "seconds": run.data.metrics.get("seconds", 0.0),
+                "peak": sampler.peak(start, end),
+                "cpu": sampler.cpu(start, end),
+            }
     return stages
 
 
@@ -222,6 +240,14 @@ def serve(work: Path, version: str) -> dict:
         proc.wait(timeout=60)
 
 
+def _stage(result: dict, name: str) -> str:
+    """A stage's wall seconds, peak GiB and CPU seconds."""
+    if name not in result["stages"]:
+        return "-"
+    s = result["stages"][name]
+    return f"{s['seconds']:.0f} / {s['peak'] / GIB:.2f} / {s['cpu']:.0f}"
+
+
 def _mb(n: float) -> str:
     return f"{n / 1e6:,.0f} MB"
 
@@ -229,18 +255,15 @@ def _mb(n: float) -> str:
 def report(results: dict) -> None:
     sizes = list(results)
     print()
-    header = f"{'':34}" + "".join(f"{s:>16}" for s in sizes)
+    header = f"{'':34}" + "".join(f"{s:>22}" for s in sizes)
     print(header)
-    rows = [("wall time", lambda r: f"{r['wall']:.0f} s"), ("peak RSS", lambda r: f"{r['peak'] / GIB:.2f} GiB")]
+    rows = [
+        ("wall time", lambda r: f"{r['wall']:.0f} s"),
+        ("peak RSS", lambda r: f"{r['peak'] / GIB:.2f} GiB"),
+        ("CPU time (cores busy)", lambda r: f"{r['cpu']:.0f} s ({r['cpu'] / r['wall']:.2f})"),
+    ]
     for stage in STAGES:
-        rows.append(
-            (
-                f"  {stage} (s / peak GiB)",
-                lambda r, s=stage: (
-                    f"{r['stages'][s]['seconds']:.0f} / {r['stages'][s]['peak'] / GIB:.2f}" if s in r["stages"] else "-"
-                ),
-            )
-        )
+        rows.append((f"  {stage} (s / GiB / CPU s)", lambda r, s=stage: _stage(r, s)))
     rows += [
         ("bundle", lambda r: _mb(r["bundle_bytes"])),
         ("service ready", lambda r: f"{r['serve']['ready']:.1f} s" if r.get("serve") else "-"),
@@ -252,12 +275,13 @@ def report(results: dict) -> None:
         ),
     ]
     for label, fn in rows:
-        print(f"{label:34}" + "".join(f"{fn(results[s]):>16}" for s in sizes))
+        print(f"{label:34}" + "".join(f"{fn(results[s]):>22}" for s in sizes))
     base = sizes[0]
     for s in sizes[1:]:
         r, b = results[s], results[base]
         print(
-            f"{s} / {base}: wall {r['wall'] / b['wall']:.1f}x, peak RSS {r['peak'] / b['peak']:.1f}x, "
+            f"{s} / {base}: wall {r['wall'] / b['wall']:.1f}x, CPU {r['cpu'] / b['cpu']:.1f}x, "
+            f"peak RSS {r['peak'] / b['peak']:.1f}x, "
             f"bundle {r['bundle_bytes'] / b['bundle_bytes']:.1f}x"
         )
     for s in sizes:
