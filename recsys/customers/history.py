@@ -30,8 +30,7 @@ import pandas as pd
 
 from recsys import constants as C
 from recsys.data.duck import reduce
-from recsys.data.line_file import customer_dtype
-from recsys.data.lines import line_frame
+from recsys.data.line_file import customer_dtype, line_frame
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ pandas frame, before any copy validation or a reduction makes. The training's lo
 therefore validates a Parquet source's lines a batch at a time (``recsys.data.batches``) and
 writes each validated batch here, one Parquet file in canonical types. Every later reader
 reduces the file in DuckDB, which reads Parquet as it reads a frame, with the same SQL
-(``recsys.data.lines.line_frame`` gives the file's lines under the names the reductions read):
+(:func:`line_frame` gives the file's lines, or a frame's, under the names the reductions read):
 the basket lines, the purchase history, the buyers before a date, the lines of a few customers.
 What the stages ask of the lines besides (their first and last moments, their customers, the
 dataset's fingerprint) is computed as the batches are written and kept here.
@@ -189,3 +189,27 @@ class LineFileWriter:
         if self._writer is not None:
             self._writer.close()
         self.path.unlink(missing_ok=True)
+
+
+def line_frame(transactions: pd.DataFrame | LineFile, *, discount: bool = False) -> pd.DataFrame | LineView:
+    """The columns of ``transactions`` DuckDB reads (c, p, b, ts, amount, q, and with
+    ``discount`` d), without copying them: moments as integer nanoseconds (exact; DuckDB's own
+    timestamps hold microseconds), the basket id or, without one, the moment; of a LineFile, a view."""
+    if isinstance(transactions, LineFile):
+        return transactions.view(discount=discount)
+    ts = transactions[C.TIMESTAMP].to_numpy().astype("datetime64[ns]", copy=False).view("i8")
+    basket = transactions[C.BASKET_ID].to_numpy() if C.BASKET_ID in transactions else ts
+    columns = {
+        "c": transactions[C.CUSTOMER_ID].to_numpy(),
+        "b": basket,
+        "ts": ts,
+    }
+    if C.PRODUCT_ID in transactions:  # baskets alone need none (BG/NBD reads visits)
+        columns["p"] = transactions[C.PRODUCT_ID].to_numpy()
+    if C.AMOUNT in transactions:  # counts alone need none (collaborative filtering reads no amounts)
+        columns["amount"] = transactions[C.AMOUNT].to_numpy(np.float64)
+    if C.QUANTITY in transactions:
+        columns["q"] = transactions[C.QUANTITY].to_numpy()
+    if discount and C.DISCOUNT in transactions:
+        columns["d"] = transactions[C.DISCOUNT].to_numpy(np.float64)
+    return pd.DataFrame(columns, copy=False)

@@ -26,7 +26,7 @@ from recsys import constants as C
 from recsys.data import duck
 from recsys.data.duck import DuckSettings, connect, memory_connection, out_of_memory
 from recsys.data.line_db import DATABASE, LineDatabase
-from recsys.data.line_file import LineFile, LineView
+from recsys.data.line_file import LineFile, line_frame
 
 DAY_NS = 86_400 * 10**9
 
@@ -34,30 +34,6 @@ DAY_NS = 86_400 * 10**9
 def _recent(days: float) -> str:
     """The condition on a line ``ts`` of being at most ``days`` old at the cut ``t.cut``."""
     return f"t.cut - ts <= {days * DAY_NS!r}"
-
-
-def line_frame(transactions: pd.DataFrame | LineFile, *, discount: bool = False) -> pd.DataFrame | LineView:
-    """The columns of ``transactions`` DuckDB reads (c, p, b, ts, amount, q, and with
-    ``discount`` d), without copying them: moments as integer nanoseconds (exact; DuckDB's own
-    timestamps hold microseconds), the basket id or, without one, the moment; of a LineFile, a view."""
-    if isinstance(transactions, LineFile):
-        return transactions.view(discount=discount)
-    ts = transactions[C.TIMESTAMP].to_numpy().astype("datetime64[ns]", copy=False).view("i8")
-    basket = transactions[C.BASKET_ID].to_numpy() if C.BASKET_ID in transactions else ts
-    columns = {
-        "c": transactions[C.CUSTOMER_ID].to_numpy(),
-        "b": basket,
-        "ts": ts,
-    }
-    if C.PRODUCT_ID in transactions:  # baskets alone need none (BG/NBD reads visits)
-        columns["p"] = transactions[C.PRODUCT_ID].to_numpy()
-    if C.AMOUNT in transactions:  # counts alone need none (collaborative filtering reads no amounts)
-        columns["amount"] = transactions[C.AMOUNT].to_numpy(np.float64)
-    if C.QUANTITY in transactions:
-        columns["q"] = transactions[C.QUANTITY].to_numpy()
-    if discount and C.DISCOUNT in transactions:
-        columns["d"] = transactions[C.DISCOUNT].to_numpy(np.float64)
-    return pd.DataFrame(columns, copy=False)
 
 
 class BasketLines:
