@@ -156,7 +156,7 @@ class BasketLines:
                 "SELECT p, count(DISTINCT c) AS buyers FROM {t}, (SELECT $1::BIGINT AS cut) t "
                 f"WHERE ts < t.cut AND {_recent(recent_days)} GROUP BY p"
             )
-            found = self._query(sql, as_of)
+            found = self._query(sql, key[1])  # the cut, found once (without as_of, by a query)
             for column in found.values():
                 column.setflags(write=False)
             self._buyers[key] = found
