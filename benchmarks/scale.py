@@ -64,6 +64,8 @@ class Sampler(threading.Thread):
                         rss += p.memory_info().rss
                         times = p.cpu_times()
                         cpu += times.user + times.system
+                        if p is self.proc:  # children that ended and were waited for: their CPU stays counted
+                            cpu += times.children_user + times.children_system
                 self.samples.append((time.time(), rss, cpu))
             except psutil.Error:
                 return
